@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m bench``) and data set generators."""

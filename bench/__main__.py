@@ -1,0 +1,21 @@
+"""``python -m bench <insert|search> ...``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import insert, search
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    insert.add_parser(sub)
+    search.add_parser(sub)
+    args = parser.parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,691 @@
+"""MilvusClient-compatible facade: argument names, defaults and return shapes of pymilvus's
+``MilvusClient``, over an embedded data directory. Behaviour and errors are decided in the
+engine modules; this file checks arguments, takes the lock and translates.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+import threading
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from .allocator import DeviceAllocator
+from .catalog import DataDir
+from .collection import DEFAULT_PARTITION, Collection
+from .columns import Batch, to_batch
+from .device import resolve_device
+from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
+                     IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
+                     PartitionNotFound, PartitionNotLoaded)
+from .expr import compile_filter
+from .index import IndexParams, IndexSpec
+from .loader import Loader, LoadState, Resident
+from .resident import loaded_names
+from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
+from . import search as _search
+from .storage.wal import Kind
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+DEFAULT_SEAL_BYTES = 256 << 20
+MAX_NQ = 16384
+
+
+class MilvusClient:
+    """``MilvusClient(uri="./data", *, device="auto", memory_limit=None)``.
+
+    ``uri`` is a data directory (created if missing). ``device`` is ``"auto"``, ``"cpu"`` or
+    ``"cuda:N"``; ``memory_limit`` caps the bytes the device allocator hands out.
+    """
+
+    def __init__(self, uri: str = "./data", user: str = "", password: str = "",
+                 db_name: str = "", token: str = "", timeout: float | None = None, *,
+                 device: str = "auto", memory_limit: int | None = None,
+                 segment_max_bytes: int = DEFAULT_SEAL_BYTES, **kwargs: Any) -> None:
+        if str(uri).startswith(("http://", "https://", "tcp://", "grpc://")):
+            raise ParamError(
+                f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
+                "(e.g. uri='./data'). To serve one over the network run "
+                "`python -m engine serve --data ./data` and connect with pymilvus")
+        self._lock = threading.RLock()
+        self.device = resolve_device(device)
+        self._dir = DataDir(uri)
+        self.allocator = DeviceAllocator(self.device, memory_limit)
+        self._loader = Loader(self.allocator, self._lock)
+        self._seal_bytes = int(segment_max_bytes)
+        self._colls: dict[str, Collection] = {}
+        self._resident: dict[str, Resident] = {}
+        self._closed = False
+        for name in self._dir.names():
+            self._colls[name] = Collection(self._dir.collection_path(name),
+                                           _read_manifest(self._dir.collection_path(name)),
+                                           self._seal_bytes)
+        for name, coll in self._colls.items():  # restore persisted load intent (rule 9)
+            intent = coll.manifest["load"]
+            if intent["loaded"]:
+                self._start_load(coll, intent["load_fields"], intent["skip_dynamic"],
+                                 intent.get("partitions"), _async=True)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _coll(self, name: str) -> Collection:
+        if self._closed:
+            raise MilvusException("client is closed: create a new MilvusClient")
+        if not isinstance(name, str):
+            raise ParamError(f"collection_name must be a string, got {type(name).__name__}")
+        coll = self._colls.get(name)
+        if coll is None:
+            raise CollectionNotFound(name)
+        return coll
+
+    def _loaded(self, name: str) -> Resident:
+        coll = self._coll(name)
+        res = self._resident.get(name)
+        if res is None or res.state != LoadState.Loaded:
+            raise CollectionNotLoaded(coll.name)
+        return res
+
+    def _partition(self, coll: Collection, name: str | None) -> str:
+        part = name or DEFAULT_PARTITION
+        if part not in coll.partitions:
+            raise PartitionNotFound(part)
+        return part
+
+    def _searched_partitions(self, res: Resident, names: list[str] | None) -> set[str]:
+        if not names:
+            return set(res.partitions)
+        if isinstance(names, str):
+            names = [names]
+        for p in names:
+            if p not in res.collection.partitions:
+                raise PartitionNotFound(p)
+            if p not in res.partitions:
+                raise PartitionNotLoaded(p)
+        return set(names)
+
+    # -- schema and collections ---------------------------------------------------------
+    @staticmethod
+    def create_schema(auto_id: bool = False, enable_dynamic_field: bool = False,
+                      **kwargs: Any) -> CollectionSchema:
+        return CollectionSchema(auto_id=auto_id, enable_dynamic_field=enable_dynamic_field,
+                                description=kwargs.get("description", ""))
+
+    @staticmethod
+    def prepare_index_params(field_name: str = "", **kwargs: Any) -> IndexParams:
+        params = IndexParams()
+        if field_name:
+            params.add_index(field_name, **kwargs)
+        return params
+
+    def create_collection(self, collection_name: str, dimension: int | None = None,
+                          primary_field_name: str = "id", id_type: str = "int",
+                          vector_field_name: str = "vector", metric_type: str = "COSINE",
+                          auto_id: bool = False, timeout: float | None = None,
+                          schema: CollectionSchema | None = None,
+                          index_params: IndexParams | None = None, **kwargs: Any) -> None:
+        if not isinstance(collection_name, str) or not _NAME.match(collection_name):
+            raise ParamError(f"collection name {collection_name!r} is invalid; use a letter or "
+                             "'_' followed by letters, digits or '_'")
+        quick = schema is None
+        if quick:
+            if dimension is None:
+                raise ParamError("create_collection needs dimension= (quick form) or schema=")
+            schema = CollectionSchema(auto_id=auto_id, enable_dynamic_field=kwargs.get(
+                "enable_dynamic_field", True))
+            if str(id_type).lower() in ("int", "int64"):
+                schema.add_field(primary_field_name, DataType.INT64, is_primary=True)
+            elif str(id_type).lower() in ("str", "string", "varchar"):
+                schema.add_field(primary_field_name, DataType.VARCHAR, is_primary=True,
+                                 max_length=int(kwargs.get("max_length", 65535)))
+            else:
+                raise ParamError(f"id_type {id_type!r} is invalid; use 'int' or 'string'")
+            schema.add_field(vector_field_name, DataType.FLOAT_VECTOR, dim=int(dimension))
+            index_params = IndexParams()
+            index_params.add_index(vector_field_name, "AUTOINDEX", metric_type=metric_type)
+        elif not isinstance(schema, CollectionSchema):
+            raise ParamError("schema must come from MilvusClient.create_schema()")
+        schema.validate()
+        specs = self._checked_specs(schema, index_params or [])
+        with self._lock:
+            if collection_name in self._colls:
+                existing = self._colls[collection_name]
+                if existing.schema == schema:
+                    return
+                raise ParamError(f"create duplicate collection with different parameters, "
+                                 f"collection: {collection_name}: drop it first or pick "
+                                 "another name")
+            path = self._dir.collection_path(collection_name)
+            coll = Collection.create(path, collection_name, schema, self._seal_bytes)
+            coll.manifest["indexes"] = [s.to_dict() for s in specs]
+            coll.save_manifest()
+            self._colls[collection_name] = coll
+        if quick or index_params is not None:
+            self.load_collection(collection_name)
+
+    def _checked_specs(self, schema: CollectionSchema, index_params: Any) -> list[IndexSpec]:
+        specs = []
+        for spec in index_params:
+            f = schema.field(spec.field_name)
+            if f is None:
+                raise FieldNotFound(spec.field_name, "index params")
+            specs.append(spec.checked_for(f.is_vector))
+        return specs
+
+    def drop_collection(self, collection_name: str, timeout: float | None = None,
+                        **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._colls.get(collection_name)
+            if coll is None:
+                return  # Milvus: dropping a missing collection succeeds
+            self._release(collection_name)
+            coll.close()
+            del self._colls[collection_name]
+            self._dir.remove(collection_name)
+
+    def has_collection(self, collection_name: str, timeout: float | None = None,
+                       **kwargs: Any) -> bool:
+        return collection_name in self._colls
+
+    def list_collections(self, **kwargs: Any) -> list[str]:
+        return sorted(self._colls)
+
+    def describe_collection(self, collection_name: str, timeout: float | None = None,
+                            **kwargs: Any) -> dict:
+        coll = self._coll(collection_name)
+        s = coll.schema
+        return {"collection_name": coll.name, "auto_id": s.auto_id, "num_shards": 1,
+                "description": s.description,
+                "fields": [f.describe(100 + i) for i, f in enumerate(s.fields)],
+                "functions": [], "aliases": [], "collection_id": zlib.crc32(coll.name.encode()),
+                "consistency_level": 0, "properties": {},
+                "num_partitions": len(coll.partitions),
+                "enable_dynamic_field": s.enable_dynamic_field}
+
+    def get_collection_stats(self, collection_name: str, timeout: float | None = None,
+                             **kwargs: Any) -> dict:
+        with self._lock:
+            return {"row_count": self._coll(collection_name).row_count()}
+
+    # -- writes ---------------------------------------------------------------------------
+    def insert(self, collection_name: str, data: Any, timeout: float | None = None,
+               partition_name: str | None = "", **kwargs: Any) -> dict:
+        ids = self._write(collection_name, data, partition_name, Kind.INSERT)
+        return {"insert_count": len(ids), "ids": ids}
+
+    def upsert(self, collection_name: str, data: Any, timeout: float | None = None,
+               partition_name: str | None = "", **kwargs: Any) -> dict:
+        ids = self._write(collection_name, data, partition_name, Kind.UPSERT)
+        return {"upsert_count": len(ids), "ids": ids}
+
+    def _write(self, name: str, data: Any, partition_name: str | None, kind: Kind) -> list:
+        with self._lock:
+            coll = self._coll(name)
+            part = self._partition(coll, partition_name)
+            batch = to_batch(coll.schema, data, auto_id_base=coll.next_seq() << 32,
+                             keys_given=kind == Kind.UPSERT)
+            if batch.num_rows == 0:
+                return []
+            coll.write(kind, part, batch)
+            pk = batch.cols[coll.pk.name]
+            return pk.tolist() if isinstance(pk, torch.Tensor) else pk.to_pylist()
+
+    def delete(self, collection_name: str, ids: Any = None, timeout: float | None = None,
+               filter: str | None = None, partition_name: str | None = None,
+               **kwargs: Any) -> dict:
+        ids = kwargs.pop("pks", ids)
+        if ids is not None and filter:
+            raise ParamError("delete takes ids or filter, not both")
+        if ids is None and not filter:
+            raise ParamError("delete needs ids=[...] or filter='...'")
+        with self._lock:
+            coll = self._coll(collection_name)
+            if ids is not None:
+                keys = self._keys(coll, ids)
+            else:
+                res = self._loaded(collection_name)
+                flt = compile_filter(filter, coll.schema, set(res.fields))
+                parts = {self._partition(coll, partition_name)} if partition_name else None
+                segs = res.all_segments(parts)
+                spec = _search.OutputSpec((coll.pk.name,), (), False)
+                rows = _search.query(res, segs, flt, spec, None, None, 0)
+                keys = self._keys(coll, [r[coll.pk.name] for r in rows])
+            if len(keys) == 0:
+                return {"delete_count": 0}
+            n = coll.write(Kind.DELETE, DEFAULT_PARTITION, Batch(len(keys), {"pk": keys}))
+            return {"delete_count": n}
+
+    def _keys(self, coll: Collection, ids: Any) -> Any:
+        if isinstance(ids, (int, str, np.integer)):
+            ids = [ids]
+        if isinstance(ids, (np.ndarray, torch.Tensor)):
+            ids = ids.tolist()
+        ids = list(ids)
+        if coll.pk.dtype == DataType.INT64:
+            if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+                raise ParamError(f"primary key {coll.pk.name} is INT64: ids must be integers")
+            return torch.tensor(ids, dtype=torch.int64)
+        if not all(isinstance(i, str) for i in ids):
+            raise ParamError(f"primary key {coll.pk.name} is VARCHAR: ids must be strings")
+        return pa.array(ids, type=pa.string())
+
+    def flush(self, collection_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        with self._lock:
+            self._coll(collection_name).flush()
+
+    # -- reads ----------------------------------------------------------------------------
+    def search(self, collection_name: str, data: Any, filter: str = "", limit: int = 10,
+               output_fields: list[str] | None = None, search_params: dict | None = None,
+               timeout: float | None = None, partition_names: list[str] | None = None,
+               anns_field: str | None = None, **kwargs: Any) -> list[list[dict]]:
+        with self._lock:
+            res = self._loaded(collection_name)
+            coll = res.collection
+            field = self._anns_field(coll, res, anns_field)
+            spec = self._index_of(coll, field.name)
+            metric = spec.metric_type
+            params = dict(search_params or {})
+            asked = params.get("metric_type") or kwargs.get("metric_type")
+            if asked and str(asked).upper() != metric:
+                raise ParamError(f"metric type not match: expected={metric}, actual="
+                                 f"{str(asked).upper()}; search with the index's metric or "
+                                 "rebuild the index")
+            offset = int(params.get("offset", kwargs.get("offset", 0)) or 0)
+            if not isinstance(limit, int) or limit < 1 or limit + offset > _search.MAX_TOPK:
+                raise ParamError(f"limit (topk) should be in range [1, {_search.MAX_TOPK}], "
+                                 f"got limit={limit}, offset={offset}")
+            q = self._queries(data, field)
+            flt = compile_filter(filter, coll.schema, set(res.fields))
+            out = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=False)
+            parts = self._searched_partitions(res, partition_names)
+            hits = _search.search(res, res.all_segments(parts), field.name, metric, q,
+                                  limit + offset, flt, out)
+            return [h[offset:] for h in hits] if offset else hits
+
+    def _anns_field(self, coll: Collection, res: Resident, anns_field: str | None):
+        vectors = coll.schema.vector_fields
+        if anns_field:
+            f = coll.schema.field(anns_field)
+            if f is None or not f.is_vector:
+                raise FieldNotFound(anns_field, "anns_field (a vector field)")
+        elif len(vectors) == 1:
+            f = vectors[0]
+        else:
+            raise ParamError(f"collection {coll.name} has {len(vectors)} vector fields: name "
+                             "the one to search with anns_field=")
+        if f.name not in res.fields:
+            raise ParamError(f"field {f.name} is not loaded: release the collection and load "
+                             "it with this field in load_fields")
+        return f
+
+    def _index_of(self, coll: Collection, field_name: str) -> IndexSpec:
+        for d in coll.manifest["indexes"]:
+            if d["field_name"] == field_name:
+                return IndexSpec.from_dict(d)
+        raise IndexNotFound(coll.name, f"field {field_name}")
+
+    def _queries(self, data: Any, field: Any) -> torch.Tensor:
+        try:
+            if isinstance(data, torch.Tensor):
+                arr = data.detach().float().cpu().numpy()
+            else:
+                arr = np.asarray(data, dtype=np.float32)
+        except (ValueError, TypeError):
+            raise ParamError(f"search data must be a list of {field.dim}-dimensional vectors") from None
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != field.dim:
+            got = arr.shape[-1] if arr.ndim >= 1 else 0
+            raise ParamError(f"the dim ({got}) of search data is not equal to the dim "
+                             f"({field.dim}) of field {field.name}")
+        if not 1 <= arr.shape[0] <= MAX_NQ:
+            raise ParamError(f"nq (number of search vectors) should be in range [1, {MAX_NQ}]")
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+
+    def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
+              timeout: float | None = None, ids: Any = None,
+              partition_names: list[str] | None = None, **kwargs: Any) -> list[dict]:
+        limit = kwargs.get("limit")
+        offset = int(kwargs.get("offset", 0) or 0)
+        with self._lock:
+            res = self._loaded(collection_name)
+            coll = res.collection
+            flt = compile_filter(filter, coll.schema, set(res.fields))
+            parts = self._searched_partitions(res, partition_names)
+            segs = res.all_segments(parts)
+            if output_fields and [o.replace(" ", "").lower() for o in output_fields] == ["count(*)"]:
+                keys = self._keys(coll, ids) if ids is not None else None
+                if keys is None:
+                    return [{"count(*)": _search.count(segs, flt)}]
+                spec = _search.OutputSpec((coll.pk.name,), (), False)
+                return [{"count(*)": len(_search.query(res, segs, flt, spec, keys, None, 0))}]
+            if flt is None and ids is None and limit is None:
+                raise ParamError("empty expression should be used with limit: give a filter, "
+                                 "ids= or limit=")
+            if limit is not None and (not isinstance(limit, int) or limit < 0):
+                raise ParamError(f"limit must be a non-negative integer, got {limit!r}")
+            keys = self._keys(coll, ids) if ids is not None else None
+            spec = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=True)
+            return _search.query(res, segs, flt, spec, keys, limit, offset)
+
+    def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
+            timeout: float | None = None, partition_names: list[str] | None = None,
+            **kwargs: Any) -> list[dict]:
+        return self.query(collection_name, "", output_fields, ids=ids,
+                          partition_names=partition_names)
+
+    # -- indexes ---------------------------------------------------------------------------
+    def create_index(self, collection_name: str, index_params: IndexParams,
+                     timeout: float | None = None, **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._coll(collection_name)
+            specs = self._checked_specs(coll.schema, index_params)
+            indexes = [IndexSpec.from_dict(d) for d in coll.manifest["indexes"]]
+            for spec in specs:
+                same_field = [s for s in indexes if s.field_name == spec.field_name]
+                if same_field:
+                    if same_field[0] == spec:
+                        continue
+                    raise MilvusException(
+                        f"at most one distinct index is allowed per field: {spec.field_name} "
+                        f"already has index {same_field[0].index_name} "
+                        f"({same_field[0].index_type}); drop it first")
+                if any(s.index_name == spec.index_name for s in indexes):
+                    raise MilvusException(f"index name {spec.index_name} is already used by "
+                                          "another field: pick another index_name")
+                indexes.append(spec)
+            coll.manifest["indexes"] = [s.to_dict() for s in indexes]
+            coll.save_manifest()
+
+    def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
+        coll = self._coll(collection_name)
+        return [d["index_name"] for d in coll.manifest["indexes"]
+                if not field_name or d["field_name"] == field_name]
+
+    def describe_index(self, collection_name: str, index_name: str,
+                       timeout: float | None = None, **kwargs: Any) -> dict:
+        with self._lock:
+            coll = self._coll(collection_name)
+            for d in coll.manifest["indexes"]:
+                if d["index_name"] == index_name:
+                    rows = coll.row_count()
+                    out = {**d["params"], "index_type": d["index_type"],
+                           "field_name": d["field_name"], "index_name": d["index_name"],
+                           "total_rows": rows, "indexed_rows": rows, "pending_index_rows": 0,
+                           "state": "Finished"}
+                    if d["metric_type"]:
+                        out["metric_type"] = d["metric_type"]
+                    return out
+            raise MilvusException(f"index not found[indexName={index_name}]: see "
+                                  "list_indexes()", code=700)
+
+    def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None,
+                   **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._coll(collection_name)
+            if collection_name in self._resident:
+                raise IndexCannotBeDropped()
+            before = coll.manifest["indexes"]
+            after = [d for d in before if d["index_name"] != index_name]
+            if len(after) == len(before):
+                raise MilvusException(f"index not found[indexName={index_name}]: see "
+                                      "list_indexes()", code=700)
+            coll.manifest["indexes"] = after
+            coll.save_manifest()
+
+    # -- load and release ---------------------------------------------------------------
+    def load_collection(self, collection_name: str, timeout: float | None = None,
+                        replica_number: int = 1, load_fields: list[str] | None = None,
+                        skip_load_dynamic_field: bool = False, _async: bool = False,
+                        refresh: bool = False, **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._coll(collection_name)
+            if refresh and collection_name in self._resident:
+                self.refresh_load(collection_name)
+                return
+            fields = self._check_load_fields(coll, load_fields)
+            if replica_number != 1:
+                res = self._resident.get(collection_name)
+                if res is not None:
+                    raise ParamError("can't change the replica number for loaded collection: "
+                                     "release it first")
+                raise ParamError(f"replica_number={replica_number} needs that many devices; "
+                                 "this engine serves a collection from one device")
+            res = self._resident.get(collection_name)
+            if res is not None:
+                if res.load_fields != fields or res.skip_dynamic != bool(skip_load_dynamic_field):
+                    raise ParamError("can't change the load field list for loaded collection: "
+                                     "release the collection first, then load with the new "
+                                     "field list")
+                if res.partitions != set(coll.partitions):  # after load_partitions: load all
+                    self._release(collection_name, persist=False)
+                    res = None
+            if res is None:
+                res = self._start_load(coll, fields, bool(skip_load_dynamic_field), None,
+                                       _async=_async)
+        if not _async:
+            self._finish(res)
+
+    def _finish(self, res: Resident) -> None:
+        res.done.wait()
+        if res.error is not None:
+            err = res.error
+            with self._lock:
+                self._forget_failed(res)
+            if isinstance(err, MilvusException):
+                raise err
+            raise MilvusException(f"load of {res.collection.name} failed: {err}") from err
+
+    def _forget_failed(self, res: Resident) -> None:
+        """A load that failed leaves nothing behind: not resident, intent not loaded."""
+        name = res.collection.name
+        if self._resident.get(name) is res:
+            self._release(name)
+
+    def _check_load_fields(self, coll: Collection, load_fields: Any) -> tuple | None:
+        if not load_fields:
+            fields = None
+        else:
+            if isinstance(load_fields, str):
+                load_fields = [load_fields]
+            listed = list(load_fields)
+            for name in listed:
+                if coll.schema.field(name) is None:
+                    raise FieldNotFound(name, "load_fields")
+            if coll.pk.name not in listed:
+                raise ParamError(f"load field list {listed} does not contain primary key field "
+                                 f"{coll.pk.name}")
+            if not any(coll.schema.field(n).is_vector for n in listed):
+                raise ParamError(f"load field list {listed} does not contain vector field")
+            fields = tuple(sorted(set(listed)))
+        names = loaded_names(coll.schema, list(fields) if fields else None, False)
+        indexed = {d["field_name"] for d in coll.manifest["indexes"]}
+        for f in coll.schema.vector_fields:
+            if f.name in names and f.name not in indexed:
+                raise IndexNotFound(coll.name, f"vector field {f.name} has no index")
+        return fields
+
+    def _start_load(self, coll: Collection, fields: Any, skip_dynamic: bool,
+                    partitions: list[str] | None, _async: bool) -> Resident:
+        fields = tuple(fields) if fields else None
+        names = loaded_names(coll.schema, list(fields) if fields else None, skip_dynamic)
+        parts = set(partitions) if partitions else set(coll.partitions)
+        res = Resident(coll, names, fields, skip_dynamic, parts)
+        res.planned = self._loader.plan(res)
+        self.allocator.reserve(coll.name, res.planned, f"collection {coll.name}")
+        self._resident[coll.name] = res
+        coll.manifest["load"] = {"loaded": True, "load_fields": list(fields) if fields else None,
+                                 "skip_dynamic": skip_dynamic,
+                                 "partitions": sorted(parts) if partitions else None}
+        coll.save_manifest()
+        if _async:
+            threading.Thread(target=self._loader.run, args=(res,), daemon=True,
+                             name=f"hotset-load-{coll.name}").start()
+        else:
+            self._loader.run(res)
+        return res
+
+    def release_collection(self, collection_name: str, timeout: float | None = None,
+                           **kwargs: Any) -> None:
+        with self._lock:
+            self._coll(collection_name)
+            self._release(collection_name)
+
+    def _release(self, name: str, persist: bool = True) -> None:
+        res = self._resident.pop(name, None)
+        if res is not None:
+            self._loader.release(res)
+        coll = self._colls[name]
+        if persist and coll.manifest["load"]["loaded"]:
+            coll.manifest["load"] = {"loaded": False, "load_fields": None,
+                                     "skip_dynamic": False, "partitions": None}
+            coll.save_manifest()
+
+    def get_load_state(self, collection_name: str, partition_name: str = "",
+                       timeout: float | None = None, **kwargs: Any) -> dict:
+        with self._lock:
+            coll = self._colls.get(collection_name)
+            if coll is None:
+                return {"state": LoadState.NotExist}
+            if partition_name and partition_name not in coll.partitions:
+                return {"state": LoadState.NotExist}
+            res = self._resident.get(collection_name)
+            if res is None or (partition_name and partition_name not in res.partitions):
+                return {"state": LoadState.NotLoad}
+            if res.state == LoadState.Loading:
+                return {"state": LoadState.Loading, "progress": res.progress}
+            if res.state == LoadState.NotLoad:  # a failed async load
+                self._forget_failed(res)
+                return {"state": LoadState.NotLoad}
+            return {"state": LoadState.Loaded}
+
+    def refresh_load(self, collection_name: str, timeout: float | None = None,
+                     **kwargs: Any) -> None:
+        with self._lock:
+            res = self._loaded(collection_name)
+            res.done.clear()
+            res.state = LoadState.Loading
+            self._loader.run(res)
+        self._finish(res)
+
+    # -- partitions -----------------------------------------------------------------------
+    def create_partition(self, collection_name: str, partition_name: str,
+                         timeout: float | None = None, **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._coll(collection_name)
+            if not isinstance(partition_name, str) or not _NAME.match(partition_name):
+                raise ParamError(f"partition name {partition_name!r} is invalid")
+            if partition_name in coll.partitions:
+                return
+            coll.manifest["partitions"].append(partition_name)
+            coll.save_manifest()
+            res = self._resident.get(collection_name)
+            if res is not None and coll.manifest["load"].get("partitions") is None:
+                res.partitions.add(partition_name)  # a fully loaded collection stays full
+
+    def list_partitions(self, collection_name: str, **kwargs: Any) -> list[str]:
+        return self._coll(collection_name).partitions
+
+    def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
+        return partition_name in self._coll(collection_name).partitions
+
+    def drop_partition(self, collection_name: str, partition_name: str,
+                       timeout: float | None = None, **kwargs: Any) -> None:
+        with self._lock:
+            coll = self._coll(collection_name)
+            if partition_name == DEFAULT_PARTITION:
+                raise ParamError("default partition cannot be deleted")
+            if partition_name not in coll.partitions:
+                return
+            res = self._resident.get(collection_name)
+            if res is not None and partition_name in res.partitions:
+                raise MilvusException(f"partition cannot be dropped, partition is loaded, "
+                                      f"please release it first[partition={partition_name}]")
+            coll.drop_partition_data(partition_name)
+
+    def load_partitions(self, collection_name: str, partition_names: list[str],
+                        timeout: float | None = None, **kwargs: Any) -> None:
+        if isinstance(partition_names, str):
+            partition_names = [partition_names]
+        with self._lock:
+            coll = self._coll(collection_name)
+            for p in partition_names:
+                if p not in coll.partitions:
+                    raise PartitionNotFound(p)
+            fields = self._check_load_fields(coll, kwargs.get("load_fields"))
+            skip = bool(kwargs.get("skip_load_dynamic_field", False))
+            res = self._resident.get(collection_name)
+            wanted = set(partition_names)
+            if res is not None:
+                if res.load_fields != fields and kwargs.get("load_fields") is not None:
+                    raise ParamError("can't change the load field list for loaded collection: "
+                                     "release the collection first")
+                if wanted <= res.partitions:
+                    wait = res
+                else:
+                    fields, skip = res.load_fields, res.skip_dynamic
+                    wanted |= res.partitions
+                    self._release(collection_name, persist=False)
+                    wait = self._start_load(coll, fields, skip, sorted(wanted), _async=False)
+            else:
+                wait = self._start_load(coll, fields, skip, sorted(wanted), _async=False)
+        self._finish(wait)
+
+    def release_partitions(self, collection_name: str, partition_names: list[str],
+                           timeout: float | None = None, **kwargs: Any) -> None:
+        if isinstance(partition_names, str):
+            partition_names = [partition_names]
+        with self._lock:
+            coll = self._coll(collection_name)
+            res = self._resident.get(collection_name)
+            if res is None:
+                return
+            keep = res.partitions - set(partition_names)
+            if not keep:
+                self._release(collection_name)
+                return
+            for p in set(partition_names) & res.partitions:
+                self.allocator.free(coll.name, p)
+                res.segments = {k: s for k, s in res.segments.items() if s.partition != p}
+                res.growing.pop(p, None)
+            res.partitions = keep
+            coll.manifest["load"]["partitions"] = sorted(keep)
+            coll.save_manifest()
+
+    # -- Hotset's own ---------------------------------------------------------------------
+    def memory_info(self, collection_name: str | None = None) -> dict:
+        if collection_name is not None:
+            return self.allocator.collection_info(collection_name)
+        return self.allocator.memory_info()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for name, coll in self._colls.items():
+                res = self._resident.pop(name, None)
+                if res is not None:
+                    self._loader.release(res)  # the persisted intent stays
+                coll.flush()
+                coll.close()
+            self._closed = True
+            self._dir.close()
+
+    def __enter__(self) -> "MilvusClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _read_manifest(path: Any) -> dict:
+    import json
+
+    from .collection import MANIFEST
+
+    with open(path / MANIFEST) as fh:
+        return json.load(fh)
+
+
+__all__ = ["MilvusClient", "DataError", "DYNAMIC_FIELD"]

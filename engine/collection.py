@@ -1,0 +1,223 @@
+"""One collection on disk and in host memory: manifest, WAL, segments, deletes.
+
+Write path: validate (columns.py) -> WAL append + fsync -> growing segment -> resident copy
+(when loaded). ``flush`` seals every partition's growing rows into segment folders, writes
+the sealed deletes, replaces the manifest atomically and only then empties the WAL, so a
+crash at any point reopens to the last acknowledged state (records at or below the
+manifest's ``flushed_seq`` are skipped on replay; unlisted segment folders are removed).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import torch
+
+from .columns import Batch, take
+from .schema import DataType, CollectionSchema
+from .segment import GrowingSegment, SealedSegment, match_keys
+from .storage.files import write_json_atomic
+from .storage.segments import read_arrow, read_deletes, read_tensor, write_deletes, write_segment
+from .storage.wal import Kind, WriteAheadLog, replay
+
+MANIFEST = "manifest.json"
+DEFAULT_PARTITION = "_default"
+FORMAT = 1
+
+
+def new_manifest(name: str, schema: CollectionSchema) -> dict:
+    return {"format": FORMAT, "name": name, "schema": schema.to_dict(), "indexes": [],
+            "partitions": [DEFAULT_PARTITION], "segments": [], "delete_files": [],
+            "flushed_seq": 0, "next_segment_id": 1,
+            "load": {"loaded": False, "load_fields": None, "skip_dynamic": False,
+                     "partitions": None}}
+
+
+class Collection:
+    def __init__(self, path: Path, manifest: dict, seal_bytes: int) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.name: str = manifest["name"]
+        self.schema = CollectionSchema.from_dict(manifest["schema"])
+        self.pk = self.schema.primary
+        self.seal_bytes = seal_bytes
+        self.seq: int = manifest["flushed_seq"]
+        self.sealed: list[SealedSegment] = []
+        self.growing: dict[str, GrowingSegment] = {}
+        self._pending_deletes: list[tuple[Any, int]] = []
+        self.stats = {"sealed_bytes": 0, "seal_seconds": 0.0, "seals": 0}
+        # Set by the loader while the collection is resident: called with (event, *args).
+        self.listener: Callable[..., None] | None = None
+        (path / "segments").mkdir(exist_ok=True)
+        (path / "deletes").mkdir(exist_ok=True)
+        self._open_segments()
+        for rec in replay(path / "wal.log"):
+            if rec.seq > self.seq:
+                self._apply(rec.kind, rec.partition, rec.batch, rec.seq)
+        self.wal = WriteAheadLog(path / "wal.log")
+
+    # -- opening ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, name: str, schema: CollectionSchema, seal_bytes: int) -> "Collection":
+        tmp = path.with_name(path.name + ".creating")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        write_json_atomic(tmp / MANIFEST, new_manifest(name, schema))
+        tmp.rename(path)
+        return cls(path, new_manifest(name, schema), seal_bytes)
+
+    def _open_segments(self) -> None:
+        listed = {f"{s['id']:08d}" for s in self.manifest["segments"]}
+        for child in (self.path / "segments").iterdir():
+            if child.name not in listed:  # a seal that crashed before its manifest landed
+                shutil.rmtree(child)
+        deletes = [read_deletes(self.path / "deletes" / f) for f in self.manifest["delete_files"]]
+        listed_del = set(self.manifest["delete_files"])
+        for child in (self.path / "deletes").iterdir():
+            if child.name not in listed_del:
+                child.unlink()
+        for s in self.manifest["segments"]:
+            seg_dir = self.segment_dir(s["id"])
+            pk = (read_tensor(seg_dir, self.pk.name) if self.pk.is_fixed
+                  else read_arrow(seg_dir, self.pk.name))
+            seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
+                                torch.zeros(len(pk), dtype=torch.bool))
+            for keys, seqs in deletes:
+                later = (seqs > seg.sealed_seq).numpy()
+                if later.any():
+                    seg.deleted |= match_keys(pk, self._keys(keys.filter(pa.array(later))))
+            self.sealed.append(seg)
+
+    def _keys(self, keys: Any) -> Any:
+        """A key column from Arrow, in the representation of this collection's pk."""
+        if self.pk.is_fixed and not isinstance(keys, torch.Tensor):
+            return torch.from_numpy(keys.to_numpy(zero_copy_only=False).astype("int64"))
+        return keys
+
+    def segment_dir(self, seg_id: int) -> Path:
+        return self.path / "segments" / f"{seg_id:08d}"
+
+    # -- writes -----------------------------------------------------------------------
+    def next_seq(self) -> int:
+        return self.seq + 1
+
+    def write(self, kind: Kind, partition: str, batch: Batch) -> int:
+        """Log (fsync) then apply one write; returns the number of rows it deleted."""
+        seq = self.next_seq()
+        self.wal.append(seq, kind, partition, batch)
+        deleted = self._apply(kind, partition, batch, seq)
+        if sum(g.nbytes() for g in self.growing.values()) >= self.seal_bytes:
+            self.flush()
+        return deleted
+
+    def _apply(self, kind: Kind, partition: str, batch: Batch, seq: int) -> int:
+        self.seq = seq
+        deleted = 0
+        if kind in (Kind.DELETE, Kind.UPSERT):
+            keys = batch.cols["pk"] if kind == Kind.DELETE else batch.cols[self.pk.name]
+            deleted = self._delete(keys, seq)
+        if kind in (Kind.INSERT, Kind.UPSERT):
+            seg = self.growing.setdefault(partition, GrowingSegment(partition))
+            seg.append(batch)
+            if self.listener:
+                self.listener("insert", partition, batch)
+        return deleted
+
+    def _delete(self, keys: Any, seq: int) -> int:
+        self._pending_deletes.append((keys, seq))
+        count = 0
+        for seg in [*self.sealed, *self.growing.values()]:
+            if seg.num_rows == 0:
+                continue
+            pk = seg.pk if isinstance(seg, SealedSegment) else seg.data().cols[self.pk.name]
+            hit = match_keys(pk, keys) & ~seg.deleted
+            n = int(hit.sum())
+            if n:
+                seg.deleted |= hit
+                count += n
+                if self.listener:
+                    self.listener("delete", seg, hit)
+        return count
+
+    def flush(self) -> None:
+        """Seal all growing rows and sealed deletes; then empty the WAL."""
+        if not any(g.num_rows for g in self.growing.values()) and not self._pending_deletes:
+            return
+        t0 = time.perf_counter()
+        m = self.manifest
+        new: list[tuple[SealedSegment, GrowingSegment, torch.Tensor]] = []
+        for part, g in self.growing.items():
+            if g.live_rows == 0:
+                continue
+            live = torch.nonzero(~g.deleted).flatten()
+            batch = take(g.data(), live) if len(live) < g.num_rows else g.data()
+            seg_id = m["next_segment_id"]
+            m["next_segment_id"] += 1
+            sizes = write_segment(self.segment_dir(seg_id), batch)
+            self.stats["sealed_bytes"] += sum(sizes.values())
+            m["segments"].append({"id": seg_id, "partition": part, "num_rows": batch.num_rows,
+                                  "sealed_seq": self.seq, "bytes": sizes})
+            seg = SealedSegment(seg_id, part, self.seq, batch.cols[self.pk.name],
+                                torch.zeros(batch.num_rows, dtype=torch.bool))
+            new.append((seg, g, live))
+        if self._pending_deletes:
+            keys = [k for k, _ in self._pending_deletes]
+            seqs = torch.cat([torch.full((len(k),), s, dtype=torch.int64)
+                              for k, s in self._pending_deletes])
+            all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
+            fname = f"{self.seq:016d}.arrow"
+            write_deletes(self.path / "deletes" / fname, all_keys, seqs)
+            m["delete_files"].append(fname)
+        m["flushed_seq"] = self.seq
+        self.save_manifest()
+        self.wal.reset()
+        self.stats["seal_seconds"] += time.perf_counter() - t0
+        self.stats["seals"] += 1
+        self._pending_deletes = []
+        self.growing = {}
+        for seg, g, live in new:
+            self.sealed.append(seg)
+            if self.listener:
+                self.listener("seal", seg, g, live)
+        if self.listener:
+            self.listener("growing_cleared")
+
+    def save_manifest(self) -> None:
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    # -- reads ------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return sum(s.live_rows for s in self.sealed) + sum(
+            g.live_rows for g in self.growing.values())
+
+    def segment_meta(self, seg_id: int) -> dict:
+        for s in self.manifest["segments"]:
+            if s["id"] == seg_id:
+                return s
+        raise KeyError(seg_id)
+
+    @property
+    def partitions(self) -> list[str]:
+        return list(self.manifest["partitions"])
+
+    def close(self) -> None:
+        self.wal.close()
+
+    def drop_partition_data(self, partition: str) -> None:
+        self.flush()
+        m = self.manifest
+        gone = [s["id"] for s in m["segments"] if s["partition"] == partition]
+        m["segments"] = [s for s in m["segments"] if s["partition"] != partition]
+        m["partitions"].remove(partition)
+        self.save_manifest()
+        self.sealed = [s for s in self.sealed if s.partition != partition]
+        for seg_id in gone:
+            shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
+
+
+def is_int_pk(schema: CollectionSchema) -> bool:
+    return schema.primary.dtype == DataType.INT64

@@ -1,0 +1,122 @@
+"""One exception hierarchy for the whole engine.
+
+Every error carries the Milvus error code (``.code``) and a message (``.message``) that says
+what was wrong and what to do about it. Front ends (the Python client, REST, gRPC) only map
+these to their wire format; they never invent errors of their own.
+"""
+from __future__ import annotations
+
+
+class MilvusException(Exception):
+    """Base class: ``code`` is the Milvus error code, ``message`` the human text."""
+
+    default_code = 65535
+
+    def __init__(self, message: str = "", code: int | None = None) -> None:
+        self.code = self.default_code if code is None else int(code)
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"<{type(self).__name__}: (code={self.code}, message={self.message})>"
+
+
+class CollectionNotFound(MilvusException):
+    default_code = 100
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"collection not found[collection={name}]: check the name with list_collections()"
+        )
+
+
+class CollectionNotLoaded(MilvusException):
+    default_code = 101
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"collection not loaded[collection={name}]: call load_collection('{name}') first"
+        )
+
+
+class PartitionNotFound(MilvusException):
+    default_code = 200
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"partition not found[partition={name}]: check the name with list_partitions()"
+        )
+
+
+class PartitionNotLoaded(MilvusException):
+    default_code = 201
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"partition not loaded[partition={name}]: call load_partitions() with it first"
+        )
+
+
+class IndexNotFound(MilvusException):
+    default_code = 700
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"index not found[collection={name}]{extra}: create an index on every vector "
+            "field with create_index() before loading"
+        )
+
+
+class ParamError(MilvusException):
+    """Invalid parameter (Milvus code 1100). The message names the parameter and the fix."""
+
+    default_code = 1100
+
+    def __init__(self, message: str) -> None:
+        if not message.endswith("invalid parameter"):
+            message = f"{message}: invalid parameter"
+        super().__init__(message)
+
+
+class DataError(ParamError):
+    """Rows that do not fit the schema (insert/upsert). Nothing is written."""
+
+
+class InsufficientMemory(MilvusException):
+    default_code = 1400
+
+    def __init__(self, device: str, needed: int, free: int, what: str = "") -> None:
+        self.needed = int(needed)
+        self.free = int(free)
+        subject = f" to load {what}" if what else ""
+        super().__init__(
+            f"insufficient device memory on {device}{subject}: needs {needed} bytes, "
+            f"{free} bytes free; release other collections, load fewer fields "
+            "(load_fields=...), or raise memory_limit"
+        )
+
+
+class FieldNotFound(MilvusException):
+    default_code = 1700
+
+    def __init__(self, name: str, where: str = "") -> None:
+        extra = f" in {where}" if where else ""
+        super().__init__(
+            f"field not found[field={name}]{extra}: check the name with describe_collection()"
+        )
+
+
+class IndexCannotBeDropped(MilvusException):
+    default_code = 65535
+
+    def __init__(self) -> None:
+        super().__init__("index cannot be dropped, collection is loaded, please release it first")
+
+
+class DirectoryLocked(MilvusException):
+    default_code = 65535
+
+
+class StorageError(MilvusException):
+    default_code = 65535

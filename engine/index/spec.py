@@ -1,0 +1,84 @@
+"""Index specifications (what ``prepare_index_params().add_index`` builds).
+
+Vector indexes: ``FLAT`` (exact) and ``AUTOINDEX`` (Hotset picks; today FLAT), with metric
+``L2``, ``IP`` or ``COSINE``. Scalar fields accept Milvus's scalar index types and record
+them; filters are vectorised scans of resident columns, so they change no result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ParamError
+
+VECTOR_INDEX_TYPES = ("FLAT", "AUTOINDEX")
+SCALAR_INDEX_TYPES = ("", "AUTOINDEX", "INVERTED", "STL_SORT", "TRIE", "BITMAP")
+METRIC_TYPES = ("L2", "IP", "COSINE")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    field_name: str
+    index_name: str = ""
+    index_type: str = "AUTOINDEX"
+    metric_type: str | None = None
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field_name, str) or not self.field_name:
+            raise ParamError("add_index needs field_name")
+        if not self.index_name:
+            object.__setattr__(self, "index_name", self.field_name)
+        object.__setattr__(self, "index_type", (self.index_type or "").upper())
+        if self.metric_type:
+            object.__setattr__(self, "metric_type", self.metric_type.upper())
+        if not isinstance(self.params, dict):
+            raise ParamError(f"index params must be a dict, got {type(self.params).__name__}")
+
+    def checked_for(self, is_vector: bool) -> "IndexSpec":
+        """Validate against the field kind; a vector index gets its default metric."""
+        if is_vector:
+            itype = self.index_type or "AUTOINDEX"
+            if itype not in VECTOR_INDEX_TYPES:
+                raise ParamError(f"index type {itype} is not supported on vector field "
+                                 f"{self.field_name}; use one of {list(VECTOR_INDEX_TYPES)}")
+            metric = self.metric_type or "COSINE"
+            if metric not in METRIC_TYPES:
+                raise ParamError(f"metric type {metric} is not supported; use one of "
+                                 f"{list(METRIC_TYPES)}")
+            return IndexSpec(self.field_name, self.index_name, itype, metric, dict(self.params))
+        if self.index_type not in SCALAR_INDEX_TYPES:
+            raise ParamError(f"index type {self.index_type} is not supported on scalar field "
+                             f"{self.field_name}; use one of {list(SCALAR_INDEX_TYPES[1:])}")
+        return self
+
+    def to_dict(self) -> dict:
+        return {"field_name": self.field_name, "index_name": self.index_name,
+                "index_type": self.index_type, "metric_type": self.metric_type,
+                "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IndexSpec":
+        return cls(**d)
+
+
+class IndexParams:
+    """Collects ``add_index`` calls, as pymilvus's ``IndexParams`` does."""
+
+    def __init__(self) -> None:
+        self._specs: list[IndexSpec] = []
+
+    def add_index(self, field_name: str, index_type: str = "", index_name: str = "",
+                  metric_type: str | None = None, params: dict | None = None,
+                  **kwargs: Any) -> None:
+        params = dict(params or {})
+        params.update(kwargs.pop("extra_params", {}) or {})
+        if kwargs:
+            params.update(kwargs)
+        self._specs.append(IndexSpec(field_name, index_name, index_type, metric_type, params))
+
+    def __iter__(self):
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)

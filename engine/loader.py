@@ -1,0 +1,245 @@
+"""Load / release orchestration and the LoadState machine.
+
+load: plan (segments x loaded fields, with bytes) -> reserve all of it (or 1400) ->
+copy part by part, counting bytes for progress -> attach to the collection's write path
+-> Loaded. Any failure (or a release while loading) frees everything the load made
+resident and returns the collection to NotLoad. Load never writes to disk except the
+persisted load intent, which the client records.
+"""
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .allocator import DeviceAllocator
+from .collection import Collection
+from .errors import MilvusException
+from .resident import ResidentGrowing, ResidentSegment
+from .schema import DYNAMIC_FIELD
+from .segment import SealedSegment
+from .storage.segments import has_valid, read_arrow, read_tensor
+
+
+class LoadState(enum.IntEnum):
+    NotExist = 0
+    NotLoad = 1
+    Loading = 2
+    Loaded = 3
+
+    def __repr__(self) -> str:
+        return f"<LoadState: {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LoadCancelled(Exception):
+    """Raised inside a load when a release asked it to stop."""
+
+
+@dataclass
+class Resident:
+    """A collection's resident state and the configuration it was loaded with."""
+
+    collection: Collection
+    fields: list[str]            # loaded field names (schema order, plus $meta)
+    load_fields: tuple | None    # as the user gave it, normalised (sorted) or None
+    skip_dynamic: bool
+    partitions: set[str]
+    segments: dict[int, ResidentSegment] = field(default_factory=dict)
+    growing: dict[str, ResidentGrowing] = field(default_factory=dict)
+    state: LoadState = LoadState.Loading
+    planned: int = 0
+    copied: int = 0
+    cancelled: bool = False
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def progress(self) -> int:
+        if self.state == LoadState.Loaded or self.planned == 0:
+            return 100 if self.state == LoadState.Loaded else 0
+        return min(99, int(100 * self.copied / self.planned))
+
+    def all_segments(self, partitions: set[str] | None = None) -> list[ResidentSegment]:
+        parts = self.partitions if partitions is None else partitions
+        segs: list[ResidentSegment] = [s for s in self.segments.values() if s.partition in parts]
+        segs += [g for p, g in self.growing.items() if p in parts and g.num_rows]
+        return segs
+
+
+class Loader:
+    def __init__(self, allocator: DeviceAllocator, lock: threading.RLock) -> None:
+        self.allocator = allocator
+        self.device = allocator.device
+        self.lock = lock
+
+    # -- planning -------------------------------------------------------------------------
+    def _segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
+        meta = coll.segment_meta(seg.id)["bytes"]
+        return seg.num_rows + sum(meta.get(name, 0) for name in fields)
+
+    def plan(self, res: Resident) -> int:
+        coll = res.collection
+        total = 0
+        for seg in coll.sealed:
+            if seg.partition in res.partitions:
+                total += self._segment_bytes(coll, seg, res.fields)
+        for part, g in coll.growing.items():
+            if part in res.partitions and g.num_rows:
+                total += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data())
+        return total
+
+    # -- load -----------------------------------------------------------------------------
+    def run(self, res: Resident) -> None:
+        """Copy everything planned; on any failure roll back. Runs in the caller's thread
+        (sync load) or a background thread (``_async=True``)."""
+        name = res.collection.name
+        try:
+            self._acquire(res)
+            try:
+                todo = [s for s in res.collection.sealed if s.partition in res.partitions]
+            finally:
+                self.lock.release()
+            for seg in todo:
+                if res.cancelled:
+                    raise LoadCancelled()
+                self._load_sealed(res, seg)
+            self._acquire(res)
+            try:  # growing rows, segments sealed and rows deleted meanwhile; then attach
+                if res.cancelled:
+                    raise LoadCancelled()
+                for seg in res.collection.sealed:
+                    if seg.partition not in res.partitions:
+                        continue
+                    if seg.id not in res.segments:
+                        self._load_sealed(res, seg)
+                    else:
+                        res.segments[seg.id].deleted.copy_(seg.deleted)
+                for part, g in res.collection.growing.items():
+                    if part in res.partitions:
+                        self._load_growing(res, part, g)
+                res.collection.listener = lambda event, *a: self._on_event(res, event, *a)
+                self.allocator.unreserve(name)
+                res.state = LoadState.Loaded
+            finally:
+                self.lock.release()
+        except BaseException as e:  # roll back completely, whatever went wrong
+            self._drop(res)
+            res.error = e
+            res.state = LoadState.NotLoad
+            if not isinstance(e, (LoadCancelled, MilvusException, Exception)):
+                raise
+        finally:
+            res.done.set()
+
+    def _acquire(self, res: Resident) -> None:
+        while not self.lock.acquire(timeout=0.02):  # a release may hold the lock
+            if res.cancelled:
+                raise LoadCancelled()
+
+    def _load_sealed(self, res: Resident, seg: SealedSegment) -> None:
+        coll = res.collection
+        seg_dir = coll.segment_dir(seg.id)
+        rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
+                             self.device, self.allocator)
+        res.segments[seg.id] = rs
+        sizes = coll.segment_meta(seg.id)["bytes"]
+        for name in res.fields:
+            if name not in sizes:
+                continue
+            f = coll.schema.field(name)
+            if f is None or not f.is_fixed:
+                rs.put(name, read_arrow(seg_dir, name))
+            else:
+                t = self._to_device(read_tensor(seg_dir, name))
+                v = self._to_device(read_tensor(seg_dir, name, "valid")) if f.nullable and \
+                    has_valid(seg_dir, name) else None
+                rs.put(name, t, v)
+            res.copied += sizes[name]
+            if res.cancelled:
+                raise LoadCancelled()
+        rs.put_deleted(self._to_device(seg.deleted.clone()))
+        res.copied += seg.num_rows
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cpu":
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
+
+    def _load_growing(self, res: Resident, part: str, g: Any) -> None:
+        coll = res.collection
+        rg = ResidentGrowing(coll.name, part, coll.schema, res.fields, self.device, self.allocator)
+        if g.num_rows:
+            rg.append(g.data(), g.deleted)
+        res.growing[part] = rg
+
+    # -- write path while loaded ----------------------------------------------------------
+    def _on_event(self, res: Resident, event: str, *args: Any) -> None:
+        coll = res.collection
+        if event == "insert":
+            part, batch = args
+            if part not in res.partitions:
+                return
+            rg = res.growing.get(part)
+            if rg is None:
+                rg = res.growing[part] = ResidentGrowing(coll.name, part, coll.schema,
+                                                         res.fields, self.device, self.allocator)
+            rg.append(batch)
+        elif event == "delete":
+            seg, hit = args
+            if isinstance(seg, SealedSegment):
+                rs = res.segments.get(seg.id)
+                if rs is not None:
+                    rs.deleted |= hit.to(self.device)
+            else:
+                rg = res.growing.get(seg.partition)
+                if rg is not None:
+                    rg.mark_deleted(hit)
+        elif event == "seal":
+            seg, g, live = args
+            rg = res.growing.get(seg.partition)
+            if rg is None:
+                return
+            rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
+                                 self.device, self.allocator)
+            dev_live = live.to(self.device)
+            for name in res.fields:
+                col = rg.column(name)
+                if isinstance(col, torch.Tensor):
+                    valid = rg.valid.get(name)
+                    rs.put(name, col[dev_live], None if valid is None else valid[dev_live])
+                else:
+                    rs.put(name, col.take(live.numpy()))
+            rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=self.device))
+            res.segments[seg.id] = rs
+        elif event == "growing_cleared":
+            for part in list(res.growing):
+                self.allocator.free(coll.name, part, "growing")
+            res.growing.clear()
+
+    # -- release --------------------------------------------------------------------------
+    def _drop(self, res: Resident) -> None:
+        if res.collection.listener is not None:
+            res.collection.listener = None
+        res.segments.clear()
+        res.growing.clear()
+        self.allocator.free(res.collection.name)
+
+    def release(self, res: Resident) -> None:
+        res.cancelled = True
+        if res.state == LoadState.Loading:
+            res.done.wait()
+        self._drop(res)
+        res.state = LoadState.NotLoad
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+
+
+def dynamic_loaded(res: Resident) -> bool:
+    return DYNAMIC_FIELD in res.fields

@@ -1,0 +1,178 @@
+"""What a loaded collection keeps on its device.
+
+A :class:`ResidentSegment` holds the loaded fields of one sealed segment (tensors on the
+device; Arrow columns in host memory, which is the device when it is "cpu") and its
+deleted-row mask. A :class:`ResidentGrowing` holds the loaded fields of a partition's
+growing segment in buffers that grow by doubling, so inserts after load are searchable at
+once (API.md rule 8). Every buffer is registered with the DeviceAllocator under its owner
+tag; nothing here is allocated behind its back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from .allocator import DeviceAllocator, Owner
+from .columns import Batch
+from .schema import DYNAMIC_FIELD, CollectionSchema
+
+DELETED_PART = "$deleted"
+MIN_GROWING_CAPACITY = 1024
+
+
+class ResidentSegment:
+    """Loaded columns of one sealed segment. Implements the expression ColumnSource."""
+
+    def __init__(self, collection: str, partition: str, key: str, num_rows: int,
+                 device: torch.device, allocator: DeviceAllocator) -> None:
+        self.collection, self.partition, self.key = collection, partition, key
+        self.num_rows = num_rows
+        self.device = device
+        self.allocator = allocator
+        self.cols: dict[str, Any] = {}
+        self.valid: dict[str, torch.Tensor] = {}
+        self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
+
+    def owner(self, part: str) -> Owner:
+        return Owner(self.collection, self.partition, self.key, part)
+
+    def put(self, name: str, col: Any, valid: torch.Tensor | None = None) -> None:
+        host = not isinstance(col, torch.Tensor)
+        objs = [col] if valid is None else [col, valid]
+        self.allocator.register(self.owner(name), *objs, host=host)
+        self.cols[name] = col
+        if valid is not None:
+            self.valid[name] = valid
+
+    def put_deleted(self, deleted: torch.Tensor) -> None:
+        self.allocator.register(self.owner(DELETED_PART), deleted)
+        self.deleted = deleted
+
+    # -- ColumnSource -------------------------------------------------------------------
+    def column(self, name: str) -> Any:
+        return self.cols[name]
+
+    def validity(self, name: str) -> torch.Tensor | None:
+        return self.valid.get(name)
+
+    def live_mask(self) -> torch.Tensor:
+        return ~self.deleted[: self.num_rows]
+
+
+class ResidentGrowing(ResidentSegment):
+    """Loaded columns of a growing segment, in capacity-doubling device buffers."""
+
+    def __init__(self, collection: str, partition: str, schema: CollectionSchema,
+                 fields: list[str], device: torch.device, allocator: DeviceAllocator) -> None:
+        super().__init__(collection, partition, "growing", 0, device, allocator)
+        self.schema = schema
+        self.fields = fields
+        self.capacity = 0
+        self._bufs: dict[str, torch.Tensor] = {}
+        self._valid_bufs: dict[str, torch.Tensor] = {}
+        self._chunks: dict[str, list[pa.Array]] = {}
+        for name in fields:
+            f = schema.field(name)
+            if f is None or not f.is_fixed:
+                arrow_type = pa.string() if f is None else f.arrow_type()
+                self._chunks[name] = [pa.array([], type=arrow_type)]
+        self._deleted_buf = torch.zeros(0, dtype=torch.bool, device=device)
+
+    @staticmethod
+    def planned_bytes(schema: CollectionSchema, fields: list[str], batch: Batch) -> int:
+        cap = _capacity_for(batch.num_rows)
+        total = cap  # deleted mask
+        for name in fields:
+            f = schema.field(name)
+            if f is not None and f.is_fixed:
+                total += cap * f.row_bytes + (cap if f.nullable else 0)
+            elif name in batch.cols:
+                total += batch.cols[name].nbytes
+        return total
+
+    def append(self, batch: Batch, deleted: torch.Tensor | None = None) -> None:
+        n0, n1 = self.num_rows, self.num_rows + batch.num_rows
+        if n1 > self.capacity:
+            self._grow(_capacity_for(n1))
+        for name in self.fields:
+            col = batch.cols.get(name)
+            if col is None:
+                continue
+            if isinstance(col, torch.Tensor):
+                self._bufs[name][n0:n1].copy_(col, non_blocking=False)
+                if name in self._valid_bufs:
+                    self._valid_bufs[name][n0:n1].copy_(batch.valid[name])
+            else:
+                chunks = self._chunks.setdefault(name, [])
+                chunks.append(col)
+                self.allocator.register(self.owner(name), *chunks, host=True)
+        if deleted is not None:
+            self._deleted_buf[n0:n1].copy_(deleted)
+        else:
+            self._deleted_buf[n0:n1] = False
+        self.num_rows = n1
+        self._refresh_views()
+
+    def _grow(self, capacity: int) -> None:
+        for name in self.fields:
+            f = self.schema.field(name)
+            if f is None or not f.is_fixed:
+                continue
+            shape = (capacity, f.dim) if f.is_vector else (capacity,)
+            buf = torch.empty(shape, dtype=f.torch_dtype, device=self.device)
+            objs = [buf]
+            if name in self._bufs:
+                buf[: self.num_rows].copy_(self._bufs[name][: self.num_rows])
+            if f.nullable:
+                vbuf = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+                if name in self._valid_bufs:
+                    vbuf[: self.num_rows].copy_(self._valid_bufs[name][: self.num_rows])
+                objs.append(vbuf)
+            self.allocator.register(self.owner(name), *objs)
+            self._bufs[name] = buf
+            if f.nullable:
+                self._valid_bufs[name] = objs[1]
+        dbuf = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+        dbuf[: self.num_rows].copy_(self._deleted_buf[: self.num_rows])
+        self.allocator.register(self.owner(DELETED_PART), dbuf)
+        self._deleted_buf = dbuf
+        self.capacity = capacity
+
+    def column(self, name: str) -> Any:
+        chunks = self._chunks.get(name)
+        if chunks is not None:
+            if len(chunks) > 1:  # merge lazily: appends stay O(batch)
+                chunks[:] = [pa.concat_arrays(chunks)]
+            return chunks[0]
+        return self.cols[name]
+
+    def _refresh_views(self) -> None:
+        n = self.num_rows
+        for name, buf in self._bufs.items():
+            self.cols[name] = buf[:n]
+        for name, buf in self._valid_bufs.items():
+            self.valid[name] = buf[:n]
+        self.deleted = self._deleted_buf[:n]
+
+    def mark_deleted(self, hit: torch.Tensor) -> None:
+        self._deleted_buf[: hit.numel()] |= hit.to(self.device)
+        self._refresh_views()
+
+
+def _capacity_for(n: int) -> int:
+    cap = MIN_GROWING_CAPACITY
+    while cap < n:
+        cap *= 2
+    return cap
+
+
+def loaded_names(schema: CollectionSchema, load_fields: list[str] | None,
+                 skip_dynamic: bool) -> list[str]:
+    """The resident field names for a load configuration (schema order)."""
+    names = [f.name for f in schema.fields
+             if not load_fields or f.name in load_fields]
+    if schema.enable_dynamic_field and not skip_dynamic:
+        names.append(DYNAMIC_FIELD)
+    return names

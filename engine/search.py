@@ -1,0 +1,190 @@
+"""Search and query over resident segments.
+
+search: per segment, mask = live rows & filter -> exact top-k (kernels) -> merge across
+segments on the device -> fetch the primary key and output fields of the winners only.
+query: per segment, mask -> row indices -> the requested columns.
+Output fields are limited to loaded fields (API.md rule 4): ``["*"]`` means every loaded
+field, with the dynamic field's keys flattened into the row as Milvus does.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+import kernels
+
+from .columns import column_to_python
+from .errors import FieldNotFound, ParamError
+from .expr import Filter
+from .loader import Resident
+from .resident import ResidentSegment
+from .schema import DYNAMIC_FIELD, CollectionSchema
+from .segment import match_keys
+
+MAX_TOPK = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    fields: tuple[str, ...]          # schema fields to return
+    dynamic_keys: tuple[str, ...]    # dynamic keys to return
+    all_dynamic: bool                # flatten every dynamic key ("*" or "$meta")
+
+
+def output_spec(schema: CollectionSchema, loaded: list[str], requested: list[str] | None,
+                include_pk: bool) -> OutputSpec:
+    requested = list(requested or [])
+    if isinstance(requested, str):
+        requested = [requested]
+    fields: list[str] = [schema.primary.name] if include_pk else []
+    keys: list[str] = []
+    all_dynamic = False
+    dynamic_on = DYNAMIC_FIELD in loaded
+    for name in requested:
+        if not isinstance(name, str):
+            raise ParamError(f"output_fields must be field names, got {name!r}")
+        if name == "*":
+            fields += [n for n in loaded if n != DYNAMIC_FIELD]
+            all_dynamic = all_dynamic or dynamic_on
+            continue
+        if name == DYNAMIC_FIELD:
+            if not dynamic_on:
+                raise ParamError(f"field {name} cannot be used since the dynamic field is not loaded")
+            all_dynamic = True
+            continue
+        f = schema.field(name)
+        if f is not None:
+            if name not in loaded:
+                raise ParamError(f"field {name} is not loaded: release the collection and load "
+                                 "it with this field in load_fields")
+            fields.append(name)
+        elif schema.enable_dynamic_field:
+            if not dynamic_on:
+                raise ParamError(f"field {name} cannot be used since the dynamic field is not loaded")
+            keys.append(name)
+        else:
+            raise FieldNotFound(name, "output_fields")
+    return OutputSpec(tuple(dict.fromkeys(fields)), tuple(dict.fromkeys(keys)), all_dynamic)
+
+
+def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor,
+               spec: OutputSpec) -> list[dict]:
+    """Row dicts for rows ``idx`` (int64, CPU) of ``seg``."""
+    n = int(idx.numel())
+    columns: list[tuple[str, list]] = []
+    dev_idx = idx.to(seg.device)
+    np_idx = pa.array(idx.numpy())
+    for name in spec.fields:
+        col = seg.column(name)
+        if isinstance(col, torch.Tensor):
+            valid = seg.validity(name)
+            values = column_to_python(None, col[dev_idx].cpu(),
+                                      None if valid is None else valid[dev_idx].cpu())
+        else:
+            values = column_to_python(schema.field(name), col.take(np_idx), None)
+        columns.append((name, values))
+    rows = [{} for _ in range(n)]
+    for name, values in columns:
+        for row, v in zip(rows, values):
+            row[name] = v
+    if spec.all_dynamic or spec.dynamic_keys:
+        metas = seg.column(DYNAMIC_FIELD).take(np_idx).to_pylist()
+        for row, text in zip(rows, metas):
+            meta = json.loads(text) if text else {}
+            if spec.all_dynamic:
+                for k, v in meta.items():
+                    row.setdefault(k, v)
+            else:
+                for k in spec.dynamic_keys:
+                    if k in meta:
+                        row[k] = meta[k]
+    return rows
+
+
+def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor:
+    mask = seg.live_mask()
+    if flt is not None:
+        mask = mask & flt.mask(seg)
+    return mask
+
+
+def search(res: Resident, segs: list[ResidentSegment], field_name: str, metric: str,
+           queries: torch.Tensor, limit: int, flt: Filter | None, spec: OutputSpec
+           ) -> list[list[dict]]:
+    schema = res.collection.schema
+    pk = schema.primary.name
+    nq = queries.shape[0]
+    if not segs:
+        return [[] for _ in range(nq)]
+    ds, ids, owners = [], [], []
+    for si, seg in enumerate(segs):
+        if seg.num_rows == 0:
+            continue
+        d, i = kernels.flat_search(queries, seg.column(field_name), limit, metric,
+                                   _segment_mask(seg, flt))  # (nq, k), (nq, k)
+        ds.append(d)
+        ids.append(i)
+        owners.append(torch.full_like(i, si))
+    if not ds:
+        return [[] for _ in range(nq)]
+    d = torch.cat(ds, dim=1)
+    kk = min(limit, d.shape[1])
+    best, pos = torch.topk(d, kk, dim=1, largest=False, sorted=True)  # (nq, k)
+    rows = torch.gather(torch.cat(ids, dim=1), 1, pos).cpu()
+    seg_of = torch.gather(torch.cat(owners, dim=1), 1, pos).cpu()
+    best = best.cpu()
+    valid = torch.isfinite(best) & (rows >= 0)
+    dist = best if metric == "L2" else -best
+    out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
+                          spec.all_dynamic)
+    fetched: dict[tuple[int, int], dict] = {}
+    for si in torch.unique(seg_of[valid]).tolist():
+        sel = valid & (seg_of == si)
+        seg_rows = torch.unique(rows[sel])
+        for r, row in zip(seg_rows.tolist(), fetch_rows(schema, segs[si], seg_rows, out_spec)):
+            fetched[(si, r)] = row
+    results: list[list[dict]] = []
+    valid_l, rows_l, seg_l, dist_l = valid.tolist(), rows.tolist(), seg_of.tolist(), dist.tolist()
+    for q in range(nq):
+        hits = []
+        for j in range(kk):
+            if not valid_l[q][j]:
+                continue
+            row = fetched[(seg_l[q][j], rows_l[q][j])]
+            entity = {k: v for k, v in row.items() if k != pk or pk in spec.fields}
+            hits.append({pk: row[pk], "distance": dist_l[q][j], "entity": entity})
+        results.append(hits)
+    return results
+
+
+def query(res: Resident, segs: list[ResidentSegment], flt: Filter | None, spec: OutputSpec,
+          ids: Any, limit: int | None, offset: int) -> list[dict]:
+    schema = res.collection.schema
+    out: list[dict] = []
+    skip = offset
+    for seg in segs:
+        if seg.num_rows == 0:
+            continue
+        mask = _segment_mask(seg, flt)
+        if ids is not None:
+            mask = mask & match_keys(seg.column(schema.primary.name), ids).to(mask.device)
+        idx = torch.nonzero(mask).flatten().cpu()
+        if skip:
+            take = min(skip, idx.numel())
+            idx = idx[take:]
+            skip -= take
+        if limit is not None:
+            idx = idx[: max(limit - len(out), 0)]
+        if idx.numel():
+            out += fetch_rows(schema, seg, idx, spec)
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def count(segs: list[ResidentSegment], flt: Filter | None) -> int:
+    return sum(int(_segment_mask(seg, flt).sum()) for seg in segs if seg.num_rows)

@@ -1,0 +1,73 @@
+import pytest
+
+from engine import DataType, MilvusClient
+from engine.errors import ParamError
+from engine.schema import CollectionSchema, FieldSchema
+
+
+def test_datatype_values_match_milvus():
+    assert DataType.INT64 == 5 and DataType.VARCHAR == 21 and DataType.FLOAT_VECTOR == 101
+    assert DataType.BFLOAT16_VECTOR == 103 and DataType.JSON == 23 and DataType.ARRAY == 22
+
+
+def test_add_field_chains_and_round_trips():
+    s = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=True)
+    out = (s.add_field("pk", DataType.INT64, is_primary=True)
+            .add_field("v", DataType.FLOAT16_VECTOR, dim=4)
+            .add_field("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=3,
+                       max_length=5)
+            .add_field("n", DataType.INT8, nullable=True)
+            .add_field("d", DataType.FLOAT, default_value=1.5))
+    assert out is s
+    s.validate()
+    again = CollectionSchema.from_dict(s.to_dict())
+    assert again == s and again.primary.name == "pk" and again.auto_id
+
+
+@pytest.mark.parametrize("build, fragment", [
+    (lambda s: s.add_field("v", DataType.FLOAT_VECTOR), "dim"),
+    (lambda s: s.add_field("s", DataType.VARCHAR), "max_length"),
+    (lambda s: s.add_field("a", DataType.ARRAY, element_type=DataType.JSON, max_capacity=2),
+     "element_type"),
+    (lambda s: s.add_field("a", DataType.ARRAY, element_type=DataType.INT8), "max_capacity"),
+    (lambda s: s.add_field("1bad", DataType.INT8), "invalid"),
+    (lambda s: s.add_field("p", DataType.FLOAT, is_primary=True), "primary key"),
+    (lambda s: s.add_field("v", DataType.FLOAT_VECTOR, dim=4, nullable=True), "nullable"),
+    (lambda s: s.add_field("x", DataType.BINARY_VECTOR, dim=8), "not supported"),
+])
+def test_bad_fields_are_1100(build, fragment):
+    s = MilvusClient.create_schema()
+    with pytest.raises(ParamError) as e:
+        build(s)
+    assert e.value.code == 1100 and fragment in e.value.message
+
+
+def test_duplicate_field_names_rejected():
+    s = MilvusClient.create_schema()
+    s.add_field("a", DataType.INT64, is_primary=True)
+    with pytest.raises(ParamError, match="duplicated field name"):
+        s.add_field("a", DataType.FLOAT)
+
+
+def test_schema_level_rules():
+    s = MilvusClient.create_schema()
+    s.add_field("a", DataType.INT64, is_primary=True)
+    with pytest.raises(ParamError, match="no vector field"):
+        s.validate()
+    s2 = MilvusClient.create_schema(auto_id=True)
+    s2.add_field("a", DataType.VARCHAR, is_primary=True, max_length=4)
+    s2.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    with pytest.raises(ParamError, match="auto_id needs an INT64"):
+        s2.validate()
+    s3 = MilvusClient.create_schema()
+    s3.add_field("a", DataType.INT64, is_primary=True)
+    s3.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s3.add_field("n", DataType.INT8, default_value=1000)
+    with pytest.raises(ParamError, match="default_value"):
+        s3.validate()
+
+
+def test_field_schema_is_frozen():
+    f = FieldSchema("a", DataType.INT64)
+    with pytest.raises(AttributeError):
+        f.name = "b"
