@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets import manifold
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_manifold_follows_its_recipe():
+    data, queries = manifold(50, 7, dim=12, intrinsic=3, seed=4)
+    assert data.shape == (50, 12) and queries.shape == (7, 12) and data.dtype == np.float32
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 12))
+    z = rng.standard_normal((57, 3))
+    expect = (np.tanh(z @ w) + 0.05 * rng.standard_normal((57, 12))).astype(np.float32)
+    np.testing.assert_array_equal(np.concatenate([data, queries]), expect)
+    again, _ = manifold(50, 7, dim=12, intrinsic=3, seed=4)
+    np.testing.assert_array_equal(data, again)
+    other, _ = manifold(50, 7, dim=12, intrinsic=3, seed=5)
+    assert not np.array_equal(data, other)
+
+
+def _bench(*args):
+    out = subprocess.run([sys.executable, "-m", "bench", *args, "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_bench_insert_json_line():
+    got = _bench("insert", "--rows", "3000", "--dim", "16", "--dict-rows", "500",
+                 "--batch", "1000", "--device", "cpu")
+    assert got["bench"] == "insert"
+    cols, dicts = got["results"]
+    assert cols["rows"] == 3000 and dicts["rows"] == 500
+    assert cols["rows_per_s"] > 0 and cols["flush_MB_per_s"] > 0
+    assert cols["sealed_MB"] == 3000 * (16 * 4 + 8) / 1e6
+
+
+def test_bench_search_recall_is_exact_for_flat():
+    got = _bench("search", "--rows", "2000", "--dim", "16", "--nq", "50", "--batch", "1,50",
+                 "--device", "cpu")
+    assert [r["batch"] for r in got["results"]] == [1, 50]
+    assert all(r["recall@10"] == 1.0 for r in got["results"])

@@ -1,0 +1,266 @@
+"""Load and release rules of API.md, and memory_info properties. CPU and (gpu) CUDA."""
+import time
+
+import pytest
+import torch
+
+from engine import LoadState, MilvusClient
+from engine.errors import MilvusException
+from engine.storage import segments as seg_io
+
+from ..conftest import basic_rows, basic_schema, index_params, make_loaded
+
+
+def _resident_nbytes(client, name):
+    """Independent sum of every tensor / Arrow column the collection holds resident."""
+    res = client._resident[name]
+    total = 0
+    for seg in [*res.segments.values(), *res.growing.values()]:
+        objs = [seg.deleted] if not hasattr(seg, "_deleted_buf") else [seg._deleted_buf]
+        if hasattr(seg, "_bufs"):
+            objs += list(seg._bufs.values()) + list(seg._valid_bufs.values())
+            objs += [c for chunks in seg._chunks.values() for c in chunks]
+        else:
+            objs += list(seg.cols.values()) + list(seg.valid.values())
+        for o in objs:
+            total += o.numel() * o.element_size() if isinstance(o, torch.Tensor) else o.nbytes
+    return total
+
+
+def test_rule3_load_fields_validation(client):
+    client.create_collection("c", schema=basic_schema(), index_params=index_params())
+    client.release_collection("c")
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c", load_fields=["vec", "title"])
+    assert e.value.code == 1100 and e.value.message.startswith(
+        "load field list ['vec', 'title'] does not contain primary key field id")
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c", load_fields=["id", "title"])
+    assert e.value.code == 1100 and "does not contain vector field" in e.value.message
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c", load_fields=["id", "vec", "nope"])
+    assert e.value.code == 1700 and "field not found[field=nope]" in e.value.message
+    assert client.get_load_state("c") == {"state": LoadState.NotLoad}
+    client.insert("c", basic_rows(3))
+    client.load_collection("c", load_fields=[])  # empty list: all fields
+    assert set(client.memory_info("c")["parts"]) == {"id", "vec", "title", "score", "age",
+                                                       "$meta", "$deleted"}
+
+
+def test_rule4_partial_load_limits_filters_and_outputs(client):
+    rows = make_loaded(client, n=50, flush=True)
+    client.release_collection("c")
+    client.load_collection("c", load_fields=["id", "vec", "age"], skip_load_dynamic_field=True)
+    parts = client.memory_info("c")["parts"]
+    assert set(parts) == {"id", "vec", "age", "$deleted"}  # title, score, $meta not resident
+    with pytest.raises(MilvusException) as e:
+        client.query("c", "title == 't1'")
+    assert e.value.code == 1100 and "field title is not loaded" in e.value.message
+    with pytest.raises(MilvusException) as e:
+        client.search("c", [rows[0]["vec"]], limit=1, output_fields=["score"])
+    assert e.value.code == 1100 and "field score is not loaded" in e.value.message
+    with pytest.raises(MilvusException) as e:
+        client.query("c", "color == 'red'")
+    assert "cannot be used since the dynamic field is not loaded" in e.value.message
+    with pytest.raises(MilvusException) as e:
+        client.query("c", "age > 1", output_fields=["color"])
+    assert "cannot be used since the dynamic field is not loaded" in e.value.message
+    got = client.query("c", "age == 3", output_fields=["*"])
+    assert got == [{"id": 3, "vec": pytest.approx(rows[3]["vec"]), "age": 3}]
+    # nothing was read from disk behind the user's back
+    assert set(client._resident["c"].fields) == {"id", "vec", "age"}
+
+
+def test_partial_load_saves_real_memory(client):
+    make_loaded(client, n=200, flush=True)
+    client.release_collection("c")
+    client.load_collection("c")
+    full = client.memory_info("c")["bytes"]
+    client.release_collection("c")
+    client.load_collection("c", load_fields=["vec", "id"], skip_load_dynamic_field=True)
+    part = client.memory_info("c")["bytes"]
+    assert part < full and full - part == sum(
+        b for p, b in client._colls["c"].manifest["segments"][0]["bytes"].items()
+        if p in ("title", "score", "age", "$meta"))
+
+
+def test_rule5_same_config_noop_and_change_rejected(client):
+    make_loaded(client, n=10)
+    client.release_collection("c")
+    client.load_collection("c", load_fields=["id", "vec", "age"])
+    before = client.memory_info()
+    client.load_collection("c", load_fields=["age", "vec", "id"])  # same set, other order
+    assert client.memory_info() == before
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c", load_fields=["id", "vec"])
+    assert e.value.code == 1100 and e.value.message == (
+        "can't change the load field list for loaded collection: release the collection "
+        "first, then load with the new field list: invalid parameter")
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c")
+    assert e.value.code == 1100
+    with pytest.raises(MilvusException, match="replica"):
+        client.load_collection("c", load_fields=["id", "vec", "age"], replica_number=2)
+
+
+def test_rule6_release_idempotent_and_drop_releases(client):
+    make_loaded(client, n=10)
+    client.release_collection("c")
+    client.release_collection("c")
+    assert client.get_load_state("c") == {"state": LoadState.NotLoad}
+    client.load_collection("c")
+    client.drop_collection("c")
+    assert client.memory_info()["used_bytes"] == 0
+
+
+def test_rule7_too_big_fails_1400_and_leaves_nothing(tmp_path, device):
+    c = MilvusClient(str(tmp_path / "d"), device=device, memory_limit=20_000)
+    c.create_collection("c", schema=basic_schema(dim=64))
+    c.create_index("c", index_params())
+    c.insert("c", basic_rows(200, dim=64))
+    c.flush("c")
+    used = c.memory_info()["used_bytes"]
+    with pytest.raises(MilvusException) as e:
+        c.load_collection("c")
+    assert e.value.code == 1400 and "needs" in e.value.message and "free" in e.value.message
+    assert e.value.needed > e.value.free
+    assert c.memory_info()["used_bytes"] == used
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    assert c.memory_info("c") == {"bytes": 0, "parts": {}}
+    assert c._colls["c"].manifest["load"]["loaded"] is False
+    c.close()
+
+
+def test_rule8_inserts_after_load_are_visible_and_seal_without_reload(client):
+    rows = make_loaded(client, n=20, flush=True)
+    new = basic_rows(5, start=1000, seed=9)
+    client.insert("c", new)
+    assert client.search("c", [new[2]["vec"]], limit=1)[0][0]["id"] == 1002
+    assert "growing" in {s for s in _owner_segments(client)}
+    loaded_before = set(client._resident["c"].segments)
+    client.flush("c")
+    res = client._resident["c"]
+    assert set(res.segments) - loaded_before  # a new resident sealed segment
+    assert not res.growing
+    assert client.search("c", [new[2]["vec"]], limit=1)[0][0]["id"] == 1002
+    assert client.memory_info("c")["bytes"] == _resident_nbytes(client, "c")
+    assert client.get("c", [rows[3]["id"]]) == [{"id": 3}]
+
+
+def _owner_segments(client):
+    return {o.segment for o in client.allocator._bytes}
+
+
+def test_memory_info_properties(client):
+    info = client.memory_info()
+    assert set(info) == {"device", "capacity_bytes", "used_bytes", "free_bytes", "collections"}
+    assert info["used_bytes"] == 0 and info["free_bytes"] == info["capacity_bytes"]
+    assert client.memory_info("nothing") == {"bytes": 0, "parts": {}}
+    cuda_before = torch.cuda.memory_allocated() if client.device.type == "cuda" else 0
+    make_loaded(client, n=300, flush=True)
+    client.insert("c", basic_rows(7, start=500))
+    info = client.memory_info()
+    entry = info["collections"]["c"]
+    assert entry == client.memory_info("c")
+    assert entry["bytes"] == sum(entry["parts"].values())  # parts add up
+    assert entry["bytes"] == _resident_nbytes(client, "c")  # exact, not an estimate
+    assert entry["parts"]["vec"] == (1024 + 300) * 8 * 4  # growing capacity + sealed rows
+    if client.device.type == "cpu":
+        assert info["used_bytes"] == entry["bytes"]
+    assert info["free_bytes"] == info["capacity_bytes"] - info["used_bytes"]
+    client.release_collection("c")
+    assert client.memory_info("c") == {"bytes": 0, "parts": {}}
+    assert client.memory_info()["used_bytes"] == 0
+    if client.device.type == "cuda":
+        assert torch.cuda.memory_allocated() == cuda_before
+
+
+def test_rule9_load_intent_persists(tmp_path, device):
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device=device)
+    make_loaded(c, n=30, flush=True)
+    c.release_collection("c")
+    c.load_collection("c", load_fields=["id", "vec", "title"], skip_load_dynamic_field=True)
+    c.create_collection("other", schema=basic_schema(), index_params=index_params())
+    c.release_collection("other")
+    c.close()
+    c = MilvusClient(path, device=device)
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    assert c.get_load_state("c") == {"state": LoadState.Loaded}
+    assert c.get_load_state("other") == {"state": LoadState.NotLoad}
+    assert set(c.memory_info("c")["parts"]) == {"id", "vec", "title", "$deleted"}
+    assert c.query("c", "id == 4", output_fields=["title"]) == [{"id": 4, "title": "t4"}]
+    c.close()
+
+
+def test_async_load_reports_progress_and_release_cancels(tmp_path, monkeypatch, device):
+    c = MilvusClient(str(tmp_path / "d"), device=device)
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    for i in range(6):
+        c.insert("c", basic_rows(50, start=i * 50))
+        c.flush("c")  # six sealed segments
+    c.release_collection("c")
+    real = seg_io.read_tensor
+
+    def slow(*a, **k):
+        time.sleep(0.05)
+        return real(*a, **k)
+
+    monkeypatch.setattr("engine.loader.read_tensor", slow)
+    c.load_collection("c", _async=True)
+    seen = []
+    while True:
+        st = c.get_load_state("c")
+        seen.append(st)
+        if st["state"] == LoadState.Loaded:
+            break
+        assert st["state"] == LoadState.Loading and 0 <= st["progress"] <= 99
+        time.sleep(0.01)
+    progress = [s["progress"] for s in seen if "progress" in s]
+    assert progress == sorted(progress) and len(set(progress)) >= 3  # moves smoothly
+    c.release_collection("c")
+    c.load_collection("c", _async=True)
+    time.sleep(0.1)
+    assert c.get_load_state("c")["state"] == LoadState.Loading
+    c.release_collection("c")  # cancels
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    assert c.memory_info()["used_bytes"] == 0
+    time.sleep(0.5)  # the cancelled thread never re-registers anything
+    assert c.memory_info()["used_bytes"] == 0
+    c.close()
+
+
+def test_rule10_partitions(client):
+    client.create_collection("c", schema=basic_schema(), index_params=index_params())
+    client.create_partition("c", "p1")
+    client.create_partition("c", "p2")
+    assert client.list_partitions("c") == ["_default", "p1", "p2"]
+    assert client.has_partition("c", "p1") and not client.has_partition("c", "zz")
+    client.insert("c", basic_rows(5, start=0), partition_name="p1")
+    client.insert("c", basic_rows(5, start=100, seed=3), partition_name="p2")
+    with pytest.raises(MilvusException) as e:
+        client.insert("c", basic_rows(1), partition_name="zz")
+    assert e.value.code == 200
+    client.flush("c")
+    client.release_collection("c")
+    client.load_partitions("c", ["p1"])
+    assert client.get_load_state("c", partition_name="p1") == {"state": LoadState.Loaded}
+    assert client.get_load_state("c", partition_name="p2") == {"state": LoadState.NotLoad}
+    ids = {h["id"] for h in client.search("c", [[0.0] * 8], limit=20)[0]}
+    assert ids == {0, 1, 2, 3, 4}
+    with pytest.raises(MilvusException) as e:
+        client.search("c", [[0.0] * 8], limit=5, partition_names=["p2"])
+    assert e.value.code == 201 and "partition not loaded[partition=p2]" in e.value.message
+    client.load_partitions("c", ["p2"])
+    assert len(client.search("c", [[0.0] * 8], limit=20, partition_names=["p2"])[0]) == 5
+    assert len(client.search("c", [[0.0] * 8], limit=20)[0]) == 10
+    with pytest.raises(MilvusException) as e:
+        client.drop_partition("c", "p2")
+    assert "release it first" in e.value.message
+    client.release_partitions("c", ["p2"])
+    assert len(client.search("c", [[0.0] * 8], limit=20)[0]) == 5
+    assert all(o.partition != "p2" for o in client.allocator._bytes)
+    client.drop_partition("c", "p2")
+    assert client.list_partitions("c") == ["_default", "p1"]
