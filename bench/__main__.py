@@ -1,10 +1,10 @@
-"""``python -m bench <insert|search> ...``"""
+"""``python -m bench <insert|load|search> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import insert, search
+from . import insert, load, search
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,6 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     insert.add_parser(sub)
     search.add_parser(sub)
+    load.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 from engine import DataType, MilvusClient
 
 from .datasets import manifold
+from .peers import milvus_lite_insert
 from .progress import Progress
 from .report import emit
 
@@ -29,17 +30,19 @@ def _ingest(client: MilvusClient, name: str, data: np.ndarray, batch: int, as_di
             show: bool) -> dict:
     client.create_collection(name, schema=_schema(data.shape[1]))
     n = len(data)
-    bar = Progress(n, f"insert {'dicts' if as_dicts else 'columns'}", show)
-    t0 = time.perf_counter()
+    payloads = []  # the user's data, built before the clock starts
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         if as_dicts:
-            vecs = data[start:stop].tolist()  # a user's rows: Python lists, built outside
-            payload = [{"id": i, "vector": v} for i, v in zip(range(start, stop), vecs)]
+            payloads.append([{"id": i, "vector": v}
+                             for i, v in zip(range(start, stop), data[start:stop].tolist())])
         else:
-            payload = {"id": np.arange(start, stop), "vector": data[start:stop]}
+            payloads.append({"id": np.arange(start, stop), "vector": data[start:stop]})
+    bar = Progress(n, f"insert {'dicts' if as_dicts else 'columns'}", show)
+    t0 = time.perf_counter()
+    for payload in payloads:
         client.insert(name, payload)
-        bar.update(stop - start)
+        bar.update(len(payload) if as_dicts else len(payload["id"]))
     client.flush(name)
     elapsed = time.perf_counter() - t0
     bar.close()
@@ -64,6 +67,14 @@ def run(args) -> None:
             rows.append(_ingest(client, "bench_dicts", data[:n_dicts], args.batch, True,
                                 not args.json))
         client.close()
+        if args.peer_rows:
+            peer = milvus_lite_insert(data[: min(args.peer_rows, args.rows)], 5_000)
+            if peer is None:
+                print("Milvus Lite not installed: pip install '.[bench]' to measure the peer")
+            else:
+                rows.append(peer)
+                for r in rows[:-1]:
+                    r["vs_milvus_lite"] = r["rows_per_s"] / peer["rows_per_s"]
     finally:
         if not args.data:
             shutil.rmtree(root, ignore_errors=True)
@@ -77,6 +88,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=50_000)
     p.add_argument("--dict-rows", type=int, default=100_000,
                    help="rows to ingest again as a list of dicts (0: skip)")
+    p.add_argument("--peer-rows", type=int, default=100_000,
+                   help="rows to ingest into Milvus Lite in the same run (0: skip)")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None, help="data directory (default: a temp dir)")
     p.add_argument("--json", action="store_true")

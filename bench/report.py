@@ -32,6 +32,8 @@ def emit(name: str, rows: list[dict[str, Any]], as_json: bool, extra: dict | Non
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
     if isinstance(v, int):

@@ -564,10 +564,9 @@ class MilvusClient:
                      **kwargs: Any) -> None:
         with self._lock:
             res = self._loaded(collection_name)
-            res.done.clear()
-            res.state = LoadState.Loading
-            self._loader.run(res)
-        self._finish(res)
+            for seg in res.collection.adopt_new_segments():
+                if seg.partition in res.partitions:
+                    self._loader.load_segment(res, seg)
 
     # -- partitions -----------------------------------------------------------------------
     def create_partition(self, collection_name: str, partition_name: str,

@@ -8,6 +8,7 @@ manifest's ``flushed_seq`` are skipped on replay; unlisted segment folders are r
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -81,16 +82,19 @@ class Collection:
             if child.name not in listed_del:
                 child.unlink()
         for s in self.manifest["segments"]:
-            seg_dir = self.segment_dir(s["id"])
-            pk = (read_tensor(seg_dir, self.pk.name) if self.pk.is_fixed
-                  else read_arrow(seg_dir, self.pk.name))
-            seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
-                                torch.zeros(len(pk), dtype=torch.bool))
-            for keys, seqs in deletes:
-                later = (seqs > seg.sealed_seq).numpy()
-                if later.any():
-                    seg.deleted |= match_keys(pk, self._keys(keys.filter(pa.array(later))))
-            self.sealed.append(seg)
+            self.sealed.append(self._open_segment(s, deletes))
+
+    def _open_segment(self, s: dict, deletes: list) -> SealedSegment:
+        seg_dir = self.segment_dir(s["id"])
+        pk = (read_tensor(seg_dir, self.pk.name) if self.pk.is_fixed
+              else read_arrow(seg_dir, self.pk.name))
+        seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
+                            torch.zeros(len(pk), dtype=torch.bool))
+        for keys, seqs in deletes:
+            later = (seqs > seg.sealed_seq).numpy()
+            if later.any():
+                seg.deleted |= match_keys(pk, self._keys(keys.filter(pa.array(later))))
+        return seg
 
     def _keys(self, keys: Any) -> Any:
         """A key column from Arrow, in the representation of this collection's pk."""
@@ -185,6 +189,22 @@ class Collection:
                 self.listener("seal", seg, g, live)
         if self.listener:
             self.listener("growing_cleared")
+
+    def adopt_new_segments(self) -> list[SealedSegment]:
+        """Open segments that the manifest on disk lists and this process does not know yet
+        (written by a bulk import or another tool); returns them."""
+        with open(self.path / MANIFEST) as fh:
+            on_disk = json.load(fh)
+        known = {s.id for s in self.sealed}
+        new_meta = [m for m in on_disk["segments"] if m["id"] not in known]
+        if not new_meta:
+            return []
+        self.manifest["segments"] += new_meta
+        self.manifest["next_segment_id"] = max(self.manifest["next_segment_id"],
+                                               on_disk["next_segment_id"])
+        added = [self._open_segment(m, []) for m in new_meta]
+        self.sealed += added
+        return added
 
     def save_manifest(self) -> None:
         write_json_atomic(self.path / MANIFEST, self.manifest)

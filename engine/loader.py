@@ -21,7 +21,8 @@ from .errors import MilvusException
 from .resident import ResidentGrowing, ResidentSegment
 from .schema import DYNAMIC_FIELD
 from .segment import SealedSegment
-from .storage.segments import has_valid, read_arrow, read_tensor
+from .storage.segments import has_valid, read_arrow
+from .transfer import Cancelled, HostToDevice
 
 
 class LoadState(enum.IntEnum):
@@ -77,6 +78,7 @@ class Loader:
         self.allocator = allocator
         self.device = allocator.device
         self.lock = lock
+        self.h2d = HostToDevice(self.device)
 
     # -- planning -------------------------------------------------------------------------
     def _segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
@@ -137,6 +139,19 @@ class Loader:
         finally:
             res.done.set()
 
+    def load_segment(self, res: Resident, seg: SealedSegment) -> None:
+        """Make one more sealed segment of a Loaded collection resident (refresh_load)."""
+        need = self._segment_bytes(res.collection, seg, res.fields)
+        self.allocator.reserve(res.collection.name, need, f"segment {seg.id}")
+        try:
+            self._load_sealed(res, seg)
+        except BaseException:
+            res.segments.pop(seg.id, None)
+            self.allocator.free(res.collection.name, seg.partition, str(seg.id))
+            raise
+        finally:
+            self.allocator.unreserve(res.collection.name)
+
     def _acquire(self, res: Resident) -> None:
         while not self.lock.acquire(timeout=0.02):  # a release may hold the lock
             if res.cancelled:
@@ -149,27 +164,34 @@ class Loader:
                              self.device, self.allocator)
         res.segments[seg.id] = rs
         sizes = coll.segment_meta(seg.id)["bytes"]
+
+        def copied(n: int) -> None:
+            res.copied += n
+
+        def cancelled() -> bool:
+            return res.cancelled
+
         for name in res.fields:
             if name not in sizes:
                 continue
             f = coll.schema.field(name)
             if f is None or not f.is_fixed:
-                rs.put(name, read_arrow(seg_dir, name))
+                arr = read_arrow(seg_dir, name)
+                rs.put(name, arr)
+                res.copied += sizes[name]
             else:
-                t = self._to_device(read_tensor(seg_dir, name))
-                v = self._to_device(read_tensor(seg_dir, name, "valid")) if f.nullable and \
-                    has_valid(seg_dir, name) else None
+                try:
+                    t = self.h2d.load(seg_dir, name, on_bytes=copied, cancelled=cancelled)
+                    v = None
+                    if f.nullable and has_valid(seg_dir, name):
+                        v = self.h2d.load(seg_dir, name, "valid", copied, cancelled)
+                except Cancelled:
+                    raise LoadCancelled() from None
                 rs.put(name, t, v)
-            res.copied += sizes[name]
             if res.cancelled:
                 raise LoadCancelled()
-        rs.put_deleted(self._to_device(seg.deleted.clone()))
+        rs.put_deleted(self.h2d.to_device(seg.deleted.clone()))
         res.copied += seg.num_rows
-
-    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cpu":
-            return t
-        return t.pin_memory().to(self.device, non_blocking=True)
 
     def _load_growing(self, res: Resident, part: str, g: Any) -> None:
         coll = res.collection
@@ -207,7 +229,7 @@ class Loader:
                 return
             rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
                                  self.device, self.allocator)
-            dev_live = live.to(self.device)
+            dev_live = self.h2d.to_device(live)
             for name in res.fields:
                 col = rg.column(name)
                 if isinstance(col, torch.Tensor):

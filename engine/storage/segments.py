@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import pyarrow as pa
 import torch
@@ -82,27 +84,76 @@ def shard_header(path: Path) -> tuple[int, dict]:
     return 8 + n, header
 
 
-def read_tensor(seg_dir: Path, name: str, key: str = "data",
-                out: torch.Tensor | None = None) -> torch.Tensor:
-    """Materialise one tensor of a shard in fresh (or the given) CPU memory with plain
-    ``readinto`` calls: one kernel copy from the page cache, no mapping left behind."""
+@dataclass(frozen=True, slots=True)
+class ShardTensor:
+    """Where one tensor of a shard lies: file, byte range, dtype and shape."""
+
+    path: Path
+    offset: int
+    nbytes: int
+    dtype: torch.dtype
+    shape: tuple
+
+
+def shard_tensor(seg_dir: Path, name: str, key: str = "data") -> ShardTensor:
     path = shard_path(seg_dir, name, True)
     base, header = shard_header(path)
     meta = header[key]
     start, stop = meta["data_offsets"]
-    dtype = _ST_DTYPES[meta["dtype"]]
-    if out is None:
-        out = torch.empty(meta["shape"], dtype=dtype)
-    raw = out.view(-1).view(torch.uint8) if out.numel() else out.view(torch.uint8)
-    view = memoryview(raw.numpy())
-    with open(path, "rb", buffering=0) as fh:
-        fh.seek(base + start)
-        got = 0
-        while got < stop - start:
-            n = fh.readinto(view[got:])
-            if not n:
-                raise OSError(f"{path}: truncated shard (expected {stop - start} bytes)")
-            got += n
+    return ShardTensor(path, base + start, stop - start, _ST_DTYPES[meta["dtype"]],
+                       tuple(meta["shape"]))
+
+
+def byte_view(t: torch.Tensor) -> torch.Tensor:
+    """A flat uint8 view of a contiguous tensor's bytes."""
+    return t.reshape(-1).view(torch.uint8) if t.numel() else torch.empty(0, dtype=torch.uint8)
+
+
+_READERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                              thread_name_prefix="hotset-read")
+_PIECE = 8 << 20
+
+
+def _pread_into(fd: int, offset: int, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)  # releases the GIL
+        if not n:
+            raise OSError(f"truncated shard: expected {len(view)} bytes at offset {offset}")
+        got += n
+    return got
+
+
+def read_range(fd: int, offset: int, dst: torch.Tensor) -> None:
+    """Fill the CPU uint8 tensor ``dst`` from file descriptor ``fd`` at ``offset``: pieces
+    read in parallel with ``preadv`` (one kernel copy each, from the page cache)."""
+    view = memoryview(dst.numpy())
+    if len(view) <= _PIECE:
+        _pread_into(fd, offset, view)
+        return
+    jobs = [_READERS.submit(_pread_into, fd, offset + o, view[o:o + _PIECE])
+            for o in range(0, len(view), _PIECE)]
+    for j in jobs:
+        j.result()
+
+
+def read_tensor(seg_dir: Path, name: str, key: str = "data", chunk: int = 64 << 20,
+                on_bytes: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Materialise one tensor of a shard in fresh CPU memory (no mapping left behind),
+    ``chunk`` bytes at a time, reporting each chunk to ``on_bytes`` (which may raise to
+    stop)."""
+    st = shard_tensor(seg_dir, name, key)
+    out = torch.empty(st.shape, dtype=st.dtype)
+    raw = byte_view(out)
+    fd = os.open(st.path, os.O_RDONLY)
+    try:
+        for off in range(0, st.nbytes, chunk):
+            part = raw[off:off + chunk]
+            read_range(fd, st.offset + off, part)
+            if on_bytes is not None:
+                on_bytes(part.numel())
+    finally:
+        os.close(fd)
     return out
 
 

@@ -6,7 +6,7 @@ import torch
 
 from engine import LoadState, MilvusClient
 from engine.errors import MilvusException
-from engine.storage import segments as seg_io
+from engine.transfer import HostToDevice
 
 from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
@@ -202,13 +202,13 @@ def test_async_load_reports_progress_and_release_cancels(tmp_path, monkeypatch, 
         c.insert("c", basic_rows(50, start=i * 50))
         c.flush("c")  # six sealed segments
     c.release_collection("c")
-    real = seg_io.read_tensor
+    real = HostToDevice.load
 
-    def slow(*a, **k):
+    def slow(self, *a, **k):
         time.sleep(0.05)
-        return real(*a, **k)
+        return real(self, *a, **k)
 
-    monkeypatch.setattr("engine.loader.read_tensor", slow)
+    monkeypatch.setattr(HostToDevice, "load", slow)
     c.load_collection("c", _async=True)
     seen = []
     while True:
@@ -264,3 +264,25 @@ def test_rule10_partitions(client):
     assert all(o.partition != "p2" for o in client.allocator._bytes)
     client.drop_partition("c", "p2")
     assert client.list_partitions("c") == ["_default", "p1"]
+
+
+def test_refresh_load_picks_up_new_segments_on_disk(client):
+    from engine.collection import Collection
+    from engine.storage.wal import Kind
+
+    rows = make_loaded(client, n=10, flush=True)
+    path = client._dir.collection_path("c")
+    # a bulk-import tool writes one more sealed segment straight into the directory
+    tool = Collection(path, __import__("json").loads((path / "manifest.json").read_text()),
+                      1 << 30)
+    tool.wal = type(tool.wal)(path / "tool-wal.log")
+    from engine.columns import to_batch
+    tool.write(Kind.INSERT, "_default", to_batch(tool.schema, basic_rows(4, start=50, seed=2)))
+    tool.manifest["next_segment_id"] = 100
+    tool.flush()
+    tool.close()
+    assert client.get("c", [51]) == []  # not resident yet
+    client.refresh_load("c")
+    assert client.get("c", [51], output_fields=["title"]) == [{"id": 51, "title": "t2"}]
+    assert client.memory_info("c")["bytes"] == _resident_nbytes(client, "c")
+    assert client.get("c", [rows[0]["id"]]) == [{"id": 0}]
