@@ -32,7 +32,7 @@ def _bench(*args):
 
 def test_bench_insert_json_line():
     got = _bench("insert", "--rows", "3000", "--dim", "16", "--dict-rows", "500",
-                 "--batch", "1000", "--device", "cpu")
+                 "--batch", "1000", "--peer-rows", "0", "--device", "cpu")
     assert got["bench"] == "insert"
     cols, dicts = got["results"]
     assert cols["rows"] == 3000 and dicts["rows"] == 500
@@ -45,3 +45,11 @@ def test_bench_search_recall_is_exact_for_flat():
                  "--device", "cpu")
     assert [r["batch"] for r in got["results"]] == [1, 50]
     assert all(r["recall@10"] == 1.0 for r in got["results"])
+
+
+def test_bench_load_reports_ratio_to_copy_limit():
+    got = _bench("load", "--rows", "3000", "--dim", "16", "--repeat", "1", "--device", "cpu")
+    full, release, partial = got["results"][:3]
+    assert full["what"] == "full load" and full["limit"] == "memory copy"
+    assert full["bytes"] > partial["bytes"] > 3000 * 16 * 4
+    assert full["ratio_to_limit"] > 0 and release["seconds"] >= 0
