@@ -23,13 +23,13 @@ def pairwise_distance(q: torch.Tensor, x: torch.Tensor, metric: str,
     if metric == "L2":
         if q_sq is None:
             q_sq = (q * q).sum(1)
-        d = q_sq[:, None] + (x * x).sum(1)[None, :] - 2.0 * (q @ x.T)  # (nq, n)
-        return d.clamp_min_(0.0)
+        d = torch.addmm((x * x).sum(1)[None, :], q, x.T, alpha=-2.0)  # (nq, n)
+        return d.add_(q_sq[:, None]).clamp_min_(0.0)
     if metric == "IP":
-        return -(q @ x.T)
+        return (q @ x.T).neg_()
     if metric == "COSINE":
         xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        return -(q @ xn.T)  # q is normalised by the caller (flat_search)
+        return (q @ xn.T).neg_()  # q is normalised by the caller (flat_search)
     raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
 
 
@@ -70,11 +70,13 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
     best_d = torch.full((nq, 0), _INF, device=q.device)
     best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=q.device)
     n = x.shape[0]
+    if mask is not None and bool(mask.all()):
+        mask = None
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         d = pairwise_distance(q, x[start:stop], metric, q_sq)  # (nq, c)
         if mask is not None:
-            d = d.masked_fill(~mask[start:stop][None, :], _INF)
+            d.masked_fill_(~mask[start:stop][None, :], _INF)
         kk = min(k, stop - start)
         cd, ci = torch.topk(d, kk, dim=1, largest=False, sorted=False)
         best_d, best_i = merge_topk(best_d, best_i, cd, ci + start, k)
