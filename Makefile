@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DATA ?= ./data
 
-.PHONY: demo test gpu-check bench clean
+.PHONY: demo test gpu-check wheels bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,23 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
-# On a CUDA machine, straight from the source tree (no installs: GPU boxes may be offline).
+# On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
+# offline). Pure-python needs the box lacks (lark) come from wheels in .whl/ (`make wheels`
+# on a connected machine), installed into .gpu-site/.
+GPU_PATH := $(CURDIR):$(CURDIR)/.gpu-site
 gpu-check:
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m engine gpu-info
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -m gpu -p no:cacheprovider tests
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m bench search --rows 200000 --dim 128 --device cuda
+	@if [ -d .whl ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile \
+		--upgrade --target .gpu-site .whl/*.whl; fi
+	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m engine gpu-info
+	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
+	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
+	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 --dim 128 --nq 1000 \
+		--batch 1,1000 --device cuda
+	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda \
+		--dict-rows 0 --peer-rows 0
+
+wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark
 
 bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128

@@ -12,9 +12,10 @@ from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
 
 def _resident_nbytes(client, name):
-    """Independent sum of every tensor / Arrow column the collection holds resident."""
+    """Independent sum of what the collection holds resident, split as memory_info splits
+    it: (device bytes, host bytes). On the CPU device everything is device memory."""
     res = client._resident[name]
-    total = 0
+    dev = host = 0
     for seg in [*res.segments.values(), *res.growing.values()]:
         objs = [seg.deleted] if not hasattr(seg, "_deleted_buf") else [seg._deleted_buf]
         if hasattr(seg, "_bufs"):
@@ -23,8 +24,40 @@ def _resident_nbytes(client, name):
         else:
             objs += list(seg.cols.values()) + list(seg.valid.values())
         for o in objs:
-            total += o.numel() * o.element_size() if isinstance(o, torch.Tensor) else o.nbytes
-    return total
+            if isinstance(o, torch.Tensor):
+                dev += o.numel() * o.element_size()
+            elif client.device.type == "cpu":
+                dev += o.nbytes
+            else:
+                host += o.nbytes
+    return dev, host
+
+
+def _info_bytes(client, name):
+    entry = client.memory_info(name)
+    return entry["bytes"], entry.get("host_bytes", 0)
+
+
+def test_rule1_not_loaded_is_101_but_writes_work(client):
+    client.create_collection("c", schema=basic_schema(), index_params=index_params())
+    client.release_collection("c")
+    for call in (lambda: client.search("c", [[0.0] * 8]), lambda: client.query("c", "id > 0"),
+                 lambda: client.get("c", [1])):
+        with pytest.raises(MilvusException) as e:
+            call()
+        assert e.value.code == 101 and e.value.message.startswith(
+            "collection not loaded[collection=c]")
+    assert client.insert("c", basic_rows(2))["insert_count"] == 2
+    assert client.upsert("c", basic_rows(1))["upsert_count"] == 1
+    assert client.delete("c", ids=[1]) == {"delete_count": 1}
+
+
+def test_rule2_load_needs_an_index_on_every_loaded_vector(client):
+    client.create_collection("c", schema=basic_schema())
+    with pytest.raises(MilvusException) as e:
+        client.load_collection("c")
+    assert e.value.code == 700 and e.value.message.startswith("index not found[collection=c]")
+    assert client.get_load_state("c") == {"state": LoadState.NotLoad}
 
 
 def test_rule3_load_fields_validation(client):
@@ -75,10 +108,10 @@ def test_partial_load_saves_real_memory(client):
     make_loaded(client, n=200, flush=True)
     client.release_collection("c")
     client.load_collection("c")
-    full = client.memory_info("c")["bytes"]
+    full = sum(_info_bytes(client, "c"))
     client.release_collection("c")
     client.load_collection("c", load_fields=["vec", "id"], skip_load_dynamic_field=True)
-    part = client.memory_info("c")["bytes"]
+    part = sum(_info_bytes(client, "c"))
     assert part < full and full - part == sum(
         b for p, b in client._colls["c"].manifest["segments"][0]["bytes"].items()
         if p in ("title", "score", "age", "$meta"))
@@ -143,7 +176,7 @@ def test_rule8_inserts_after_load_are_visible_and_seal_without_reload(client):
     assert set(res.segments) - loaded_before  # a new resident sealed segment
     assert not res.growing
     assert client.search("c", [new[2]["vec"]], limit=1)[0][0]["id"] == 1002
-    assert client.memory_info("c")["bytes"] == _resident_nbytes(client, "c")
+    assert _info_bytes(client, "c") == _resident_nbytes(client, "c")
     assert client.get("c", [rows[3]["id"]]) == [{"id": 3}]
 
 
@@ -151,23 +184,44 @@ def _owner_segments(client):
     return {o.segment for o in client.allocator._bytes}
 
 
-def test_memory_info_properties(client):
-    info = client.memory_info()
-    assert set(info) == {"device", "capacity_bytes", "used_bytes", "free_bytes", "collections"}
-    assert info["used_bytes"] == 0 and info["free_bytes"] == info["capacity_bytes"]
-    assert client.memory_info("nothing") == {"bytes": 0, "parts": {}}
-    cuda_before = torch.cuda.memory_allocated() if client.device.type == "cuda" else 0
+def _loaded_with_growing(client):
     make_loaded(client, n=300, flush=True)
     client.insert("c", basic_rows(7, start=500))
+
+
+def test_memory_info_shape_and_empty_entry(client):
     info = client.memory_info()
-    entry = info["collections"]["c"]
-    assert entry == client.memory_info("c")
-    assert entry["bytes"] == sum(entry["parts"].values())  # parts add up
-    assert entry["bytes"] == _resident_nbytes(client, "c")  # exact, not an estimate
-    assert entry["parts"]["vec"] == (1024 + 300) * 8 * 4  # growing capacity + sealed rows
-    if client.device.type == "cpu":
-        assert info["used_bytes"] == entry["bytes"]
+    assert set(info) == {"device", "capacity_bytes", "used_bytes", "free_bytes", "collections"}
+    assert info["device"] == str(client.device) and info["collections"] == {}
+    assert info["used_bytes"] == 0 and info["free_bytes"] == info["capacity_bytes"]
+    assert client.memory_info("nothing") == {"bytes": 0, "parts": {}}
+
+
+def test_memory_info_entry_matches_table_and_parts_add_up(client):
+    _loaded_with_growing(client)
+    entry = client.memory_info("c")
+    assert entry == client.memory_info()["collections"]["c"]
+    assert entry["bytes"] == sum(entry["parts"].values())
+    assert entry.get("host_bytes", 0) == sum(entry.get("host_parts", {}).values())
+
+
+def test_memory_info_is_exact(client):
+    _loaded_with_growing(client)
+    assert _info_bytes(client, "c") == _resident_nbytes(client, "c")
+    # growing buffers count at their allocated capacity, sealed rows at their size
+    assert client.memory_info("c")["parts"]["vec"] == (1024 + 300) * 8 * 4
+
+
+def test_memory_info_used_and_free(client):
+    _loaded_with_growing(client)
+    info = client.memory_info()
+    assert info["used_bytes"] == sum(e["bytes"] for e in info["collections"].values())
     assert info["free_bytes"] == info["capacity_bytes"] - info["used_bytes"]
+
+
+def test_memory_info_after_release_is_zero(client):
+    cuda_before = torch.cuda.memory_allocated() if client.device.type == "cuda" else 0
+    _loaded_with_growing(client)
     client.release_collection("c")
     assert client.memory_info("c") == {"bytes": 0, "parts": {}}
     assert client.memory_info()["used_bytes"] == 0
@@ -284,5 +338,5 @@ def test_refresh_load_picks_up_new_segments_on_disk(client):
     assert client.get("c", [51]) == []  # not resident yet
     client.refresh_load("c")
     assert client.get("c", [51], output_fields=["title"]) == [{"id": 51, "title": "t2"}]
-    assert client.memory_info("c")["bytes"] == _resident_nbytes(client, "c")
+    assert _info_bytes(client, "c") == _resident_nbytes(client, "c")
     assert client.get("c", [rows[0]["id"]]) == [{"id": 0}]
