@@ -37,7 +37,7 @@ gpu-check:
 		--dict-rows 0 --peer-rows 0
 
 wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark pytest pluggy iniconfig packaging hypothesis sortedcontainers attrs
 
 bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128

@@ -12,35 +12,36 @@ import time
 import numpy as np
 
 
-def _client(root: str):
+@contextlib.contextmanager
+def _peer_collection(dim: int, with_text: bool):
+    """A fresh Milvus Lite database with collection "peer" (None if not installed)."""
     try:
-        from pymilvus import MilvusClient
+        from pymilvus import DataType, MilvusClient
     except ImportError:
-        return None
+        yield None
+        return
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
-    with contextlib.redirect_stderr(io.StringIO()):
-        return MilvusClient(f"{root}/lite.db")
-
-
-def _create(client, name: str, dim: int, with_text: bool) -> None:
-    from pymilvus import DataType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    if with_text:
-        schema.add_field("text", DataType.VARCHAR, max_length=64)
-    client.create_collection(name, schema=schema)
+    root = tempfile.mkdtemp(prefix="hotset-peer-")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            client = MilvusClient(f"{root}/lite.db")
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        if with_text:
+            schema.add_field("text", DataType.VARCHAR, max_length=64)
+        client.create_collection("peer", schema=schema)
+        yield client
+        client.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def milvus_lite_insert(data: np.ndarray, batch: int) -> dict | None:
     """Ingest ``data`` as lists of row dicts (pymilvus's form); rows/s."""
-    root = tempfile.mkdtemp(prefix="hotset-peer-")
-    try:
-        client = _client(root)
+    with _peer_collection(data.shape[1], False) as client:
         if client is None:
             return None
-        _create(client, "peer", data.shape[1], False)
         payloads = [[{"id": i, "vector": v} for i, v in
                      zip(range(s, min(s + batch, len(data))), data[s:s + batch].tolist())]
                     for s in range(0, len(data), batch)]
@@ -49,21 +50,15 @@ def milvus_lite_insert(data: np.ndarray, batch: int) -> dict | None:
             client.insert("peer", p)
         client.flush("peer")
         elapsed = time.perf_counter() - t0
-        client.close()
-        return {"input": "Milvus Lite (pymilvus dicts)", "rows": len(data), "seconds": elapsed,
-                "rows_per_s": len(data) / elapsed}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return {"input": "Milvus Lite (pymilvus dicts)", "rows": len(data), "seconds": elapsed,
+            "rows_per_s": len(data) / elapsed}
 
 
 def milvus_lite_load(data: np.ndarray, texts: list[str], batch: int = 20_000) -> dict | None:
     """Load / release of the same collection in Milvus Lite (FLAT index), seconds."""
-    root = tempfile.mkdtemp(prefix="hotset-peer-")
-    try:
-        client = _client(root)
+    with _peer_collection(data.shape[1], True) as client:
         if client is None:
             return None
-        _create(client, "peer", data.shape[1], True)
         for s in range(0, len(data), batch):
             rows = [{"id": i, "vector": v, "text": t} for i, v, t in
                     zip(range(s, s + batch), data[s:s + batch].tolist(), texts[s:s + batch])]
@@ -79,7 +74,4 @@ def milvus_lite_load(data: np.ndarray, texts: list[str], batch: int = 20_000) ->
         t0 = time.perf_counter()
         client.release_collection("peer")
         release_s = time.perf_counter() - t0
-        client.close()
-        return {"load_s": load_s, "release_s": release_s}
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return {"load_s": load_s, "release_s": release_s}
