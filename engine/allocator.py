@@ -72,13 +72,18 @@ class DeviceAllocator:
             self._reserved.pop(collection, None)
 
     # -- residency ----------------------------------------------------------------------
-    def register(self, owner: Owner, *objs: Any, host: bool = False) -> None:
-        """Set ``owner``'s bytes to the total size of ``objs`` (replacing what it had)."""
-        size = sum(nbytes_of(o) for o in objs)
+    def register(self, owner: Owner, *objs: Any) -> None:
+        """Set ``owner``'s bytes to the total size of ``objs`` (replacing what it had).
+        Tensors count on their device; Arrow columns live in host memory, which is the
+        device when it is "cpu" and is listed apart (``host_parts``) otherwise."""
+        on_cpu = self.device.type == "cpu"
+        size = sum(nbytes_of(o) for o in objs if on_cpu or isinstance(o, torch.Tensor))
+        host = 0 if on_cpu else sum(nbytes_of(o) for o in objs if not isinstance(o, torch.Tensor))
         with self._lock:
-            if host and self.device.type != "cpu":
-                self._host[owner] = size
-                return
+            if host:
+                self._host[owner] = host
+            else:
+                self._host.pop(owner, None)
             growth = size - self._bytes.get(owner, 0)
             reserved = self._reserved.get(owner.collection, 0)
             drawn = min(max(growth, 0), reserved)
@@ -87,7 +92,8 @@ class DeviceAllocator:
                                          f"{owner.collection}/{owner.part}")
             if drawn:
                 self._reserved[owner.collection] = reserved - drawn
-            self._bytes[owner] = size
+            if size or owner in self._bytes:
+                self._bytes[owner] = size
 
     def free(self, collection: str, partition: str | None = None,
              segment: str | None = None) -> None:

@@ -245,7 +245,8 @@ class MilvusClient:
                 keys = self._keys(coll, ids)
             else:
                 res = self._loaded(collection_name)
-                flt = compile_filter(filter, coll.schema, set(res.fields))
+                flt = compile_filter(filter, coll.schema, set(res.fields),
+                                     kwargs.get("filter_params"))
                 parts = {self._partition(coll, partition_name)} if partition_name else None
                 segs = res.all_segments(parts)
                 spec = _search.OutputSpec((coll.pk.name,), (), False)
@@ -296,7 +297,8 @@ class MilvusClient:
                 raise ParamError(f"limit (topk) should be in range [1, {_search.MAX_TOPK}], "
                                  f"got limit={limit}, offset={offset}")
             q = self._queries(data, field)
-            flt = compile_filter(filter, coll.schema, set(res.fields))
+            flt = compile_filter(filter, coll.schema, set(res.fields),
+                                     kwargs.get("filter_params"))
             out = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=False)
             parts = self._searched_partitions(res, partition_names)
             hits = _search.search(res, res.all_segments(parts), field.name, metric, q,
@@ -351,7 +353,8 @@ class MilvusClient:
         with self._lock:
             res = self._loaded(collection_name)
             coll = res.collection
-            flt = compile_filter(filter, coll.schema, set(res.fields))
+            flt = compile_filter(filter, coll.schema, set(res.fields),
+                                     kwargs.get("filter_params"))
             parts = self._searched_partitions(res, partition_names)
             segs = res.all_segments(parts)
             if output_fields and [o.replace(" ", "").lower() for o in output_fields] == ["count(*)"]:

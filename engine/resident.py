@@ -16,9 +16,11 @@ import torch
 
 from .allocator import DeviceAllocator, Owner
 from .columns import Batch
+from .expr import json_path
 from .schema import DYNAMIC_FIELD, CollectionSchema
 
 DELETED_PART = "$deleted"
+CACHE_PART = "$cache"  # typed columns of JSON paths used by filters
 MIN_GROWING_CAPACITY = 1024
 
 
@@ -34,14 +36,14 @@ class ResidentSegment:
         self.cols: dict[str, Any] = {}
         self.valid: dict[str, torch.Tensor] = {}
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
+        self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
 
     def owner(self, part: str) -> Owner:
         return Owner(self.collection, self.partition, self.key, part)
 
     def put(self, name: str, col: Any, valid: torch.Tensor | None = None) -> None:
-        host = not isinstance(col, torch.Tensor)
         objs = [col] if valid is None else [col, valid]
-        self.allocator.register(self.owner(name), *objs, host=host)
+        self.allocator.register(self.owner(name), *objs)
         self.cols[name] = col
         if valid is not None:
             self.valid[name] = valid
@@ -59,6 +61,23 @@ class ResidentSegment:
 
     def live_mask(self) -> torch.Tensor:
         return ~self.deleted[: self.num_rows]
+
+    def json_values(self, field: str, path: tuple) -> json_path.JsonValues:
+        """Typed columns of one JSON path (cached; a growing segment extends its cache)."""
+        col = self.column(field)
+        n = len(col)
+        key = (field, path)
+        hit = self._json_cache.get(key)
+        if hit is None or hit[0] != n:
+            if hit is not None and hit[0] < n:
+                vals = json_path.concat(hit[1], json_path.extract(col.slice(hit[0]), path,
+                                                                  self.device))
+            else:
+                vals = json_path.extract(col, path, self.device)
+            self._json_cache[key] = (n, vals)
+            self.allocator.register(self.owner(CACHE_PART), *[
+                o for _, v in self._json_cache.values() for o in v.objects()])
+        return self._json_cache[key][1]
 
 
 class ResidentGrowing(ResidentSegment):
@@ -107,7 +126,7 @@ class ResidentGrowing(ResidentSegment):
             else:
                 chunks = self._chunks.setdefault(name, [])
                 chunks.append(col)
-                self.allocator.register(self.owner(name), *chunks, host=True)
+                self.allocator.register(self.owner(name), *chunks)
         if deleted is not None:
             self._deleted_buf[n0:n1].copy_(deleted)
         else:

@@ -32,8 +32,24 @@ class Compare(Node):
 @dataclass(frozen=True, slots=True)
 class InList(Node):
     operand: Node
-    values: tuple
+    values: Node  # a Literal holding a tuple once templates are filled
     negate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr(Node):
+    items: tuple  # a list literal that still holds templates
+
+
+@dataclass(frozen=True, slots=True)
+class Template(Node):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    name: str  # lower-cased function name
+    args: tuple
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 Covered: int/float/string/bool literals; ``== != < <= > >=`` with chaining
 (``10 < age <= 20``); ``+ - * / % **``; ``in`` / ``not in`` lists; ``like``; ``is null`` /
-``is not null``; ``and or not`` and ``&& || !``; parentheses; ``field["key"][0]`` paths.
+``is not null``; ``and or not`` and ``&& || !``; parentheses; ``field["key"][0]`` paths;
+function calls (``array_contains(tags, 1)``, ``json_contains_any(meta["t"], [1, 2])``,
+``array_length(tags)``); templates ``{name}`` filled from ``filter_params``.
 Any text that does not parse is a 1100 error quoting the expression with a caret.
 """
 from __future__ import annotations
@@ -27,8 +29,8 @@ GRAMMAR = r"""
     | _NOT not_               -> not_op
 ?predicate: arith
     | arith (COMP arith)+     -> compare
-    | arith _NOT _IN list_    -> not_in
-    | arith _IN list_         -> in_
+    | arith _NOT _IN values   -> not_in
+    | arith _IN values        -> in_
     | arith _LIKE STRING      -> like
     | arith _IS _NULL         -> is_null
     | arith _IS _NOT _NULL    -> is_not_null
@@ -46,14 +48,23 @@ GRAMMAR = r"""
     | TRUE                    -> true
     | FALSE                   -> false
     | path
+    | call
+    | template
     | "(" or_ ")"
 path: NAME ("[" (STRING | INT) "]")*
+call: NAME "(" [arg ("," arg)*] ")"
+?arg: or_
+    | list_
+template: "{" NAME "}"
+?values: list_
+    | template
 list_: "[" [item ("," item)*] ","? "]"
 ?item: NUMBER                 -> number
     | MINUS NUMBER            -> neg_number
     | STRING                  -> string
     | TRUE                    -> true
     | FALSE                   -> false
+    | template
 
 _OR.3: /or\b/i | "||"
 _AND.3: /and\b/i | "&&"
@@ -119,8 +130,18 @@ class _ToAst(Transformer):
         path = tuple(unquote(str(k)) if k.type == "STRING" else int(k) for k in keys)
         return ast.FieldRef(name.start_pos, str(name), path)
 
-    def list_(self, *items: ast.Literal | None) -> tuple:
-        return tuple(i.value for i in items if i is not None)
+    def list_(self, *items: ast.Node | None) -> ast.Node:
+        items = tuple(i for i in items if i is not None)
+        pos = items[0].pos if items else 0
+        if all(isinstance(i, ast.Literal) for i in items):
+            return ast.Literal(pos, tuple(i.value for i in items))
+        return ast.ListExpr(pos, items)
+
+    def template(self, name: Token) -> ast.Template:
+        return ast.Template(name.start_pos - 1, str(name))
+
+    def call(self, name: Token, *args: ast.Node | None) -> ast.Call:
+        return ast.Call(name.start_pos, str(name).lower(), tuple(a for a in args if a is not None))
 
     def neg(self, minus: Token, operand: ast.Node) -> ast.Node:
         if isinstance(operand, ast.Literal) and isinstance(operand.value, (int, float)) \
@@ -140,10 +161,10 @@ class _ToAst(Transformer):
             node = c if node is None else ast.And(node.pos, node, c)
         return node
 
-    def in_(self, operand: ast.Node, values: tuple) -> ast.InList:
+    def in_(self, operand: ast.Node, values: ast.Node) -> ast.InList:
         return ast.InList(operand.pos, operand, values, False)
 
-    def not_in(self, operand: ast.Node, values: tuple) -> ast.InList:
+    def not_in(self, operand: ast.Node, values: ast.Node) -> ast.InList:
         return ast.InList(operand.pos, operand, values, True)
 
     def like(self, operand: ast.Node, pattern: Token) -> ast.Like:

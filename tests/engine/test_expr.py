@@ -15,17 +15,59 @@ from ..conftest import index_params
 N = 120
 
 
+def _meta(i):
+    if i % 11 == 0:
+        return None
+    if i % 10 == 0:
+        return [1, 2, i]  # not an object: paths into it are absent
+    out = {"a": {"b": i % 6, "s": "s" + str(i % 3)}, "list": [i % 4, "t" + str(i % 2)],
+           "f": (i % 8) / 2, "flag": i % 2 == 0}
+    if i % 7 == 0:
+        del out["f"]
+    return out
+
+
+def _dynamic(i):
+    out = {}
+    if i % 5:
+        out["color"] = ["red", "green", "blue"][i % 3]
+    if i % 3:
+        out["rank"] = i % 13
+    out["mixed"] = [i % 3, "three", True, None][i % 4]
+    return out
+
+
+def _get(r, *path):
+    v = r
+    for k in path:
+        if isinstance(k, str):
+            v = v.get(k) if isinstance(v, dict) else None
+        else:
+            v = v[k] if isinstance(v, list) and 0 <= k < len(v) else None
+        if v is None:
+            return None
+    return v
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _rows():
     out = []
     for i in range(N):
         out.append({"id": i, "vec": [float(i % 5), 1.0], "age": (i * 7) % 60 - 10,
                     "score": ((i * 13) % 40) / 4.0, "title": ["apple", "banana", "cherry",
                                                               "a_b", "A%", "it's"][i % 6] + str(i % 4),
-                    "flag": i % 3 == 0, "n": None if i % 4 == 0 else i % 9})
+                    "flag": i % 3 == 0, "n": None if i % 4 == 0 else i % 9,
+                    "meta": _meta(i), "tags": [j % 7 for j in range(i % 5)],
+                    "words": [["x", "y", "z"][j % 3] for j in range(i % 4)],
+                    **_dynamic(i)})
     return out
 
 
 ROWS = _rows()
+DYN_KEYS = ("color", "rank", "mixed")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +81,10 @@ def coll(tmp_path_factory):
     s.add_field("title", DataType.VARCHAR, max_length=20)
     s.add_field("flag", DataType.BOOL)
     s.add_field("n", DataType.INT16, nullable=True)
+    s.add_field("meta", DataType.JSON, nullable=True)
+    s.add_field("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=8)
+    s.add_field("words", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=8,
+                max_length=4)
     c.create_collection("e", schema=s, index_params=index_params("vec"))
     c.insert("e", ROWS[:70])
     c.flush("e")
@@ -47,8 +93,9 @@ def coll(tmp_path_factory):
     c.close()
 
 
-def _ids(c, expr):
-    return sorted(r["id"] for r in c.query("e", expr, output_fields=["id"]))
+def _ids(c, expr, **params):
+    kw = {"filter_params": params} if params else {}
+    return sorted(r["id"] for r in c.query("e", expr, output_fields=["id"], **kw))
 
 
 def _oracle(fn):
@@ -92,6 +139,63 @@ CASES = [
 ]
 
 
+CASES += [
+    # JSON paths
+    ('meta["a"]["b"] == 3', lambda r: _get(r["meta"], "a", "b") == 3 if _num(
+        _get(r["meta"], "a", "b")) else None),
+    ('meta["a"]["b"] >= 2 and meta["f"] < 2.5', lambda r: _and3(
+        None if not _num(_get(r["meta"], "a", "b")) else _get(r["meta"], "a", "b") >= 2,
+        None if not _num(_get(r["meta"], "f")) else _get(r["meta"], "f") < 2.5)),
+    ('meta["a"]["s"] in ["s1", "s2"]', lambda r: _get(r["meta"], "a", "s") in ("s1", "s2")
+     if isinstance(_get(r["meta"], "a", "s"), str) else None),
+    ('meta["list"][0] == 2', lambda r: _get(r["meta"], "list", 0) == 2 if _num(
+        _get(r["meta"], "list", 0)) else None),
+    ('meta["list"][1] like "t1%"', lambda r: _get(r["meta"], "list", 1) == "t1" if isinstance(
+        _get(r["meta"], "list", 1), str) else None),
+    ('meta["flag"] == true', lambda r: _get(r["meta"], "flag") is True),
+    ('meta["f"] is null', lambda r: _get(r["meta"], "f") is None),
+    ('meta["a"]["b"] % 4 == 1', lambda r: _get(r["meta"], "a", "b") % 4 == 1 if _num(
+        _get(r["meta"], "a", "b")) else None),
+    ('json_contains(meta["list"], "t0")', lambda r: "t0" in (_get(r["meta"], "list") or [])),
+    ('json_contains_any(meta["list"], [3, "t1"])', lambda r: bool(
+        {3, "t1"} & set(_get(r["meta"], "list") or []))),
+    ('json_contains_all(meta["list"], [1, "t1"])', lambda r: {1, "t1"} <= set(
+        _get(r["meta"], "list") or [])),
+    ('meta[0] == 1', lambda r: isinstance(r["meta"], list) and r["meta"][0] == 1),
+    # dynamic keys
+    ("color == 'red'", lambda r: r.get("color") == "red"),
+    ("color in ['red', 'blue'] and rank > 5", lambda r: _and3(
+        r.get("color") in ("red", "blue") if "color" in r else None,
+        r["rank"] > 5 if "rank" in r else None)),
+    ('$meta["rank"] <= 2', lambda r: r["rank"] <= 2 if "rank" in r else None),
+    ("rank is null", lambda r: "rank" not in r),
+    ("not (rank > 5)", lambda r: (not r["rank"] > 5) if "rank" in r else None),
+    ("mixed == 2", lambda r: _num(r["mixed"]) and r["mixed"] == 2),
+    ("mixed == 'three'", lambda r: r["mixed"] == "three"),
+    ("mixed == true", lambda r: r["mixed"] is True),
+    ("mixed in [1, 'three']", lambda r: (r["mixed"] in (1, "three") and not isinstance(
+        r["mixed"], bool)) if r["mixed"] is not None else None),
+    ("rank + age > 20", lambda r: r["rank"] + r["age"] > 20 if "rank" in r else None),
+    # arrays
+    ("tags[0] == 0", lambda r: r["tags"][0] == 0 if r["tags"] else None),
+    ("tags[2] > 1", lambda r: r["tags"][2] > 1 if len(r["tags"]) > 2 else None),
+    ("words[1] == 'y'", lambda r: r["words"][1] == "y" if len(r["words"]) > 1 else None),
+    ("array_contains(tags, 3)", lambda r: 3 in r["tags"]),
+    ("ARRAY_CONTAINS_ALL(tags, [1, 2])", lambda r: {1, 2} <= set(r["tags"])),
+    ("array_contains_any(words, ['z', 'q'])", lambda r: bool({"z", "q"} & set(r["words"]))),
+    ("array_length(tags) >= 3", lambda r: len(r["tags"]) >= 3),
+    ("array_length(words) == 0 or not array_contains(tags, 0)",
+     lambda r: len(r["words"]) == 0 or 0 not in r["tags"]),
+    ("array_length(meta[\"list\"]) == 2", lambda r: isinstance(_get(r["meta"], "list"), list)),
+]
+
+
+def _and3(a, b):
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
+
+
 @pytest.mark.parametrize("expr, fn", CASES, ids=[c[0] for c in CASES])
 def test_construct_matches_oracle(coll, expr, fn):
     assert _ids(coll, expr) == _oracle(fn)
@@ -106,7 +210,14 @@ def test_filtered_search_never_returns_filtered_or_deleted(coll):
 @pytest.mark.parametrize("expr, fragment", [
     ("age > 'x'", "cannot compare number with string"),
     ("title < 3", "cannot compare string with number"),
-    ("nope > 1", "dynamic key"),
+    ("title[0] == 'a'", "has no [...] path"),
+    ("tags['a'] == 1", "one integer index"),
+    ("array_contains(tags, 'x')", "does not match the array's number"),
+    ("array_contains(age, 1)", "needs an ARRAY field or a JSON value"),
+    ("array_contains_all(tags, 1)", "needs a list"),
+    ("nosuchfn(age)", "unknown function"),
+    ("tags == 1", "does not apply to arrays"),
+    ("age > {missing}", "has no value in filter_params"),
     ("flag > true", "does not apply to bools"),
     ("title + 1 > 2", "arithmetic applies to numbers"),
     ("age like 'a%'", "like applies to strings"),
@@ -138,7 +249,8 @@ _NUM_FIELDS = ["age", "score"]
 
 @st.composite
 def _comparison(draw):
-    kind = draw(st.sampled_from(["num", "str", "in", "like", "bool", "chain", "arith", "null"]))
+    kind = draw(st.sampled_from(["num", "str", "in", "like", "bool", "chain", "arith", "null",
+                                 "json", "dyn", "arr"]))
     ops = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
     if kind == "num":
@@ -169,14 +281,35 @@ def _comparison(draw):
         m = draw(st.integers(2, 7))
         k = draw(st.integers(0, m - 1))
         return f"age % {m} == {k}", lambda r: math.fmod(r["age"], m) % m == k
+    if kind == "json":
+        op = draw(st.sampled_from(list(ops)))
+        path = draw(st.sampled_from([("a", "b"), ("f",), ("list", 0)]))
+        v = draw(st.integers(-1, 6))
+        text = "meta" + "".join(f'["{k}"]' if isinstance(k, str) else f"[{k}]" for k in path)
+
+        def fn(r, path=path, op=op, v=v):
+            x = _get(r["meta"], *path)
+            return ops[op](x, v) if _num(x) else None
+        return f"{text} {op} {v}", fn
+    if kind == "dyn":
+        if draw(st.booleans()):
+            op = draw(st.sampled_from(list(ops)))
+            v = draw(st.integers(-1, 14))
+            return f"rank {op} {v}", lambda r: ops[op](r["rank"], v) if "rank" in r else None
+        v = draw(st.sampled_from(["red", "green", "nope"]))
+        return f"color == '{v}'", lambda r: r["color"] == v if "color" in r else None
+    if kind == "arr":
+        which = draw(st.sampled_from(["contains", "length", "elem"]))
+        v = draw(st.integers(0, 6))
+        if which == "contains":
+            return f"array_contains(tags, {v})", lambda r: v in r["tags"]
+        op = draw(st.sampled_from(list(ops)))
+        if which == "length":
+            return f"array_length(tags) {op} {v % 5}", lambda r: ops[op](len(r["tags"]), v % 5)
+        return f"tags[1] {op} {v}", lambda r: ops[op](r["tags"][1], v) if len(r["tags"]) > 1 \
+            else None
     neg = draw(st.booleans())
     return f"n is {'not ' if neg else ''}null", lambda r: (r["n"] is None) != neg
-
-
-def _and3(a, b):
-    if a is False or b is False:
-        return False
-    return None if a is None or b is None else True
 
 
 def _or3(a, b):
@@ -198,7 +331,7 @@ _exprs = st.recursive(
     max_leaves=6)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_exprs)
 def test_generated_expressions_agree_with_oracle(coll, case):
     text, fn = case
@@ -217,3 +350,29 @@ def test_random_bytes_only_ever_raise_1100(raw):
         compile_filter(text, s)
     except ParamError as e:
         assert e.code == 1100
+
+
+def test_templates_fill_from_filter_params(coll):
+    assert _ids(coll, "age > {lo} and title in {names}", lo=20, names=["apple0", "cherry2"]) == \
+        _oracle(lambda r: r["age"] > 20 and r["title"] in ("apple0", "cherry2"))
+    assert _ids(coll, "color == {col} or id in [{a}, 7]", col="blue", a=3) == \
+        _oracle(lambda r: r.get("color") == "blue" or r["id"] in (3, 7))
+
+
+def test_milvus_lite_rejects_these_but_they_work_here(coll):
+    assert _ids(coll, "5 < age <= 15") == _oracle(lambda r: 5 < r["age"] <= 15)
+    assert _ids(coll, "age % 3 == 0") == _oracle(lambda r: r["age"] % 3 == 0)
+    assert _ids(coll, 'meta["a"]["b"] in [1, 2]') == _oracle(
+        lambda r: _get(r["meta"], "a", "b") in (1, 2))
+
+
+def test_json_path_cache_is_counted_and_extends_with_growing_rows(coll):
+    before = coll.memory_info("e")["parts"].get("$cache", 0)
+    _ids(coll, "never_seen_key >= 0")
+    cached = coll.memory_info("e")["parts"].get("$cache", 0)
+    assert cached > before
+    extra = {**ROWS[0], "id": 10_000, "rank": 99}
+    coll.insert("e", [extra])
+    assert 10_000 in _ids(coll, "rank == 99")
+    coll.delete("e", ids=[10_000])
+    assert 10_000 not in _ids(coll, "rank == 99")

@@ -1,0 +1,115 @@
+"""Typed columns for one JSON path of one segment, built once and cached.
+
+A JSON field (or the dynamic field ``$meta``) is stored as JSON text. A filter on a path
+(``meta["a"][0]``, or a dynamic key ``color``) needs that path's values as columns; they are
+extracted in one pass per (segment, field, path) and kept on the resident segment (and
+counted by the allocator as part ``$cache``), so every later filter on the same path is
+vectorised torch / pyarrow work. A growing segment extends its cache with the new rows only.
+
+Values are split by JSON type: numbers (float64, bools excluded), strings, bools, and lists
+(elements as canonical JSON text, so ``1`` and ``1.0`` are the same element). A row whose
+path is missing or null is *absent*; comparisons on absent or wrongly-typed values are
+unknown (they never match, and ``not`` does not make them match).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+_MISS = object()
+
+
+def canonical(value: Any) -> str:
+    """JSON text of a value with integral floats written as ints (1.0 -> 1)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, list):
+        return "[" + ",".join(canonical(v) for v in value) + "]"
+    elif isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{canonical(v)}" for k, v in sorted(value.items())) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass
+class JsonValues:
+    num: torch.Tensor      # (n,) float64
+    is_num: torch.Tensor   # (n,) bool
+    str_: pa.Array         # (n,) string, null where not a string
+    bool_: torch.Tensor    # (n,) bool
+    is_bool: torch.Tensor  # (n,) bool
+    lists: pa.Array        # (n,) list<string> of canonical elements, null where not a list
+    present: torch.Tensor  # (n,) bool: the path exists and is not null
+
+    @property
+    def is_str(self) -> torch.Tensor:
+        return torch.from_numpy(self.str_.is_valid().to_numpy(zero_copy_only=False)).to(
+            self.present.device)
+
+    @property
+    def is_list(self) -> torch.Tensor:
+        return torch.from_numpy(self.lists.is_valid().to_numpy(zero_copy_only=False)).to(
+            self.present.device)
+
+    def objects(self) -> list[Any]:
+        return [self.num, self.is_num, self.str_, self.bool_, self.is_bool, self.lists,
+                self.present]
+
+
+def _walk(value: Any, path: tuple) -> Any:
+    for key in path:
+        if isinstance(key, str):
+            value = value.get(key, _MISS) if isinstance(value, dict) else _MISS
+        else:
+            value = value[key] if isinstance(value, list) and 0 <= key < len(value) else _MISS
+        if value is _MISS:
+            return _MISS
+    return value
+
+
+def extract(col: pa.Array, path: tuple, device: torch.device) -> JsonValues:
+    """One pass over the JSON texts of ``col`` (a string array); see the module doc."""
+    texts = col.to_pylist()
+    n = len(texts)
+    num = np.zeros(n, dtype=np.float64)
+    is_num = np.zeros(n, dtype=bool)
+    bools = np.zeros(n, dtype=bool)
+    is_bool = np.zeros(n, dtype=bool)
+    present = np.zeros(n, dtype=bool)
+    strs: list[Any] = [None] * n
+    lists: list[Any] = [None] * n
+    loads = json.loads
+    for i, text in enumerate(texts):
+        if text is None:
+            continue
+        v = _walk(loads(text), path)
+        if v is _MISS or v is None:
+            continue
+        present[i] = True
+        if v is True or v is False:
+            bools[i] = v
+            is_bool[i] = True
+        elif isinstance(v, (int, float)):
+            num[i] = v
+            is_num[i] = True
+        elif isinstance(v, str):
+            strs[i] = v
+        elif isinstance(v, list):
+            lists[i] = [canonical(e) for e in v]
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
+
+    return JsonValues(t(num), t(is_num), pa.array(strs, type=pa.string()), t(bools), t(is_bool),
+                      pa.array(lists, type=pa.list_(pa.string())), t(present))
+
+
+def concat(a: JsonValues, b: JsonValues) -> JsonValues:
+    return JsonValues(torch.cat([a.num, b.num]), torch.cat([a.is_num, b.is_num]),
+                      pa.concat_arrays([a.str_, b.str_]), torch.cat([a.bool_, b.bool_]),
+                      torch.cat([a.is_bool, b.is_bool]), pa.concat_arrays([a.lists, b.lists]),
+                      torch.cat([a.present, b.present]))
