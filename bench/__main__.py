@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search> ...``"""
+"""``python -m bench <insert|load|search|filter> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import insert, load, search
+from . import filter, insert, load, search
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,6 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     insert.add_parser(sub)
     search.add_parser(sub)
     load.add_parser(sub)
+    filter.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

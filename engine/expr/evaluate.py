@@ -68,7 +68,15 @@ class Filter:
 
     def mask(self, seg: ColumnSource) -> torch.Tensor:
         """(n,) bool on ``seg.device``: rows for which the expression is known true."""
-        val, known = _Eval(seg, self.refs).boolean(self.root)
+        try:
+            val, known = _Eval(seg, self.refs).boolean(self.root)
+        except (ZeroDivisionError, OverflowError) as e:
+            raise ParamError(f"cannot evaluate expression {self.text}: {e}") from None
+        except RuntimeError as e:
+            if "ZeroDivision" not in str(e):
+                raise
+            raise ParamError(f"cannot evaluate expression {self.text}: integer division or "
+                             "modulo by zero") from None
         return val if known is None else val & known
 
 
@@ -524,7 +532,7 @@ def _py_arith(op: str, x: Any, y: Any) -> Any:
     if op == "%":
         return x % y
     if op == "**":
-        return x ** y
+        return float(x) ** float(y)  # floats: a huge int power cannot stall the engine
     return {"+": operator.add, "-": operator.sub, "*": operator.mul}[op](x, y)
 
 

@@ -53,3 +53,11 @@ def test_bench_load_reports_ratio_to_copy_limit():
     assert full["what"] == "full load" and full["limit"] == "memory copy"
     assert full["bytes"] > partial["bytes"] > 3000 * 16 * 4
     assert full["ratio_to_limit"] > 0 and release["seconds"] >= 0
+
+
+def test_bench_filter_counts_match_the_data():
+    got = _bench("filter", "--rows", "2000", "--dim", "8", "--batch", "10", "--repeat", "1",
+                 "--device", "cpu")
+    by_expr = {r["expr"]: r["matches"] for r in got["results"]}
+    assert by_expr["age == 7"] == 20 and by_expr["age >= 10"] == 1800
+    assert by_expr['meta["cat"] == 7'] == 20

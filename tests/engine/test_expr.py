@@ -376,3 +376,23 @@ def test_json_path_cache_is_counted_and_extends_with_growing_rows(coll):
     assert 10_000 in _ids(coll, "rank == 99")
     coll.delete("e", ids=[10_000])
     assert 10_000 not in _ids(coll, "rank == 99")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(list("0123456789 ()[]{}<>=!&|+-*/%.'\"_,") +
+                                ["age", "title", "meta", "rank", "and", "or", "not", "in",
+                                 "like", " ", "is null", "tags", "**", "n", "flag"]),
+                max_size=14).map("".join))
+def test_random_filters_evaluate_or_raise_1100(coll, text):
+    try:
+        coll.query("e", text or "x", output_fields=["count(*)"])
+    except MilvusException as e:
+        assert e.code == 1100, (text, e)
+
+
+def test_division_by_zero_is_1100(coll):
+    for expr in ("age % 0 == 1", "age / 0 > 1", "1 / 0 > 1", "2 ** 100000 > 1"):
+        try:
+            coll.query("e", expr, limit=1)
+        except MilvusException as e:
+            assert e.code == 1100
