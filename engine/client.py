@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+import kernels
+
 from .allocator import DeviceAllocator
 from .catalog import DataDir
 from .collection import DEFAULT_PARTITION, Collection
@@ -22,7 +24,7 @@ from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNo
                      IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
                      PartitionNotFound, PartitionNotLoaded)
 from .expr import compile_filter
-from .index import IndexParams, IndexSpec
+from .index import IndexParams, IndexSpec, ivf
 from .loader import Loader, LoadState, Resident
 from .resident import loaded_names
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
@@ -158,7 +160,7 @@ class MilvusClient:
                                  "another name")
             path = self._dir.collection_path(collection_name)
             coll = Collection.create(path, collection_name, schema, self._seal_bytes)
-            coll.manifest["indexes"] = [s.to_dict() for s in specs]
+            coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
             coll.save_manifest()
             self._colls[collection_name] = coll
         if quick or index_params is not None:
@@ -301,9 +303,23 @@ class MilvusClient:
                                      kwargs.get("filter_params"))
             out = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=False)
             parts = self._searched_partitions(res, partition_names)
-            hits = _search.search(res, res.all_segments(parts), field.name, metric, q,
+            plan = self._plan(coll, res, field.name, metric, q, params.get("params") or {})
+            hits = _search.search(res, res.all_segments(parts), field.name, plan, q,
                                   limit + offset, flt, out)
             return [h[offset:] for h in hits] if offset else hits
+
+    def _plan(self, coll: Collection, res: Resident, field: str, metric: str, q: torch.Tensor,
+              params: dict) -> _search.Plan:
+        if not isinstance(params, dict):
+            raise ParamError(f"search_params['params'] must be a dict, got {params!r}")
+        lo, hi = _search.range_bounds(metric, params)
+        spec = coll.ivf_spec()
+        cent = res.centroids.get(field)
+        if spec is None or spec.field_name != field or cent is None:
+            return _search.Plan(metric, None, lo, hi)
+        nlist = cent.shape[0]
+        nprobe = ivf.check_nprobe(params, nlist, spec.params.get("nprobe", ivf.DEFAULT_NPROBE))
+        return _search.Plan(metric, kernels.coarse_probe(q, cent, nprobe, metric), lo, hi)
 
     def _anns_field(self, coll: Collection, res: Resident, anns_field: str | None):
         vectors = coll.schema.vector_fields
@@ -385,6 +401,7 @@ class MilvusClient:
             coll = self._coll(collection_name)
             specs = self._checked_specs(coll.schema, index_params)
             indexes = [IndexSpec.from_dict(d) for d in coll.manifest["indexes"]]
+            added = []
             for spec in specs:
                 same_field = [s for s in indexes if s.field_name == spec.field_name]
                 if same_field:
@@ -398,8 +415,33 @@ class MilvusClient:
                     raise MilvusException(f"index name {spec.index_name} is already used by "
                                           "another field: pick another index_name")
                 indexes.append(spec)
-            coll.manifest["indexes"] = [s.to_dict() for s in indexes]
+                added.append(spec)
+            entries = [self._index_entry(coll, s) for s in added]
+            ivf_new = [e for e in entries if e["engine_type"] == "IVF_FLAT"]
+            if ivf_new:
+                if coll.ivf_spec() is not None or len(ivf_new) > 1:
+                    raise ParamError("a collection has at most one IVF index: its rows are "
+                                     "stored in that index's list order")
+                if collection_name in self._resident:
+                    raise MilvusException(
+                        "IVF_FLAT cannot be built while the collection is loaded (its segments "
+                        "are rewritten in list order): release it first, then create the index")
+            coll.manifest["indexes"] += entries
             coll.save_manifest()
+            if ivf_new:
+                coll.build_ivf()
+
+    def _index_entry(self, coll: Collection, spec: IndexSpec) -> dict:
+        """The manifest entry of a new index; AUTOINDEX resolves by size, here and once."""
+        entry = spec.to_dict()
+        etype, eparams = spec.index_type, dict(spec.params)
+        if etype == "AUTOINDEX" and coll.schema.field(spec.field_name).is_vector:
+            if coll.row_count() >= ivf.AUTO_IVF_MIN_ROWS:
+                etype, eparams = "IVF_FLAT", {"nlist": ivf.AUTO_NLIST, "nprobe": ivf.AUTO_NPROBE}
+            else:
+                etype = "FLAT"
+        entry.update(engine_type=etype, engine_params=eparams, trained=False)
+        return entry
 
     def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
         coll = self._coll(collection_name)
@@ -436,6 +478,10 @@ class MilvusClient:
                                       "list_indexes()", code=700)
             coll.manifest["indexes"] = after
             coll.save_manifest()
+            for d in before:
+                if d["index_name"] == index_name:
+                    coll.centroids.pop(d["field_name"], None)
+                    ivf.centroid_path(coll.path, index_name).unlink(missing_ok=True)
 
     # -- load and release ---------------------------------------------------------------
     def load_collection(self, collection_name: str, timeout: float | None = None,

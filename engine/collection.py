@@ -18,10 +18,13 @@ import pyarrow as pa
 import torch
 
 from .columns import Batch, take
-from .schema import DataType, CollectionSchema
+from .index import ivf
+from .index.spec import IndexSpec
+from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from .segment import GrowingSegment, SealedSegment, match_keys
 from .storage.files import write_json_atomic
-from .storage.segments import read_arrow, read_deletes, read_tensor, write_deletes, write_segment
+from .storage.segments import (read_arrow, read_deletes, read_segment, read_tensor,
+                               write_deletes, write_segment)
 from .storage.wal import Kind, WriteAheadLog, replay
 
 MANIFEST = "manifest.json"
@@ -52,6 +55,12 @@ class Collection:
         self.stats = {"sealed_bytes": 0, "seal_seconds": 0.0, "seals": 0}
         # Set by the loader while the collection is resident: called with (event, *args).
         self.listener: Callable[..., None] | None = None
+        self.device = torch.device("cpu")  # where index training runs; set by the client
+        self.centroids: dict[str, torch.Tensor] = {}
+        for d in manifest["indexes"]:
+            if d.get("trained"):
+                self.centroids[d["field_name"]] = ivf.load_centroids(
+                    ivf.centroid_path(path, d["index_name"]))
         (path / "segments").mkdir(exist_ok=True)
         (path / "deletes").mkdir(exist_ok=True)
         self._open_segments()
@@ -90,6 +99,9 @@ class Collection:
               else read_arrow(seg_dir, self.pk.name))
         seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
                             torch.zeros(len(pk), dtype=torch.bool))
+        if s.get("ivf"):
+            seg.ivf_field = s["ivf"]
+            seg.ivf_offsets = ivf.load_offsets(seg_dir, s["ivf"])
         for keys, seqs in deletes:
             later = (seqs > seg.sealed_seq).numpy()
             if later.any():
@@ -154,19 +166,24 @@ class Collection:
         t0 = time.perf_counter()
         m = self.manifest
         new: list[tuple[SealedSegment, GrowingSegment, torch.Tensor]] = []
+        sealing = []
         for part, g in self.growing.items():
-            if g.live_rows == 0:
-                continue
-            live = torch.nonzero(~g.deleted).flatten()
-            batch = take(g.data(), live) if len(live) < g.num_rows else g.data()
-            seg_id = m["next_segment_id"]
-            m["next_segment_id"] += 1
-            sizes = write_segment(self.segment_dir(seg_id), batch)
-            self.stats["sealed_bytes"] += sum(sizes.values())
-            m["segments"].append({"id": seg_id, "partition": part, "num_rows": batch.num_rows,
-                                  "sealed_seq": self.seq, "bytes": sizes})
-            seg = SealedSegment(seg_id, part, self.seq, batch.cols[self.pk.name],
-                                torch.zeros(batch.num_rows, dtype=torch.bool))
+            if g.live_rows:
+                live = torch.nonzero(~g.deleted).flatten()
+                batch = take(g.data(), live) if len(live) < g.num_rows else g.data()
+                sealing.append((part, g, live, batch))
+        spec = self.ivf_spec()
+        if spec is not None and spec.field_name not in self.centroids:
+            self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
+        for part, g, live, batch in sealing:
+            offsets = None
+            if spec is not None and spec.field_name in self.centroids:
+                perm, offsets = ivf.list_order(batch.cols[spec.field_name],
+                                               self.centroids[spec.field_name],
+                                               spec.metric_type, self.device)
+                batch, live = take(batch, perm), live[perm]
+            seg = self._write_sealed(part, batch, self.seq, spec if offsets is not None else None,
+                                     offsets)
             new.append((seg, g, live))
         if self._pending_deletes:
             keys = [k for k, _ in self._pending_deletes]
@@ -189,6 +206,92 @@ class Collection:
                 self.listener("seal", seg, g, live)
         if self.listener:
             self.listener("growing_cleared")
+
+    def _write_sealed(self, part: str, batch: Batch, sealed_seq: int, spec: Any,
+                      offsets: torch.Tensor | None) -> SealedSegment:
+        """Write ``batch`` as a new sealed segment folder and list it in the manifest
+        (in memory; the caller saves it)."""
+        m = self.manifest
+        seg_id = m["next_segment_id"]
+        m["next_segment_id"] += 1
+        seg_dir = self.segment_dir(seg_id)
+        sizes = write_segment(seg_dir, batch)
+        meta = {"id": seg_id, "partition": part, "num_rows": batch.num_rows,
+                "sealed_seq": sealed_seq, "bytes": sizes}
+        seg = SealedSegment(seg_id, part, sealed_seq, batch.cols[self.pk.name],
+                            torch.zeros(batch.num_rows, dtype=torch.bool))
+        if offsets is not None:
+            ivf.save_offsets(seg_dir, spec.field_name, offsets)
+            meta["ivf"] = seg.ivf_field = spec.field_name
+            seg.ivf_offsets = offsets
+        self.stats["sealed_bytes"] += sum(sizes.values())
+        m["segments"].append(meta)
+        return seg
+
+    # -- IVF ----------------------------------------------------------------------------
+    def ivf_spec(self) -> Any:
+        """The IVF index of this collection (an AUTOINDEX that resolved to IVF included),
+        with its engine parameters (nlist, default nprobe), or None."""
+        for d in self.manifest["indexes"]:
+            if d.get("engine_type", d["index_type"]) == "IVF_FLAT":
+                return IndexSpec(d["field_name"], d["index_name"], "IVF_FLAT", d["metric_type"],
+                                 dict(d.get("engine_params", d["params"])))
+        return None
+
+    def _train(self, spec: Any, fresh: list[torch.Tensor]) -> bool:
+        """Train the collection's centroids from a sample of sealed and sealing vectors once
+        there are at least nlist of them; returns whether centroids exist now."""
+        nlist = spec.params["nlist"]
+        target = ivf.SAMPLE_PER_LIST * nlist
+        parts = list(fresh)
+        have = sum(len(p) for p in parts)
+        for seg in self.sealed:
+            if have >= target:
+                break
+            v = read_tensor(self.segment_dir(seg.id), spec.field_name)
+            parts.append(v[~seg.deleted])
+            have += len(parts[-1])
+        if have < nlist:
+            return False
+        pool = torch.cat([p.float() for p in parts])
+        g = torch.Generator().manual_seed(0)
+        sample = pool[torch.randperm(len(pool), generator=g)[:target]]
+        cent = ivf.train(sample, nlist, spec.metric_type, self.device)
+        ivf.save_centroids(ivf.centroid_path(self.path, spec.index_name), cent)
+        for d in self.manifest["indexes"]:
+            if d["index_name"] == spec.index_name:
+                d["trained"] = True
+        self.centroids[spec.field_name] = cent
+        self.save_manifest()
+        if self.listener:
+            self.listener("trained", spec.field_name, cent)
+        return True
+
+    def build_ivf(self) -> None:
+        """Train the IVF centroids (if there are enough rows) and rewrite every sealed
+        segment in list order. The collection must not be resident."""
+        spec = self.ivf_spec()
+        self.flush()
+        if spec.field_name not in self.centroids and not self._train(spec, []):
+            return
+        cent = self.centroids[spec.field_name]
+        columns = {f.name: f.is_fixed for f in self.schema.fields}
+        if self.schema.enable_dynamic_field:
+            columns[DYNAMIC_FIELD] = False
+        for i, seg in enumerate(list(self.sealed)):
+            if seg.ivf_field == spec.field_name:
+                continue
+            old_dir = self.segment_dir(seg.id)
+            batch = read_segment(old_dir, columns)
+            perm, offsets = ivf.list_order(batch.cols[spec.field_name], cent,
+                                           spec.metric_type, self.device)
+            new = self._write_sealed(seg.partition, take(batch, perm), seg.sealed_seq, spec,
+                                     offsets)
+            new.deleted = seg.deleted[perm]
+            self.manifest["segments"] = [s for s in self.manifest["segments"] if s["id"] != seg.id]
+            self.save_manifest()
+            shutil.rmtree(old_dir, ignore_errors=True)
+            self.sealed[i] = new
 
     def adopt_new_segments(self) -> list[SealedSegment]:
         """Open segments that the manifest on disk lists and this process does not know yet

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .allocator import DeviceAllocator
+from .allocator import DeviceAllocator, Owner
 from .collection import Collection
 from .errors import MilvusException
 from .resident import ResidentGrowing, ResidentSegment
@@ -53,6 +53,7 @@ class Resident:
     partitions: set[str]
     segments: dict[int, ResidentSegment] = field(default_factory=dict)
     growing: dict[str, ResidentGrowing] = field(default_factory=dict)
+    centroids: dict[str, torch.Tensor] = field(default_factory=dict)  # IVF, per field
     state: LoadState = LoadState.Loading
     planned: int = 0
     copied: int = 0
@@ -83,11 +84,14 @@ class Loader:
     # -- planning -------------------------------------------------------------------------
     def _segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
         meta = coll.segment_meta(seg.id)["bytes"]
-        return seg.num_rows + sum(meta.get(name, 0) for name in fields)
+        total = seg.num_rows + sum(meta.get(name, 0) for name in fields)
+        if seg.ivf_field in fields:
+            total += seg.ivf_offsets.numel() * 8
+        return total
 
     def plan(self, res: Resident) -> int:
         coll = res.collection
-        total = 0
+        total = sum(c.numel() * 4 for f, c in coll.centroids.items() if f in res.fields)
         for seg in coll.sealed:
             if seg.partition in res.partitions:
                 total += self._segment_bytes(coll, seg, res.fields)
@@ -105,8 +109,12 @@ class Loader:
             self._acquire(res)
             try:
                 todo = [s for s in res.collection.sealed if s.partition in res.partitions]
+                trained = dict(res.collection.centroids)
             finally:
                 self.lock.release()
+            for name, cent in trained.items():
+                if name in res.fields:
+                    self._put_centroids(res, name, cent)
             for seg in todo:
                 if res.cancelled:
                     raise LoadCancelled()
@@ -192,6 +200,15 @@ class Loader:
                 raise LoadCancelled()
         rs.put_deleted(self.h2d.to_device(seg.deleted.clone()))
         res.copied += seg.num_rows
+        if seg.ivf_field in res.fields:
+            rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
+            res.copied += seg.ivf_offsets.numel() * 8
+
+    def _put_centroids(self, res: Resident, name: str, cent: torch.Tensor) -> None:
+        t = self.h2d.to_device(cent)
+        self.allocator.register(Owner(res.collection.name, "", "index", f"{name}/centroids"), t)
+        res.centroids[name] = t
+        res.copied += cent.numel() * 4
 
     def _load_growing(self, res: Resident, part: str, g: Any) -> None:
         coll = res.collection
@@ -238,7 +255,13 @@ class Loader:
                 else:
                     rs.put(name, col.take(live.numpy()))
             rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=self.device))
+            if seg.ivf_field in res.fields:
+                rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
             res.segments[seg.id] = rs
+        elif event == "trained":
+            name, cent = args
+            if name in res.fields:
+                self._put_centroids(res, name, cent)
         elif event == "growing_cleared":
             for part in list(res.growing):
                 self.allocator.free(coll.name, part, "growing")

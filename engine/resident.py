@@ -37,6 +37,7 @@ class ResidentSegment:
         self.valid: dict[str, torch.Tensor] = {}
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
+        self.index: dict[str, torch.Tensor] = {}  # vector field -> IVF list offsets
 
     def owner(self, part: str) -> Owner:
         return Owner(self.collection, self.partition, self.key, part)
@@ -47,6 +48,10 @@ class ResidentSegment:
         self.cols[name] = col
         if valid is not None:
             self.valid[name] = valid
+
+    def put_offsets(self, field: str, offsets: torch.Tensor) -> None:
+        self.allocator.register(self.owner(f"{field}/list_offsets"), offsets)
+        self.index[field] = offsets
 
     def put_deleted(self, deleted: torch.Tensor) -> None:
         self.allocator.register(self.owner(DELETED_PART), deleted)

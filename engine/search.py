@@ -112,9 +112,53 @@ def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor:
     return mask
 
 
-def search(res: Resident, segs: list[ResidentSegment], field_name: str, metric: str,
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How to scan: the metric, IVF probes (None: exact scan), and the range bounds on the
+    internal distance (smaller is better): keep ``lo <= d < hi``."""
+
+    metric: str
+    probes: torch.Tensor | None = None
+    lo: float | None = None
+    hi: float | None = None
+
+
+def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]:
+    """Milvus range search: L2 keeps range_filter <= distance < radius; IP and COSINE keep
+    radius < similarity <= range_filter. Internally similarity s is the distance -s."""
+    radius, rfilter = params.get("radius"), params.get("range_filter")
+    for name, v in (("radius", radius), ("range_filter", rfilter)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ParamError(f"{name} must be a number, got {v!r}")
+    if radius is None:
+        if rfilter is not None:
+            raise ParamError("range_filter needs radius: give both for a range search")
+        return None, None
+    if metric == "L2":
+        if rfilter is not None and rfilter >= radius:
+            raise ParamError(f"range_filter ({rfilter}) must be less than radius ({radius}) "
+                             "for L2")
+        return (None if rfilter is None else float(rfilter)), float(radius)
+    if rfilter is not None and rfilter <= radius:
+        raise ParamError(f"range_filter ({rfilter}) must be greater than radius ({radius}) "
+                         f"for {metric}")
+    return (None if rfilter is None else -float(rfilter)), -float(radius)
+
+
+def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
+          mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+    offsets = seg.index.get(field_name)
+    x = seg.column(field_name)
+    if plan.probes is not None and offsets is not None:
+        return kernels.ivf_search(q, x, offsets, plan.probes, limit, plan.metric, mask,
+                                  plan.lo, plan.hi)
+    return kernels.flat_search(q, x, limit, plan.metric, mask, plan.lo, plan.hi)
+
+
+def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Plan,
            queries: torch.Tensor, limit: int, flt: Filter | None, spec: OutputSpec
            ) -> list[list[dict]]:
+    metric = plan.metric
     schema = res.collection.schema
     pk = schema.primary.name
     nq = queries.shape[0]
@@ -124,8 +168,8 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, metric: 
     for si, seg in enumerate(segs):
         if seg.num_rows == 0:
             continue
-        d, i = kernels.flat_search(queries, seg.column(field_name), limit, metric,
-                                   _segment_mask(seg, flt))  # (nq, k), (nq, k)
+        d, i = _scan(queries, seg, field_name, limit, _segment_mask(seg, flt),
+                     plan)  # (nq, k), (nq, k)
         ds.append(d)
         ids.append(i)
         owners.append(torch.full_like(i, si))

@@ -32,6 +32,8 @@ class SealedSegment:
     sealed_seq: int
     pk: Any
     deleted: torch.Tensor
+    ivf_field: str | None = None           # rows are in this IVF field's list order
+    ivf_offsets: torch.Tensor | None = None  # (nlist + 1,) int64
 
     @property
     def num_rows(self) -> int:

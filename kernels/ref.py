@@ -55,11 +55,13 @@ def _pad(d: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
 
 
 def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
-                mask: torch.Tensor | None = None, chunk: int = 1 << 16
+                mask: torch.Tensor | None = None, chunk: int = 1 << 16,
+                lo: float | None = None, hi: float | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` of ``x`` (n, d) for each query of ``q`` (nq, d).
 
-    ``mask`` (n,) bool keeps rows where True. Returns (nq, k) float32 distances (smaller is
+    ``mask`` (n,) bool keeps rows where True; distances outside ``[lo, hi)`` are dropped
+    (range search). Returns (nq, k) float32 distances (smaller is
     better) and (nq, k) int64 row indices, padded with +inf / -1.
     """
     nq = q.shape[0]
@@ -75,11 +77,141 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         d = pairwise_distance(q, x[start:stop], metric, q_sq)  # (nq, c)
-        if mask is not None:
-            d.masked_fill_(~mask[start:stop][None, :], _INF)
+        _masked(d, None if mask is None else mask[start:stop], lo, hi)
         kk = min(k, stop - start)
         cd, ci = torch.topk(d, kk, dim=1, largest=False, sorted=False)
         best_d, best_i = merge_topk(best_d, best_i, cd, ci + start, k)
     if best_d.shape[1] < k:
         best_d, best_i = _pad(best_d, best_i, k)
     return best_d, best_i
+
+
+def _masked(d: torch.Tensor, keep: torch.Tensor | None, lo: float | None,
+            hi: float | None) -> torch.Tensor:
+    """Set excluded entries of a (nq, n) distance block to +inf (in place)."""
+    if keep is not None:
+        d.masked_fill_(~keep[None, :], _INF)
+    if lo is not None:
+        d.masked_fill_(d < lo, _INF)
+    if hi is not None:
+        d.masked_fill_(d >= hi, _INF)
+    return d
+
+
+def assign(x: torch.Tensor, centroids: torch.Tensor, metric: str,
+           chunk: int = 1 << 16) -> torch.Tensor:
+    """(n, d) rows -> (n,) int64 index of the nearest centroid under ``metric``."""
+    out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
+    c = centroids.float()
+    if metric == "COSINE":
+        c = c / c.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    for s in range(0, x.shape[0], chunk):
+        xs = x[s:s + chunk].float()
+        if metric == "COSINE":
+            xs = xs / xs.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        out[s:s + chunk] = pairwise_distance(xs, c, "L2" if metric == "L2" else "IP").argmin(1)
+    return out
+
+
+def kmeans(x: torch.Tensor, k: int, metric: str = "L2", iters: int = 10,
+           seed: int = 0) -> torch.Tensor:
+    """Lloyd's k-means: (n, d) -> (k, d) float32 centroids, seeded by k-means++ on a
+    subsample. IP/COSINE cluster on the unit sphere (spherical k-means); an empty cluster
+    is re-seeded next to the largest one."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = x.float()
+    if metric in ("IP", "COSINE"):
+        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    n = x.shape[0]
+    if n < k:
+        raise ValueError(f"k-means needs at least k={k} rows, got {n}")
+    cent = _kmeanspp(x, k, g)  # (k, d)
+    for _ in range(iters):
+        lab = assign(x, cent, "L2")  # (n,)
+        sums = torch.zeros_like(cent).index_add_(0, lab, x)
+        counts = torch.bincount(lab, minlength=k).to(x.dtype)
+        empty = counts == 0
+        cent = torch.where(empty[:, None], cent, sums / counts.clamp_min(1)[:, None])
+        if bool(empty.any()):  # split the biggest clusters to refill empty ones
+            big = torch.topk(counts, int(empty.sum())).indices
+            noise = 1e-3 * torch.randn(len(big), x.shape[1], generator=g).to(x.device)
+            cent[empty] = cent[big] + noise
+        if metric in ("IP", "COSINE"):
+            cent = cent / cent.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    return cent
+
+
+def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, pool_per_centroid: int = 16
+              ) -> torch.Tensor:
+    """k-means++ seeding (D^2 sampling) on at most ``pool_per_centroid * k`` rows; one
+    step per centroid, each a vectorised distance update."""
+    n = x.shape[0]
+    pool = x[torch.randperm(n, generator=g)[: min(n, pool_per_centroid * k)].to(x.device)]
+    m = pool.shape[0]
+    cent = torch.empty(k, x.shape[1], dtype=x.dtype, device=x.device)
+    cent[0] = pool[int(torch.randint(m, (1,), generator=g))]
+    d2 = ((pool - cent[0]) ** 2).sum(1)  # (m,)
+    u = torch.rand(k, generator=g, dtype=torch.float64).to(x.device)
+    for i in range(1, k):
+        cum = torch.cumsum(d2.double(), 0)
+        idx = torch.searchsorted(cum, (u[i] * cum[-1]).reshape(1)).clamp_max(m - 1)
+        cent[i] = pool[idx[0]]
+        d2 = torch.minimum(d2, ((pool - cent[i]) ** 2).sum(1))
+    return cent
+
+
+def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
+                 metric: str) -> torch.Tensor:
+    """(nq, d) queries -> (nq, nprobe) int64 lists to scan, nearest first."""
+    qq = q.float()
+    c = centroids.float()
+    if metric == "COSINE":
+        qq = qq / qq.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    d = pairwise_distance(qq, c, "L2" if metric == "L2" else "IP")
+    return torch.topk(d, min(nprobe, c.shape[0]), dim=1, largest=False).indices
+
+
+def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
+               k: int, metric: str, mask: torch.Tensor | None = None,
+               lo: float | None = None, hi: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` of the rows of ``x`` that lie in each query's probed lists.
+
+    ``x`` (n, d) is stored list by list: list ``l`` is rows ``offsets[l]:offsets[l+1]``
+    (``offsets`` (nlist + 1,) int64). ``probes`` (nq, nprobe) names each query's lists.
+    ``mask`` (n,) keeps rows where True; distances outside ``[lo, hi)`` are dropped (range
+    search). Returns (nq, k) distances (smaller is better) and (nq, k) row indices, padded
+    with +inf / -1. Queries are grouped by list, so each list is read once per batch.
+    """
+    nq, nprobe = probes.shape
+    dev = q.device
+    qf = q.float()
+    if metric == "COSINE":
+        qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    q_sq = (qf * qf).sum(1) if metric == "L2" else None
+    best_d = torch.full((nq, nprobe, k), _INF, device=dev)
+    best_i = torch.full((nq, nprobe, k), -1, dtype=torch.int64, device=dev)
+    flat_l = probes.reshape(-1)                                    # (nq * nprobe,)
+    order = torch.argsort(flat_l, stable=True)
+    lists_sorted = flat_l[order]
+    qidx = order // nprobe                                          # query of each pair
+    slot = order % nprobe                                           # its probe rank
+    uniq, counts = torch.unique_consecutive(lists_sorted, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    off = offsets.tolist()
+    for lst, s, c in zip(uniq.tolist(), starts.tolist(), counts.tolist()):
+        r0, r1 = off[lst], off[lst + 1]
+        if r1 == r0:
+            continue
+        qs = qidx[s:s + c]
+        d = pairwise_distance(qf[qs], x[r0:r1], metric,
+                              None if q_sq is None else q_sq[qs])   # (c, r1 - r0)
+        _masked(d, None if mask is None else mask[r0:r1], lo, hi)
+        kk = min(k, r1 - r0)
+        dd, ii = torch.topk(d, kk, dim=1, largest=False)
+        best_d[qs, slot[s:s + c], :kk] = dd
+        best_i[qs, slot[s:s + c], :kk] = ii + r0
+    d, pos = torch.topk(best_d.reshape(nq, -1), min(k, nprobe * k), dim=1, largest=False)
+    i = torch.gather(best_i.reshape(nq, -1), 1, pos)
+    i = torch.where(torch.isinf(d), torch.full_like(i, -1), i)
+    return d, i

@@ -1,7 +1,8 @@
 """Index specifications (what ``prepare_index_params().add_index`` builds).
 
-Vector indexes: ``FLAT`` (exact) and ``AUTOINDEX`` (Hotset picks; today FLAT), with metric
-``L2``, ``IP`` or ``COSINE``. Scalar fields accept Milvus's scalar index types and record
+Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``) and ``AUTOINDEX`` (Hotset picks by
+size when the index is created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
+with metric ``L2``, ``IP`` or ``COSINE``. Scalar fields accept Milvus's scalar index types and record
 them; filters are vectorised scans of resident columns, so they change no result.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from ..errors import ParamError
 
-VECTOR_INDEX_TYPES = ("FLAT", "AUTOINDEX")
+VECTOR_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 SCALAR_INDEX_TYPES = ("", "AUTOINDEX", "INVERTED", "STL_SORT", "TRIE", "BITMAP")
 METRIC_TYPES = ("L2", "IP", "COSINE")
 
@@ -46,11 +47,20 @@ class IndexSpec:
             if metric not in METRIC_TYPES:
                 raise ParamError(f"metric type {metric} is not supported; use one of "
                                  f"{list(METRIC_TYPES)}")
-            return IndexSpec(self.field_name, self.index_name, itype, metric, dict(self.params))
+            params = dict(self.params)
+            if itype == "IVF_FLAT":
+                from .ivf import check_nlist
+
+                params["nlist"] = check_nlist(params)
+            return IndexSpec(self.field_name, self.index_name, itype, metric, params)
         if self.index_type not in SCALAR_INDEX_TYPES:
             raise ParamError(f"index type {self.index_type} is not supported on scalar field "
                              f"{self.field_name}; use one of {list(SCALAR_INDEX_TYPES[1:])}")
         return self
+
+    @property
+    def is_ivf(self) -> bool:
+        return self.index_type == "IVF_FLAT"
 
     def to_dict(self) -> dict:
         return {"field_name": self.field_name, "index_name": self.index_name,
@@ -59,7 +69,8 @@ class IndexSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "IndexSpec":
-        return cls(**d)
+        return cls(d["field_name"], d["index_name"], d["index_type"], d["metric_type"],
+                   dict(d["params"]))
 
 
 class IndexParams:

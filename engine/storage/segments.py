@@ -194,3 +194,17 @@ def read_deletes(path: Path) -> tuple[pa.Array, torch.Tensor]:
     pk = table.column("pk").combine_chunks()
     seq = torch.from_numpy(table.column("seq").to_numpy().copy())
     return pk, seq
+
+
+def read_segment(seg_dir: Path, columns: dict[str, bool]) -> Batch:
+    """Every column of a segment (``columns``: name -> fixed-width?) as a Batch."""
+    batch = Batch(0)
+    for name, fixed in columns.items():
+        if fixed:
+            batch.cols[name] = read_tensor(seg_dir, name)
+            if has_valid(seg_dir, name):
+                batch.valid[name] = read_tensor(seg_dir, name, "valid")
+        else:
+            batch.cols[name] = read_arrow(seg_dir, name)
+        batch.num_rows = len(batch.cols[name])
+    return batch

@@ -61,3 +61,69 @@ def test_half_precision_vectors():
     assert i[:, 0].tolist() == [0, 1, 2]
     _, i = ref.flat_search(q, x.to(torch.float16), 1, "COSINE")
     assert i[:, 0].tolist() == [0, 1, 2]
+
+
+def _blobs(n_per=50, k=6, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(k, d, generator=g) * 10
+    x = torch.cat([c + torch.randn(n_per, d, generator=g) * 0.1 for c in centers])
+    return x, centers
+
+
+def test_kmeans_finds_separated_clusters():
+    x, centers = _blobs()
+    cent = ref.kmeans(x, 6, "L2", iters=15)
+    # every true center has a learned centroid close to it
+    d = torch.cdist(centers, cent)
+    assert (d.min(1).values < 1.0).all()
+    lab = ref.assign(x, cent, "L2")
+    assert len(torch.unique(lab)) == 6
+
+
+def test_kmeans_spherical_for_ip_and_cosine():
+    x, _ = _blobs()
+    for metric in ("IP", "COSINE"):
+        cent = ref.kmeans(x, 4, metric)
+        torch.testing.assert_close(cent.norm(dim=1), torch.ones(4))
+
+
+def _ivf_layout(x, nlist, metric):
+    cent = ref.kmeans(x, nlist, metric)
+    lab = ref.assign(x, cent, metric)
+    order = torch.argsort(lab, stable=True)
+    offsets = torch.zeros(nlist + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(torch.bincount(lab, minlength=nlist), 0)
+    return cent, x[order].contiguous(), offsets
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_ivf_with_all_lists_probed_equals_flat(metric):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(400, 12, generator=g)
+    q = torch.randn(9, 12, generator=g)
+    cent, xs, offsets = _ivf_layout(x, 16, metric)
+    probes = ref.coarse_probe(q, cent, 16, metric)
+    mask = torch.rand(400, generator=g) > 0.3
+    d, i = ref.ivf_search(q, xs, offsets, probes, 7, metric, mask)
+    fd, fi = ref.flat_search(q, xs, 7, metric, mask)
+    torch.testing.assert_close(d, fd, rtol=1e-4, atol=1e-4)
+    qn = torch.nn.functional.normalize(q, dim=1) if metric == "COSINE" else q
+    full = ref.pairwise_distance(qn, xs, metric)
+    torch.testing.assert_close(torch.gather(full, 1, i), fd, rtol=1e-4, atol=1e-4)
+    assert bool(mask[i].all())
+
+
+def test_ivf_scans_only_probed_lists_and_honours_range():
+    x, _ = _blobs(n_per=30, k=4)
+    cent, xs, offsets = _ivf_layout(x, 4, "L2")
+    q = xs[offsets[2]:offsets[2] + 1]  # a row of list 2
+    probes = ref.coarse_probe(q, cent, 1, "L2")
+    assert probes.tolist() == [[2]]
+    d, i = ref.ivf_search(q, xs, offsets, probes, 50, "L2")
+    got = i[i >= 0]
+    assert len(got) == 30 and bool(((got >= offsets[2]) & (got < offsets[3])).all())
+    d, i = ref.ivf_search(q, xs, offsets, probes, 50, "L2", lo=1e-6, hi=0.1)
+    kept = d[torch.isfinite(d)]
+    assert len(kept) and bool(((kept >= 1e-6) & (kept < 0.1)).all())
+    fd, _ = ref.flat_search(q, xs, 50, "L2", lo=1e-6, hi=0.1)
+    assert torch.isfinite(fd).sum() >= len(kept)
