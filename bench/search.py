@@ -1,5 +1,9 @@
-"""``python -m bench search``: FLAT search QPS and recall@k against exact ground truth
-computed by plain torch (matmul + topk) on the same device, in the same run."""
+"""``python -m bench search``: IVF_FLAT (and FLAT) recall@k and QPS, next to faiss-cpu
+``IndexIVFFlat`` with the same nlist/nprobe on the same data in the same run; on CUDA also
+next to plain torch brute force (matmul + topk) and the GPU's memory bandwidth.
+
+Ground truth is exact search by plain torch on the same device.
+"""
 from __future__ import annotations
 
 import shutil
@@ -10,62 +14,17 @@ import numpy as np
 import torch
 
 from engine import DataType, MilvusClient
+from kernels import ref
 
 from .datasets import manifold
 from .report import emit
 
+NAME = "bench_search"
+
 
 def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     hits = sum(len(set(f[:k]) & set(t[:k].tolist())) for f, t in zip(found, truth))
-    return hits / (len(truth) * k)
-
-
-def run(args) -> None:
-    data, queries = manifold(args.rows, args.nq, dim=args.dim)
-    root = tempfile.mkdtemp(prefix="hotset-bench-")
-    k = args.k
-    try:
-        client = MilvusClient(root, device=args.device)
-        schema = MilvusClient.create_schema()
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=args.dim)
-        index = MilvusClient.prepare_index_params()
-        index.add_index("vector", "FLAT", metric_type="L2")
-        client.create_collection("bench_search", schema=schema, index_params=index)
-        for s in range(0, args.rows, 100_000):
-            client.insert("bench_search", {"id": np.arange(s, min(s + 100_000, args.rows)),
-                                           "vector": data[s:s + 100_000]})
-        client.flush("bench_search")
-        dev = client.device
-        x = torch.from_numpy(data).to(dev)
-        q = torch.from_numpy(queries).to(dev)
-        # peer: plain torch brute force on the same device (exact ground truth)
-        def brute() -> torch.Tensor:
-            d = (q * q).sum(1)[:, None] + (x * x).sum(1)[None, :] - 2 * q @ x.T
-            return torch.topk(d, k, dim=1, largest=False).indices
-        brute()
-        _sync(dev)
-        t0 = time.perf_counter()
-        truth = brute()
-        _sync(dev)
-        t_brute = time.perf_counter() - t0
-        truth = truth.cpu().numpy()
-        rows = []
-        for batch in args.batch:
-            client.search("bench_search", queries[:batch], limit=k)  # warm-up
-            t0 = time.perf_counter()
-            found = []
-            for s in range(0, args.nq, batch):
-                res = client.search("bench_search", queries[s:s + batch], limit=k)
-                found += [[h["id"] for h in hits] for hits in res]
-            el = time.perf_counter() - t0
-            rows.append({"index": "FLAT", "batch": batch, "recall@10": _recall(found, truth, k),
-                         "qps": args.nq / el, "torch_bruteforce_qps": args.nq / t_brute,
-                         "ratio_vs_torch": t_brute / el})
-        client.close()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    emit("search", rows, args.json, {"rows": args.rows, "dim": args.dim, "device": str(dev)})
+    return hits / (len(found) * k)
 
 
 def _sync(dev: torch.device) -> None:
@@ -73,13 +32,161 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
+def _run_batches(fn, queries: np.ndarray, batch: int) -> tuple[list[list[int]], float]:
+    fn(queries[:batch])  # warm-up
+    t0 = time.perf_counter()
+    found: list[list[int]] = []
+    for s in range(0, len(queries), batch):
+        found += fn(queries[s:s + batch])
+    return found, time.perf_counter() - t0
+
+
+def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray):
+    try:
+        import faiss
+    except ImportError:
+        return None
+    quant = faiss.IndexFlatL2(data.shape[1])
+    index = faiss.IndexIVFFlat(quant, data.shape[1], nlist)
+    index.train(sample)
+    index.add(data)
+    return index
+
+
+def _peak_bandwidth(dev: torch.device) -> float:
+    """Bytes/s of a large device-to-device copy (a practical peak)."""
+    n = 1 << 28
+    a = torch.empty(n, dtype=torch.uint8, device=dev)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        b.copy_(a)
+    _sync(dev)
+    return 2 * n * 5 / (time.perf_counter() - t0)  # read + write
+
+
+def run(args) -> None:
+    k = args.k
+    data, queries = manifold(args.rows, args.nq, dim=args.dim)
+    root = tempfile.mkdtemp(prefix="hotset-bench-")
+    rows: list[dict] = []
+    try:
+        client = MilvusClient(root, device=args.device)
+        dev = client.device
+        schema = MilvusClient.create_schema()
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=args.dim)
+        client.create_collection(NAME, schema=schema)
+        for s in range(0, args.rows, 200_000):
+            client.insert(NAME, {"id": np.arange(s, min(s + 200_000, args.rows)),
+                                 "vector": data[s:s + 200_000]})
+        client.flush(NAME)
+        params = MilvusClient.prepare_index_params()
+        if args.nlist:
+            params.add_index("vector", "IVF_FLAT", metric_type="L2",
+                             params={"nlist": args.nlist})
+        else:
+            params.add_index("vector", "FLAT", metric_type="L2")
+        t0 = time.perf_counter()
+        client.create_index(NAME, params)
+        build_s = time.perf_counter() - t0
+        client.load_collection(NAME)
+        x = torch.from_numpy(data).to(dev)
+        q = torch.from_numpy(queries).to(dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        truth = ref.flat_search(q, x, k, "L2", chunk=1 << 18)[1]
+        _sync(dev)
+        brute_s = time.perf_counter() - t0
+        truth = truth.cpu().numpy()
+        sample = data[np.random.default_rng(0).permutation(args.rows)[: 64 * args.nlist]] \
+            if args.nlist else None
+        t0 = time.perf_counter()
+        fidx = _faiss_index(data, args.nlist, sample) if args.nlist and args.faiss else None
+        faiss_build_s = time.perf_counter() - t0
+        peak = _peak_bandwidth(dev) if dev.type == "cuda" else None
+        nprobes = args.nprobe if args.nlist else [0]
+        for batch in args.batch:
+            nq = min(args.nq, args.single_nq) if batch == 1 else args.nq
+            qs = queries[:nq]
+            for nprobe in nprobes:
+                sp = {"params": {"nprobe": nprobe}} if nprobe else None
+
+                def ours(b: np.ndarray) -> list[list[int]]:
+                    return [[h["id"] for h in hits] for hits in
+                            client.search(NAME, b, limit=k, search_params=sp)]
+
+                found, el = _run_batches(ours, qs, batch)
+                row = {"index": "IVF_FLAT" if nprobe else "FLAT", "nlist": args.nlist,
+                       "nprobe": nprobe, "batch": batch, "recall@10": _recall(found, truth, k),
+                       "qps": nq / el}
+                if fidx is not None:
+                    fidx.nprobe = nprobe
+
+                    def theirs(b: np.ndarray) -> list[list[int]]:
+                        return fidx.search(b, k)[1].tolist()
+
+                    ffound, fel = _run_batches(theirs, qs, batch)
+                    row.update({"faiss_recall": _recall(ffound, truth, k), "faiss_qps": nq / fel,
+                                "qps_vs_faiss": fel / el})
+                if dev.type == "cuda":
+                    scanned = (nprobe / args.nlist if nprobe else 1.0) * data.nbytes * (nq / batch)
+                    row.update({"torch_brute_qps": args.nq / brute_s,
+                                "bandwidth_fraction": scanned / el / peak})
+                rows.append(row)
+        client.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    emit("search", rows, args.json, {"rows": args.rows, "dim": args.dim, "device": str(dev),
+                                     "build_s": build_s, "faiss_build_s": faiss_build_s})
+    if not args.json:
+        print(f"index build {build_s:.1f} s (faiss {faiss_build_s:.1f} s); device {dev}")
+    if args.plot:
+        _plot(rows, args.plot)
+
+
+def _plot(rows: list[dict], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot needs matplotlib: pip install '.[bench]'")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for batch in sorted({r["batch"] for r in rows}):
+        rs = [r for r in rows if r["batch"] == batch and r["nprobe"]]
+        ax.plot([r["recall@10"] for r in rs], [r["qps"] for r in rs], "o-",
+                label=f"Hotset, batch {batch}")
+        if rs and "faiss_qps" in rs[0]:
+            ax.plot([r["faiss_recall"] for r in rs], [r["faiss_qps"] for r in rs], "s--",
+                    label=f"faiss-cpu, batch {batch}")
+    ax.set_xlabel("recall@10")
+    ax.set_ylabel("queries per second")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot written to {path}")
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("search", help="search QPS and recall vs a plain torch brute force")
+    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    p = sub.add_parser("search", help="IVF/FLAT recall and QPS vs faiss-cpu")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--nq", type=int, default=1000)
+    p.add_argument("--single-nq", type=int, default=200, help="queries timed at batch 1")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[1000])
+    p.add_argument("--nlist", type=int, default=1024, help="0: FLAT")
+    p.add_argument("--nprobe", type=ints, default=[8, 32, 128])
+    p.add_argument("--batch", type=ints, default=[1000])
+    p.add_argument("--no-faiss", dest="faiss", action="store_false")
     p.add_argument("--device", default="auto")
+    p.add_argument("--plot", default=None, help="write a recall-QPS PNG here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

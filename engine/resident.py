@@ -38,6 +38,7 @@ class ResidentSegment:
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
         self.index: dict[str, torch.Tensor] = {}  # vector field -> IVF list offsets
+        self._norms: dict[str, torch.Tensor] = {}
 
     def owner(self, part: str) -> Owner:
         return Owner(self.collection, self.partition, self.key, part)
@@ -48,6 +49,20 @@ class ResidentSegment:
         self.cols[name] = col
         if valid is not None:
             self.valid[name] = valid
+
+    def norms(self, field: str) -> torch.Tensor:
+        """(n,) float32 squared norms of a vector field's rows, computed once and kept
+        resident (part ``<field>/norms``); a growing segment recomputes when it grew."""
+        hit = self._norms.get(field)
+        if hit is None or hit.numel() != self.num_rows:
+            x = self.column(field)
+            hit = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
+            for s in range(0, x.shape[0], 1 << 16):
+                xs = x[s:s + (1 << 16)].float()
+                hit[s:s + (1 << 16)] = (xs * xs).sum(1)
+            self.allocator.register(self.owner(f"{field}/norms"), hit)
+            self._norms[field] = hit
+        return hit
 
     def put_offsets(self, field: str, offsets: torch.Tensor) -> None:
         self.allocator.register(self.owner(f"{field}/list_offsets"), offsets)

@@ -149,10 +149,11 @@ def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
     offsets = seg.index.get(field_name)
     x = seg.column(field_name)
+    x_sq = seg.norms(field_name) if plan.metric != "IP" else None
     if plan.probes is not None and offsets is not None:
         return kernels.ivf_search(q, x, offsets, plan.probes, limit, plan.metric, mask,
-                                  plan.lo, plan.hi)
-    return kernels.flat_search(q, x, limit, plan.metric, mask, plan.lo, plan.hi)
+                                  plan.lo, plan.hi, x_sq)
+    return kernels.flat_search(q, x, limit, plan.metric, mask, plan.lo, plan.hi, x_sq)
 
 
 def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Plan,

@@ -16,20 +16,23 @@ _INF = float("inf")
 
 
 def pairwise_distance(q: torch.Tensor, x: torch.Tensor, metric: str,
-                      q_sq: torch.Tensor | None = None) -> torch.Tensor:
-    """(nq, d) x (n, d) -> (nq, n) float32 distances, smaller is better."""
+                      q_sq: torch.Tensor | None = None,
+                      x_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """(nq, d) x (n, d) -> (nq, n) float32 distances, smaller is better. ``x_sq`` (n,) are
+    the rows' squared norms when the caller has them (L2 and COSINE use them)."""
     q = q.float()
     x = x.float()
+    if metric in ("L2", "COSINE") and x_sq is None:
+        x_sq = (x * x).sum(1)
     if metric == "L2":
         if q_sq is None:
             q_sq = (q * q).sum(1)
-        d = torch.addmm((x * x).sum(1)[None, :], q, x.T, alpha=-2.0)  # (nq, n)
+        d = torch.addmm(x_sq[None, :], q, x.T, alpha=-2.0)  # (nq, n)
         return d.add_(q_sq[:, None]).clamp_min_(0.0)
     if metric == "IP":
         return (q @ x.T).neg_()
-    if metric == "COSINE":
-        xn = x / x.norm(dim=1, keepdim=True).clamp_min(1e-30)
-        return (q @ xn.T).neg_()  # q is normalised by the caller (flat_search)
+    if metric == "COSINE":  # q is normalised by the caller (flat_search, ivf_search)
+        return (q @ x.T).div_(x_sq.sqrt().clamp_min(1e-30)[None, :]).neg_()
     raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
 
 
@@ -56,8 +59,8 @@ def _pad(d: torch.Tensor, i: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.
 
 def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
                 mask: torch.Tensor | None = None, chunk: int = 1 << 16,
-                lo: float | None = None, hi: float | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                lo: float | None = None, hi: float | None = None,
+                x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` of ``x`` (n, d) for each query of ``q`` (nq, d).
 
     ``mask`` (n,) bool keeps rows where True; distances outside ``[lo, hi)`` are dropped
@@ -76,7 +79,8 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
         mask = None
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        d = pairwise_distance(q, x[start:stop], metric, q_sq)  # (nq, c)
+        d = pairwise_distance(q, x[start:stop], metric, q_sq,
+                              None if x_sq is None else x_sq[start:stop])  # (nq, c)
         _masked(d, None if mask is None else mask[start:stop], lo, hi)
         kk = min(k, stop - start)
         cd, ci = torch.topk(d, kk, dim=1, largest=False, sorted=False)
@@ -173,15 +177,16 @@ def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
 
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
                k: int, metric: str, mask: torch.Tensor | None = None,
-               lo: float | None = None, hi: float | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               lo: float | None = None, hi: float | None = None,
+               x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` of the rows of ``x`` that lie in each query's probed lists.
 
     ``x`` (n, d) is stored list by list: list ``l`` is rows ``offsets[l]:offsets[l+1]``
     (``offsets`` (nlist + 1,) int64). ``probes`` (nq, nprobe) names each query's lists.
     ``mask`` (n,) keeps rows where True; distances outside ``[lo, hi)`` are dropped (range
-    search). Returns (nq, k) distances (smaller is better) and (nq, k) row indices, padded
-    with +inf / -1. Queries are grouped by list, so each list is read once per batch.
+    search); ``x_sq`` (n,) are the rows' squared norms if known. Returns (nq, k) distances
+    (smaller is better) and (nq, k) row indices, padded with +inf / -1. Queries are grouped
+    by list, so each list is read once per batch.
     """
     nq, nprobe = probes.shape
     dev = q.device
@@ -204,8 +209,8 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         if r1 == r0:
             continue
         qs = qidx[s:s + c]
-        d = pairwise_distance(qf[qs], x[r0:r1], metric,
-                              None if q_sq is None else q_sq[qs])   # (c, r1 - r0)
+        d = pairwise_distance(qf[qs], x[r0:r1], metric, None if q_sq is None else q_sq[qs],
+                              None if x_sq is None else x_sq[r0:r1])  # (c, r1 - r0)
         _masked(d, None if mask is None else mask[r0:r1], lo, hi)
         kk = min(k, r1 - r0)
         dd, ii = torch.topk(d, kk, dim=1, largest=False)

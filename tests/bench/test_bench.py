@@ -42,9 +42,17 @@ def test_bench_insert_json_line():
 
 def test_bench_search_recall_is_exact_for_flat():
     got = _bench("search", "--rows", "2000", "--dim", "16", "--nq", "50", "--batch", "1,50",
-                 "--device", "cpu")
+                 "--nlist", "0", "--device", "cpu")
     assert [r["batch"] for r in got["results"]] == [1, 50]
     assert all(r["recall@10"] == 1.0 for r in got["results"])
+
+
+def test_bench_search_ivf_rows_per_nprobe():
+    got = _bench("search", "--rows", "3000", "--dim", "16", "--nq", "40", "--nlist", "16",
+                 "--nprobe", "1,16", "--no-faiss", "--device", "cpu")
+    rows = {r["nprobe"]: r for r in got["results"]}
+    assert rows[16]["recall@10"] == 1.0  # all lists probed: exact
+    assert rows[1]["recall@10"] < 1.0 and rows[1]["index"] == "IVF_FLAT"
 
 
 def test_bench_load_reports_ratio_to_copy_limit():

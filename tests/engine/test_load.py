@@ -23,6 +23,8 @@ def _resident_nbytes(client, name):
             objs += [c for chunks in seg._chunks.values() for c in chunks]
         else:
             objs += list(seg.cols.values()) + list(seg.valid.values())
+        objs += list(seg._norms.values()) + list(seg.index.values())
+        objs += [o for _, v in seg._json_cache.values() for o in v.objects()]
         for o in objs:
             if isinstance(o, torch.Tensor):
                 dev += o.numel() * o.element_size()
@@ -30,6 +32,7 @@ def _resident_nbytes(client, name):
                 dev += o.nbytes
             else:
                 host += o.nbytes
+    dev += sum(c.numel() * c.element_size() for c in res.centroids.values())
     return dev, host
 
 
