@@ -32,7 +32,7 @@ from . import search as _search
 from .storage.wal import Kind
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-DEFAULT_SEAL_BYTES = 256 << 20
+DEFAULT_SEAL_BYTES = 512 << 20
 MAX_NQ = 16384
 
 

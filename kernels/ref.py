@@ -186,37 +186,58 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     ``mask`` (n,) keeps rows where True; distances outside ``[lo, hi)`` are dropped (range
     search); ``x_sq`` (n,) are the rows' squared norms if known. Returns (nq, k) distances
     (smaller is better) and (nq, k) row indices, padded with +inf / -1. Queries are grouped
-    by list, so each list is read once per batch.
+    by list, so each list is read once per batch; the per-list work is one matmul and one
+    top-k, and the results are scattered into place once at the end.
     """
     nq, nprobe = probes.shape
     dev = q.device
     qf = q.float()
     if metric == "COSINE":
         qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    q_sq = (qf * qf).sum(1) if metric == "L2" else None
-    best_d = torch.full((nq, nprobe, k), _INF, device=dev)
-    best_i = torch.full((nq, nprobe, k), -1, dtype=torch.int64, device=dev)
-    flat_l = probes.reshape(-1)                                    # (nq * nprobe,)
+    if metric in ("L2", "COSINE") and x_sq is None:
+        x_sq = (x.float() ** 2).sum(1)
+    if mask is not None and bool(mask.all()):
+        mask = None
+    exact = lo is not None or hi is not None  # range bounds need the true distance
+    flat_l = probes.reshape(-1)                                      # (nq * nprobe,)
     order = torch.argsort(flat_l, stable=True)
-    lists_sorted = flat_l[order]
-    qidx = order // nprobe                                          # query of each pair
-    slot = order % nprobe                                           # its probe rank
-    uniq, counts = torch.unique_consecutive(lists_sorted, return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts
+    qidx = order // nprobe                                            # query of each pair
+    uniq, counts = torch.unique_consecutive(flat_l[order], return_counts=True)
+    starts = (torch.cumsum(counts, 0) - counts).tolist()
     off = offsets.tolist()
-    for lst, s, c in zip(uniq.tolist(), starts.tolist(), counts.tolist()):
+    pair_ids, dists, rows = [], [], []
+    for lst, s, c in zip(uniq.tolist(), starts, counts.tolist()):
         r0, r1 = off[lst], off[lst + 1]
         if r1 == r0:
             continue
         qs = qidx[s:s + c]
-        d = pairwise_distance(qf[qs], x[r0:r1], metric, None if q_sq is None else q_sq[qs],
-                              None if x_sq is None else x_sq[r0:r1])  # (c, r1 - r0)
-        _masked(d, None if mask is None else mask[r0:r1], lo, hi)
+        xs = x[r0:r1].float()
+        if metric == "L2":  # ||x||^2 - 2 q.x ; ||q||^2 is added to the k winners only
+            d = torch.addmm(x_sq[r0:r1][None, :], qf[qs], xs.T, alpha=-2.0)
+        elif metric == "IP":
+            d = (qf[qs] @ xs.T).neg_()
+        else:
+            d = (qf[qs] @ xs.T).div_(x_sq[r0:r1].sqrt().clamp_min(1e-30)[None, :]).neg_()
+        if exact and metric == "L2":
+            d.add_((qf[qs] ** 2).sum(1, keepdim=True))
+        if mask is not None or exact:
+            _masked(d, None if mask is None else mask[r0:r1], lo, hi)
         kk = min(k, r1 - r0)
         dd, ii = torch.topk(d, kk, dim=1, largest=False)
-        best_d[qs, slot[s:s + c], :kk] = dd
-        best_i[qs, slot[s:s + c], :kk] = ii + r0
+        if kk < k:
+            dd, ii = _pad(dd, ii, k)
+        pair_ids.append(order[s:s + c])
+        dists.append(dd)
+        rows.append(torch.where(ii >= 0, ii + r0, ii))
+    best_d = torch.full((nq * nprobe, k), _INF, device=dev)
+    best_i = torch.full((nq * nprobe, k), -1, dtype=torch.int64, device=dev)
+    if pair_ids:
+        pid = torch.cat(pair_ids)
+        best_d[pid] = torch.cat(dists)
+        best_i[pid] = torch.cat(rows)
     d, pos = torch.topk(best_d.reshape(nq, -1), min(k, nprobe * k), dim=1, largest=False)
     i = torch.gather(best_i.reshape(nq, -1), 1, pos)
+    if metric == "L2" and not exact:
+        d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     i = torch.where(torch.isinf(d), torch.full_like(i, -1), i)
     return d, i
