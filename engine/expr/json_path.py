@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 import torch
 
 _MISS = object()
@@ -72,7 +74,77 @@ def _walk(value: Any, path: tuple) -> Any:
 
 
 def extract(col: pa.Array, path: tuple, device: torch.device) -> JsonValues:
-    """One pass over the JSON texts of ``col`` (a string array); see the module doc."""
+    """Typed columns of ``path`` in the JSON texts of ``col`` (a string array): Arrow's JSON
+    reader (C++) when every row's value at the path has one JSON type, else one Python
+    pass."""
+    fast = _extract_arrow(col, path, device)
+    return fast if fast is not None else _extract_python(col, path, device)
+
+
+def _extract_arrow(col: pa.Array, path: tuple, device: torch.device) -> JsonValues | None:
+    n = len(col)
+    if n == 0:
+        return None
+    wrapped = pc.binary_join_element_wise('{"v":', pc.fill_null(col, "null"), "}", "")
+    ndjson = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), wrapped),
+                            "\n")
+    try:
+        table = pa_json.read_json(pa.BufferReader(ndjson[0].as_buffer()),
+                                  parse_options=pa_json.ParseOptions(newlines_in_values=True))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # mixed types at some level: the Python pass handles them
+    v = table.column("v").combine_chunks()
+    for key in path:
+        t = v.type
+        if isinstance(key, str):
+            if not pa.types.is_struct(t) or t.get_field_index(key) < 0:
+                return None if not pa.types.is_null(t) and not pa.types.is_struct(t) else \
+                    _absent(n, device)
+            v = pc.struct_field(v, key)
+        else:
+            if not pa.types.is_list(t):
+                return None if not pa.types.is_null(t) else _absent(n, device)
+            long_enough = pc.greater(pc.list_value_length(v).fill_null(0), key)
+            v = pc.list_element(pc.if_else(long_enough, v, pa.scalar([None] * (key + 1),
+                                                                       type=t)), key)
+    t = v.type
+    valid = v.is_valid().to_numpy(zero_copy_only=False)
+    zeros = np.zeros(n, dtype=bool)
+    none_str = pa.nulls(n, pa.string())
+    none_list = pa.nulls(n, pa.list_(pa.string()))
+
+    def tt(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        num = v.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False)
+        return JsonValues(tt(num.copy()), tt(valid), none_str, tt(zeros), tt(zeros), none_list,
+                          tt(valid))
+    if pa.types.is_boolean(t):
+        b = v.fill_null(False).to_numpy(zero_copy_only=False)
+        return JsonValues(tt(np.zeros(n)), tt(zeros), none_str, tt(b.copy()), tt(valid),
+                          none_list, tt(valid))
+    if pa.types.is_string(t):
+        return JsonValues(tt(np.zeros(n)), tt(zeros), v, tt(zeros), tt(zeros), none_list,
+                          tt(valid))
+    if pa.types.is_null(t):
+        return _absent(n, device)
+    if pa.types.is_list(t) and (pa.types.is_integer(t.value_type)
+                                or pa.types.is_boolean(t.value_type)):
+        lists = v.cast(pa.list_(pa.string()))  # 1 -> "1", true -> "true": canonical JSON
+        return JsonValues(tt(np.zeros(n)), tt(zeros), none_str, tt(zeros), tt(zeros), lists,
+                          tt(valid))
+    return None  # objects, lists of strings or floats: the Python pass
+
+
+def _absent(n: int, device: torch.device) -> JsonValues:
+    z = torch.zeros(n, dtype=torch.bool, device=device)
+    return JsonValues(torch.zeros(n, dtype=torch.float64, device=device), z,
+                      pa.nulls(n, pa.string()), z, z, pa.nulls(n, pa.list_(pa.string())), z)
+
+
+def _extract_python(col: pa.Array, path: tuple, device: torch.device) -> JsonValues:
+    """One Python pass over the JSON texts (values of mixed types)."""
     texts = col.to_pylist()
     n = len(texts)
     num = np.zeros(n, dtype=np.float64)
