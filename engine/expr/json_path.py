@@ -82,17 +82,21 @@ def extract(col: pa.Array, path: tuple, device: torch.device) -> JsonValues:
 
 
 def _extract_arrow(col: pa.Array, path: tuple, device: torch.device) -> JsonValues | None:
+    try:
+        return _arrow_path(col, path, device)
+    except pa.ArrowException:
+        return None  # anything Arrow cannot type (mixed types, all-null lists): Python pass
+
+
+def _arrow_path(col: pa.Array, path: tuple, device: torch.device) -> JsonValues | None:
     n = len(col)
     if n == 0:
         return None
     wrapped = pc.binary_join_element_wise('{"v":', pc.fill_null(col, "null"), "}", "")
     ndjson = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), wrapped),
                             "\n")
-    try:
-        table = pa_json.read_json(pa.BufferReader(ndjson[0].as_buffer()),
-                                  parse_options=pa_json.ParseOptions(newlines_in_values=True))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # mixed types at some level: the Python pass handles them
+    table = pa_json.read_json(pa.BufferReader(ndjson[0].as_buffer()),
+                              parse_options=pa_json.ParseOptions(newlines_in_values=True))
     v = table.column("v").combine_chunks()
     for key in path:
         t = v.type
