@@ -13,7 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--device", default="auto")
     demo.add_argument("--rows", type=int, default=20_000)
     sub.add_parser("gpu-info", help="print the CUDA device this machine offers")
+    from .server.main import add_parser as add_serve
+
+    add_serve(sub)
     args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        return args.func(args)
     if args.cmd == "demo":
         from .demo import run
 

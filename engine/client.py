@@ -26,6 +26,7 @@ from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNo
 from .expr import compile_filter
 from .index import IndexParams, IndexSpec, ivf
 from .loader import Loader, LoadState, Resident
+from .locks import RWLock
 from .resident import loaded_names
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from . import search as _search
@@ -52,7 +53,7 @@ class MilvusClient:
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
                 "(e.g. uri='./data'). To serve one over the network run "
                 "`python -m engine serve --data ./data` and connect with pymilvus")
-        self._lock = threading.RLock()
+        self._lock = RWLock()
         self.device = resolve_device(device)
         self._dir = DataDir(uri)
         self.allocator = DeviceAllocator(self.device, memory_limit)
@@ -207,7 +208,7 @@ class MilvusClient:
 
     def get_collection_stats(self, collection_name: str, timeout: float | None = None,
                              **kwargs: Any) -> dict:
-        with self._lock:
+        with self._lock.read():
             return {"row_count": self._coll(collection_name).row_count()}
 
     # -- writes ---------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class MilvusClient:
                output_fields: list[str] | None = None, search_params: dict | None = None,
                timeout: float | None = None, partition_names: list[str] | None = None,
                anns_field: str | None = None, **kwargs: Any) -> list[list[dict]]:
-        with self._lock:
+        with self._lock.read():
             res = self._loaded(collection_name)
             coll = res.collection
             field = self._anns_field(coll, res, anns_field)
@@ -366,7 +367,7 @@ class MilvusClient:
               partition_names: list[str] | None = None, **kwargs: Any) -> list[dict]:
         limit = kwargs.get("limit")
         offset = int(kwargs.get("offset", 0) or 0)
-        with self._lock:
+        with self._lock.read():
             res = self._loaded(collection_name)
             coll = res.collection
             flt = compile_filter(filter, coll.schema, set(res.fields),
@@ -593,7 +594,7 @@ class MilvusClient:
 
     def get_load_state(self, collection_name: str, partition_name: str = "",
                        timeout: float | None = None, **kwargs: Any) -> dict:
-        with self._lock:
+        with self._lock.read():
             coll = self._colls.get(collection_name)
             if coll is None:
                 return {"state": LoadState.NotExist}
@@ -604,10 +605,11 @@ class MilvusClient:
                 return {"state": LoadState.NotLoad}
             if res.state == LoadState.Loading:
                 return {"state": LoadState.Loading, "progress": res.progress}
-            if res.state == LoadState.NotLoad:  # a failed async load
-                self._forget_failed(res)
-                return {"state": LoadState.NotLoad}
-            return {"state": LoadState.Loaded}
+            if res.state != LoadState.NotLoad:
+                return {"state": LoadState.Loaded}
+        with self._lock:  # a failed async load: forget it (a write)
+            self._forget_failed(res)
+        return {"state": LoadState.NotLoad}
 
     def refresh_load(self, collection_name: str, timeout: float | None = None,
                      **kwargs: Any) -> None:

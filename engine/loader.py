@@ -75,7 +75,7 @@ class Resident:
 
 
 class Loader:
-    def __init__(self, allocator: DeviceAllocator, lock: threading.RLock) -> None:
+    def __init__(self, allocator: DeviceAllocator, lock: Any) -> None:
         self.allocator = allocator
         self.device = allocator.device
         self.lock = lock

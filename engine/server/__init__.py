@@ -1,0 +1,1 @@
+"""Network front ends. They only translate: behaviour and errors come from the engine."""

@@ -1,0 +1,48 @@
+"""``python -m engine serve`` / ``hotset serve``: the REST server on one port."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="serve a data directory over the Milvus RESTful v2 API")
+    p.add_argument("--port", type=int, default=19530)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--data", default="./data")
+    p.add_argument("--token", default=None, help="require 'Authorization: Bearer <token>'")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--memory-limit", type=int, default=None)
+    p.add_argument("--max-body", type=int, default=64 << 20, help="largest request body, bytes")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without --token")
+    p.set_defaults(func=serve)
+
+
+def serve(args) -> int:
+    if not args.token and not _is_loopback(args.host) and not args.insecure:
+        print(f"refusing to listen on {args.host} without --token: anyone who can reach it "
+              "could read and delete your data. Give --token user:pass, or --insecure if you "
+              "mean it.", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from ..client import MilvusClient
+    from .rest import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    client = MilvusClient(args.data, device=args.device, memory_limit=args.memory_limit)
+    app = create_app(client, token=args.token, max_body=args.max_body)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)
+    return 0

@@ -1,0 +1,169 @@
+"""The Milvus RESTful v2 server: a Starlette app that only translates.
+
+Every endpoint is ``POST /v2/vectordb/<group>/<verb>`` with a JSON body and answers HTTP 200
+with ``{"code": 0, "data": ...}`` or ``{"code": <Milvus code>, "message": ...}``; HTTP 401
+only for a missing or wrong token. Bodies are validated with pydantic (``models.py``):
+malformed JSON is 1801, a missing required key 1802, rows that do not fit the schema 1804;
+none of them reaches the engine. Engine calls run in worker threads; the engine's own lock
+keeps every request from seeing a half-loaded or half-released collection.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ...client import MilvusClient
+from ...errors import DataError, MilvusException
+from . import models as m
+from .translate import (create_collection, describe_collection, describe_index,
+                        flat_hits, index_params, load_state)
+
+log = logging.getLogger("hotset.rest")
+DEFAULT_MAX_BODY = 64 << 20
+
+
+def _ok(data: Any) -> JSONResponse:
+    return JSONResponse({"code": 0, "data": data})
+
+
+def _err(code: int, message: str, status: int = 200) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def _handlers(c: MilvusClient) -> dict[str, tuple[type[BaseModel], Callable[[Any], Any]]]:
+    return {
+        "collections/create": (m.CreateCollection, lambda b: create_collection(c, b) or {}),
+        "collections/describe": (m.Named, lambda b: describe_collection(c, b.collection_name)),
+        "collections/list": (m._Body, lambda b: c.list_collections()),
+        "collections/has": (m.Named, lambda b: {"has": c.has_collection(b.collection_name)}),
+        "collections/drop": (m.Named, lambda b: c.drop_collection(b.collection_name) or {}),
+        "collections/get_stats": (m.Named, lambda b: {
+            "rowCount": c.get_collection_stats(b.collection_name)["row_count"]}),
+        "collections/load": (m.Load, lambda b: c.load_collection(
+            b.collection_name, replica_number=b.replica_number, load_fields=b.load_fields,
+            skip_load_dynamic_field=b.skip_load_dynamic_field) or {}),
+        "collections/release": (m.Named, lambda b: c.release_collection(b.collection_name) or {}),
+        "collections/refresh_load": (m.Named, lambda b: c.refresh_load(b.collection_name) or {}),
+        "collections/get_load_state": (m.LoadState, lambda b: load_state(c, b)),
+        "entities/insert": (m.Insert, lambda b: _insert(c, b, c.insert, "insert")),
+        "entities/upsert": (m.Insert, lambda b: _insert(c, b, c.upsert, "upsert")),
+        "entities/delete": (m.Delete, lambda b: {"deleteCount": c.delete(
+            b.collection_name, ids=b.ids, filter=b.filter or None,
+            partition_name=b.partition_name or None)["delete_count"]}),
+        "entities/search": (m.Search, lambda b: flat_hits(c.search(
+            b.collection_name, b.data, filter=b.filter, limit=b.limit,
+            output_fields=b.output_fields,
+            search_params={"metric_type": b.search_params.get("metricType"),
+                           "params": b.search_params.get("params") or {}, "offset": b.offset},
+            partition_names=b.partition_names, anns_field=b.anns_field))),
+        "entities/query": (m.Query, lambda b: c.query(
+            b.collection_name, b.filter, output_fields=b.output_fields, limit=b.limit,
+            offset=b.offset, partition_names=b.partition_names)),
+        "entities/get": (m.Get, lambda b: c.get(
+            b.collection_name, b.id if isinstance(b.id, list) else [b.id],
+            output_fields=b.output_fields, partition_names=b.partition_names)),
+        "indexes/create": (m.CreateIndex, lambda b: c.create_index(
+            b.collection_name, index_params(b.index_params)) or {}),
+        "indexes/list": (m.ListIndexes, lambda b: c.list_indexes(b.collection_name, b.field_name)),
+        "indexes/describe": (m.IndexNamed, lambda b: describe_index(c, b)),
+        "indexes/drop": (m.IndexNamed, lambda b: c.drop_index(b.collection_name, b.index_name)
+                         or {}),
+        "partitions/create": (m.Partition, lambda b: c.create_partition(
+            b.collection_name, b.partition_name) or {}),
+        "partitions/list": (m.Named, lambda b: c.list_partitions(b.collection_name)),
+        "partitions/has": (m.Partition, lambda b: {"has": c.has_partition(
+            b.collection_name, b.partition_name)}),
+        "partitions/drop": (m.Partition, lambda b: c.drop_partition(
+            b.collection_name, b.partition_name) or {}),
+        "partitions/load": (m.Partitions, lambda b: c.load_partitions(
+            b.collection_name, b.partition_names) or {}),
+        "partitions/release": (m.Partitions, lambda b: c.release_partitions(
+            b.collection_name, b.partition_names) or {}),
+    }
+
+
+def _insert(c: MilvusClient, b: m.Insert, fn: Callable, verb: str) -> dict:
+    try:
+        res = fn(b.collection_name, b.data, partition_name=b.partition_name)
+    except DataError as e:
+        raise MilvusException(f"fail to deal the insert data, error: {e.message}",
+                              code=1804) from None
+    return {f"{verb}Count": res[f"{verb}_count"], f"{verb}Ids": res["ids"]}
+
+
+def _validation_error(e: ValidationError) -> JSONResponse:
+    for err in e.errors():
+        if err["type"] == "missing":
+            name = ".".join(str(p) for p in err["loc"])
+            return _err(1802, f"missing required parameter: {name}")
+    first = e.errors()[0]
+    name = ".".join(str(p) for p in first["loc"])
+    return _err(1100, f"invalid parameter {name}: {first['msg']}")
+
+
+def create_app(client: MilvusClient, token: str | None = None,
+               max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    handlers = _handlers(client)
+    expected = f"Bearer {token}" if token else None
+
+    async def endpoint(request: Request) -> JSONResponse:
+        if expected is not None and request.headers.get("authorization") != expected:
+            return _err(1800, "user hasn't authenticated", status=401)
+        model, handler = handlers[request.path_params["group"] + "/" + request.path_params["verb"]]
+        size = int(request.headers.get("content-length") or 0)
+        if size > max_body:
+            return _err(1801, f"request body of {size} bytes is larger than the server's limit "
+                              f"of {max_body} bytes: send smaller batches or raise --max-body")
+        raw = await request.body()
+        if len(raw) > max_body:
+            return _err(1801, f"request body is larger than the server's limit of {max_body} "
+                              "bytes: send smaller batches or raise --max-body")
+        try:
+            payload = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _err(1801, f"request body is not valid JSON: {e}")
+        if not isinstance(payload, dict):
+            return _err(1801, "request body must be a JSON object")
+        try:
+            body = model.model_validate(payload)
+        except ValidationError as e:
+            return _validation_error(e)
+        try:
+            data = await run_in_threadpool(handler, body)
+        except MilvusException as e:
+            return _err(e.code, e.message)
+        return _ok(data)
+
+    async def unknown(request: Request) -> JSONResponse:
+        return _err(1100, f"unknown endpoint {request.url.path}: see the Milvus RESTful v2 API",
+                    status=404)
+
+    routes = [Route(f"/v2/vectordb/{{group:str}}/{{verb:str}}", _dispatch(endpoint, unknown,
+                                                                         handlers),
+                    methods=["POST"])]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        log.info("shutting down: flushing and releasing the data directory")
+        await run_in_threadpool(client.close)
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _dispatch(endpoint, unknown, handlers):
+    async def route(request: Request) -> JSONResponse:
+        key = request.path_params["group"] + "/" + request.path_params["verb"]
+        if key not in handlers:
+            return await unknown(request)
+        return await endpoint(request)
+    return route

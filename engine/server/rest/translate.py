@@ -1,0 +1,142 @@
+"""Translators between Milvus REST v2 JSON and the engine's client calls."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...client import MilvusClient
+from ...errors import ParamError
+from ...index import IndexParams
+from ...loader import LoadState
+from ...schema import DataType
+from . import models as m
+
+_REST_TYPE = {"bool": DataType.BOOL, "int8": DataType.INT8, "int16": DataType.INT16,
+              "int32": DataType.INT32, "int64": DataType.INT64, "float": DataType.FLOAT,
+              "double": DataType.DOUBLE, "varchar": DataType.VARCHAR, "string": DataType.VARCHAR,
+              "json": DataType.JSON, "array": DataType.ARRAY,
+              "floatvector": DataType.FLOAT_VECTOR, "float16vector": DataType.FLOAT16_VECTOR,
+              "bfloat16vector": DataType.BFLOAT16_VECTOR}
+_TYPE_NAME = {DataType.BOOL: "Bool", DataType.INT8: "Int8", DataType.INT16: "Int16",
+              DataType.INT32: "Int32", DataType.INT64: "Int64", DataType.FLOAT: "Float",
+              DataType.DOUBLE: "Double", DataType.VARCHAR: "VarChar", DataType.JSON: "JSON",
+              DataType.ARRAY: "Array", DataType.FLOAT_VECTOR: "FloatVector",
+              DataType.FLOAT16_VECTOR: "Float16Vector",
+              DataType.BFLOAT16_VECTOR: "BFloat16Vector"}
+_LOAD_STATE = {LoadState.NotExist: "LoadStateNotExist", LoadState.NotLoad: "LoadStateNotLoad",
+               LoadState.Loading: "LoadStateLoading", LoadState.Loaded: "LoadStateLoaded"}
+
+
+def rest_type(name: str | None, what: str) -> DataType:
+    key = (name or "").replace("_", "").lower()
+    if key not in _REST_TYPE:
+        raise ParamError(f"{what} {name!r} is not a Milvus data type (Int64, VarChar, "
+                         "FloatVector, ...)")
+    return _REST_TYPE[key]
+
+
+def _int(v: Any, what: str) -> int | None:
+    if v is None:
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        raise ParamError(f"{what} must be an integer, got {v!r}") from None
+
+
+def index_params(defs: list[m.IndexDef]) -> IndexParams:
+    p = IndexParams()
+    for d in defs:
+        params = dict(d.params)
+        itype = d.index_type or params.pop("index_type", None) or params.pop("indexType", None)
+        metric = d.metric_type or params.pop("metric_type", None)
+        p.add_index(d.field_name, itype or "AUTOINDEX", d.index_name, metric, params)
+    return p
+
+
+def create_collection(c: MilvusClient, b: m.CreateCollection) -> None:
+    idx = index_params(b.index_params) if b.index_params else None
+    if b.schema_ is None:
+        if b.dimension is None:
+            raise ParamError("collections/create needs dimension (quick form) or schema")
+        c.create_collection(b.collection_name, dimension=b.dimension,
+                            primary_field_name=b.primary_field_name,
+                            id_type="string" if b.id_type.lower() in ("varchar", "string")
+                            else "int", vector_field_name=b.vector_field_name,
+                            metric_type=b.metric_type, auto_id=b.auto_id,
+                            max_length=_int(b.params.get("max_length"), "max_length") or 65535)
+        return
+    s = b.schema_
+    schema = c.create_schema(auto_id=s.auto_id or bool(s.auto_id_lower),
+                             enable_dynamic_field=s.enable_dynamic_field)
+    for f in s.fields:
+        tp = f.element_type_params
+        schema.add_field(f.field_name, rest_type(f.data_type, "dataType"), is_primary=f.is_primary,
+                         dim=_int(tp.get("dim"), "dim"),
+                         max_length=_int(tp.get("max_length"), "max_length"),
+                         element_type=rest_type(f.element_data_type, "elementDataType")
+                         if f.element_data_type else None,
+                         max_capacity=_int(tp.get("max_capacity"), "max_capacity"),
+                         nullable=f.nullable, default_value=f.default_value,
+                         description=f.description)
+    c.create_collection(b.collection_name, schema=schema, index_params=idx)
+
+
+def describe_collection(c: MilvusClient, name: str) -> dict:
+    d = c.describe_collection(name)
+    fields = []
+    for f in d["fields"]:
+        entry = {"name": f["name"], "type": _TYPE_NAME[f["type"]], "description": f["description"],
+                 "primaryKey": bool(f.get("is_primary")),
+                 "autoId": bool(f.get("is_primary")) and d["auto_id"],
+                 "params": [{"key": k, "value": str(v)} for k, v in f["params"].items()],
+                 "nullable": bool(f.get("nullable"))}
+        if "element_type" in f:
+            entry["elementType"] = _TYPE_NAME[f["element_type"]]
+        fields.append(entry)
+    indexes = []
+    for name_ in c.list_indexes(name):
+        di = c.describe_index(name, name_)
+        indexes.append({"fieldName": di["field_name"], "indexName": di["index_name"],
+                        "metricType": di.get("metric_type", "")})
+    state = c.get_load_state(name)["state"]
+    return {"collectionName": name, "collectionID": d["collection_id"],
+            "description": d["description"], "autoId": d["auto_id"], "fields": fields,
+            "indexes": indexes, "load": _LOAD_STATE[state], "shardsNum": 1,
+            "partitionsNum": d["num_partitions"], "consistencyLevel": "Strong",
+            "enableDynamicField": d["enable_dynamic_field"], "properties": [], "aliases": []}
+
+
+def load_state(c: MilvusClient, b: m.LoadState) -> dict:
+    if not c.has_collection(b.collection_name):
+        c.describe_collection(b.collection_name)  # raises 100
+    states = [c.get_load_state(b.collection_name, p) for p in (b.partition_names or [""])]
+    worst = min(states, key=lambda s: s["state"])
+    out: dict[str, Any] = {"loadState": _LOAD_STATE[worst["state"]]}
+    if worst["state"] == LoadState.Loaded:
+        out.update(loadProgress=100, message="")
+    elif worst["state"] == LoadState.Loading:
+        out.update(loadProgress=worst["progress"], message="")
+    return out
+
+
+def describe_index(c: MilvusClient, b: m.IndexNamed) -> list[dict]:
+    d = c.describe_index(b.collection_name, b.index_name)
+    return [{"fieldName": d["field_name"], "indexName": d["index_name"],
+             "indexType": d["index_type"], "metricType": d.get("metric_type", ""),
+             "indexState": "Finished", "totalRows": d["total_rows"],
+             "indexedRows": d["indexed_rows"], "pendingRows": d["pending_index_rows"],
+             "failReason": "",
+             "params": {k: v for k, v in d.items() if k not in (
+                 "field_name", "index_name", "index_type", "metric_type", "total_rows",
+                 "indexed_rows", "pending_index_rows", "state")}}]
+
+
+def flat_hits(results: list[list[dict]]) -> list[dict]:
+    """Milvus REST v2 answers a search with one flat list of rows: pk, distance, outputs."""
+    out = []
+    for hits in results:
+        for h in hits:
+            row = {k: v for k, v in h.items() if k != "entity"}
+            row.update(h["entity"])
+            out.append(row)
+    return out

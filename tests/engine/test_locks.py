@@ -1,0 +1,91 @@
+import threading
+import time
+
+import numpy as np
+
+from engine.locks import RWLock
+
+from .test_client import basic_rows, make_loaded
+
+
+def test_readers_share_writers_exclude():
+    lock = RWLock()
+    inside, peak, order = [0], [0], []
+
+    def reader():
+        with lock.read():
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            inside[0] -= 1
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] > 1  # readers overlapped
+
+    def writer(tag):
+        with lock:
+            order.append(f"{tag}+")
+            time.sleep(0.02)
+            order.append(f"{tag}-")
+
+    ws = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for t in ws:
+        t.start()
+    for t in ws:
+        t.join()
+    assert all(order[i][:-1] == order[i + 1][:-1] for i in range(0, 6, 2))  # never interleaved
+
+
+def test_write_side_is_reentrant_and_can_read():
+    lock = RWLock()
+    with lock:
+        with lock:
+            with lock.read():
+                assert lock.acquire(timeout=0.01)
+                lock.release()
+    assert lock.acquire(blocking=False)
+    lock.release()
+
+
+def test_timeout_while_a_reader_holds_it():
+    lock = RWLock()
+    got = []
+    with lock.read():
+        t = threading.Thread(target=lambda: got.append(lock.acquire(timeout=0.05)))
+        t.start()
+        t.join()
+    assert got == [False]
+
+
+def test_concurrent_searches_and_inserts(cpu_client):
+    make_loaded(cpu_client, n=200)
+    q = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    errors = []
+
+    def searcher():
+        try:
+            for _ in range(30):
+                hits = cpu_client.search("c", q, limit=5, filter="age >= 0")
+                assert all(len(h) == 5 for h in hits)
+        except Exception as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    def inserter():
+        try:
+            for i in range(30):
+                cpu_client.insert("c", basic_rows(10, start=1000 + 10 * i, seed=i))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)] + [
+        threading.Thread(target=inserter)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert cpu_client.get_collection_stats("c") == {"row_count": 500}
