@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search|filter> ...``"""
+"""``python -m bench <insert|load|search|filter|serve> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import filter, insert, load, search
+from . import filter, insert, load, search, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     search.add_parser(sub)
     load.add_parser(sub)
     filter.add_parser(sub)
+    serve.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

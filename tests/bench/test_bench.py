@@ -69,3 +69,11 @@ def test_bench_filter_counts_match_the_data():
     by_expr = {r["expr"]: r["matches"] for r in got["results"]}
     assert by_expr["age == 7"] == 20 and by_expr["age >= 10"] == 1800
     assert by_expr['meta["cat"] == 7'] == 20
+
+
+def test_bench_serve_has_no_errors():
+    got = _bench("serve", "--rows", "500", "--dim", "8", "--clients", "2", "--requests", "5",
+                 "--inserts", "3", "--device", "cpu")
+    by = {r["requests"]: r for r in got["results"]}
+    assert by["search"]["count"] == 10 and by["insert"]["count"] == 3
+    assert by["search"]["errors"] == 0 and by["insert"]["errors"] == 0
