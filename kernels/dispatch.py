@@ -1,13 +1,24 @@
 """Picks a kernel implementation per device. Optional backends (Triton, CuPy) are imported
-here and nowhere else; today every device runs the plain-torch reference, which on CUDA is
-cuBLAS matmul + torch.topk."""
+here and nowhere else.
+
+- CPU: the plain-torch reference (``ref``) for everything.
+- CUDA: the IVF list scan goes through the fused Triton kernel (``triton_ivf``) when Triton
+  imports and ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
+  in chunks. ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
+Asking for Triton explicitly (``HOTSET_KERNELS=triton``) where it is missing is an error
+that says how to install it; nothing falls back silently.
+"""
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
 
 import torch
 
 from . import ref
+
+_triton_ivf = None
 
 
 def available_backends() -> dict[str, bool]:
@@ -15,6 +26,24 @@ def available_backends() -> dict[str, bool]:
             "cuda": torch.cuda.is_available(),
             "triton": importlib.util.find_spec("triton") is not None,
             "cupy": importlib.util.find_spec("cupy") is not None}
+
+
+def _mode() -> str:
+    mode = os.environ.get("HOTSET_KERNELS", "auto").lower()
+    if mode not in ("auto", "torch", "triton"):
+        raise ValueError(f"HOTSET_KERNELS={mode!r}: use auto, torch or triton")
+    return mode
+
+
+def _triton():
+    global _triton_ivf
+    if _triton_ivf is None:
+        try:
+            _triton_ivf = importlib.import_module("kernels.triton_ivf")
+        except ImportError as e:
+            raise RuntimeError("HOTSET_KERNELS=triton needs Triton: pip install triton "
+                               f"(import failed: {e})") from None
+    return _triton_ivf
 
 
 def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
@@ -31,6 +60,11 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
                lo: float | None = None, hi: float | None = None,
                x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
+    mode = _mode()
+    want_triton = mode == "triton" or (mode == "auto" and x.is_cuda
+                                       and available_backends()["triton"])
+    if want_triton and k <= 64:
+        return _triton().ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
     return ref.ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
 
 
