@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 import kernels
 
 from ..errors import ParamError
-from ..storage.files import fsync_dir
+from ..storage.files import fsync_path
 
 SAMPLE_PER_LIST = 64
 DEFAULT_NLIST = 128
@@ -67,12 +67,18 @@ def centroid_path(coll_dir: Path, index_name: str) -> Path:
     return coll_dir / "index" / f"{index_name}.safetensors"
 
 
-def save_centroids(path: Path, centroids: torch.Tensor) -> None:
+def _save_durable(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a safetensors file beside ``path``, fsync it, rename it over ``path``."""
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({"centroids": centroids.contiguous()}, str(tmp))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    fsync_path(tmp)
     tmp.replace(path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
+
+
+def save_centroids(path: Path, centroids: torch.Tensor) -> None:
+    _save_durable(path, {"centroids": centroids})
 
 
 def load_centroids(path: Path) -> torch.Tensor:
@@ -84,7 +90,7 @@ def offsets_path(seg_dir: Path, field: str) -> Path:
 
 
 def save_offsets(seg_dir: Path, field: str, offsets: torch.Tensor) -> None:
-    save_file({"offsets": offsets.contiguous()}, str(offsets_path(seg_dir, field)))
+    _save_durable(offsets_path(seg_dir, field), {"offsets": offsets})
 
 
 def load_offsets(seg_dir: Path, field: str) -> torch.Tensor:

@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..columns import Batch
-from .files import fsync_dir
+from .files import fsync_dir, fsync_path
 
 
 def shard_path(seg_dir: Path, name: str, fixed: bool) -> Path:
@@ -56,19 +56,11 @@ def write_segment(seg_dir: Path, batch: Batch) -> dict[str, int]:
                 with pa.ipc.new_file(sink, table.schema) as w:
                     w.write_table(table)
             sizes[name] = col.nbytes
-        _fsync(path)
+        fsync_path(path)
     fsync_dir(tmp)
     os.replace(tmp, seg_dir)
     fsync_dir(seg_dir.parent)
     return sizes
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
@@ -183,7 +175,7 @@ def write_deletes(path: Path, pks: Any, seqs: torch.Tensor) -> None:
     with pa.OSFile(str(tmp), "wb") as sink:
         with pa.ipc.new_file(sink, table.schema) as w:
             w.write_table(table)
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
