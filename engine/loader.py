@@ -273,6 +273,7 @@ class Loader:
             res.collection.listener = None
         res.segments.clear()
         res.growing.clear()
+        res.centroids.clear()
         self.allocator.free(res.collection.name)
 
     def release(self, res: Resident) -> None:

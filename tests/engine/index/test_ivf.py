@@ -63,6 +63,21 @@ def test_index_parts_are_resident_and_counted(ivf_coll):
     assert c.memory_info("c") == {"bytes": 0, "parts": {}}
 
 
+def test_release_gives_back_every_index_byte(client):
+    before = torch.cuda.memory_allocated() if client.device.type == "cuda" else 0
+    client.create_collection("c", schema=basic_schema(dim=8))
+    client.insert("c", basic_rows(300))
+    client.create_index("c", _ivf_params(nlist=8))
+    client.load_collection("c")
+    client.search("c", [[0.0] * 8], limit=5, search_params={"params": {"nprobe": 2}})
+    assert client.memory_info("c")["parts"]["vec/norms"] == 300 * 4
+    res = client._resident["c"]
+    client.release_collection("c")
+    assert not res.centroids and not res.segments
+    if client.device.type == "cuda":
+        assert torch.cuda.memory_allocated() == before
+
+
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
 def test_nprobe_nlist_equals_flat(client, metric):
     rows = basic_rows(500, seed=4)
