@@ -61,6 +61,7 @@ class MilvusClient:
         self._seal_bytes = int(segment_max_bytes)
         self._colls: dict[str, Collection] = {}
         self._resident: dict[str, Resident] = {}
+        self._load_errors: dict[str, MilvusException] = {}
         self._closed = False
         for name in self._dir.names():
             self._colls[name] = Collection(self._dir.collection_path(name),
@@ -528,10 +529,21 @@ class MilvusClient:
             raise MilvusException(f"load of {res.collection.name} failed: {err}") from err
 
     def _forget_failed(self, res: Resident) -> None:
-        """A load that failed leaves nothing behind: not resident, intent not loaded."""
+        """A load that failed leaves nothing behind: not resident, intent not loaded. The
+        error is kept for ``take_load_error`` (how a background load reports failure)."""
         name = res.collection.name
         if self._resident.get(name) is res:
             self._release(name)
+            if isinstance(res.error, MilvusException):
+                self._load_errors[name] = res.error
+
+    def take_load_error(self, collection_name: str) -> MilvusException | None:
+        """The error of the last background load of a collection that failed, once."""
+        with self._lock:
+            res = self._resident.get(collection_name)
+            if res is not None and res.state == LoadState.NotLoad and res.done.is_set():
+                self._forget_failed(res)
+            return self._load_errors.pop(collection_name, None)
 
     def _check_load_fields(self, coll: Collection, load_fields: Any) -> tuple | None:
         if not load_fields:

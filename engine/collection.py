@@ -124,6 +124,8 @@ class Collection:
     def write(self, kind: Kind, partition: str, batch: Batch) -> int:
         """Log (fsync) then apply one write; returns the number of rows it deleted."""
         seq = self.next_seq()
+        if self.listener and kind != Kind.DELETE:
+            self.listener("reserve", partition, batch)  # may refuse: nothing written yet
         self.wal.append(seq, kind, partition, batch)
         deleted = self._apply(kind, partition, batch, seq)
         if sum(g.nbytes() for g in self.growing.values()) >= self.seal_bytes:

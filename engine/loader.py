@@ -17,7 +17,7 @@ import torch
 
 from .allocator import DeviceAllocator, Owner
 from .collection import Collection
-from .errors import MilvusException
+from .errors import InsufficientMemory, MilvusException
 from .resident import ResidentGrowing, ResidentSegment
 from .schema import DYNAMIC_FIELD
 from .segment import SealedSegment
@@ -220,6 +220,18 @@ class Loader:
     # -- write path while loaded ----------------------------------------------------------
     def _on_event(self, res: Resident, event: str, *args: Any) -> None:
         coll = res.collection
+        if event == "reserve":  # before the WAL: can the device take these rows?
+            part, batch = args
+            if part not in res.partitions:
+                return
+            rg = res.growing.get(part) or ResidentGrowing(coll.name, part, coll.schema,
+                                                           res.fields, self.device,
+                                                           self.allocator)
+            need = rg.growth_bytes(batch)
+            if need > self.allocator.free_bytes:
+                raise InsufficientMemory(str(self.device), need, self.allocator.free_bytes,
+                                         f"{batch.num_rows} new rows of {coll.name}")
+            return
         if event == "insert":
             part, batch = args
             if part not in res.partitions:

@@ -131,6 +131,23 @@ class ResidentGrowing(ResidentSegment):
                 total += batch.cols[name].nbytes
         return total
 
+    def growth_bytes(self, batch: Batch) -> int:
+        """Device bytes ``append(batch)`` would newly allocate (0 if it fits)."""
+        n1 = self.num_rows + batch.num_rows
+        extra = sum(c.nbytes for name, c in batch.cols.items()
+                    if name in self.fields and not isinstance(c, torch.Tensor)) \
+            if self.device.type == "cpu" else 0
+        if n1 <= self.capacity:
+            return extra
+        old = self.capacity
+        new = _capacity_for(n1)
+        per_row = 1  # the deleted mask
+        for name in self.fields:
+            f = self.schema.field(name)
+            if f is not None and f.is_fixed:
+                per_row += f.row_bytes + (1 if f.nullable else 0)
+        return (new - old) * per_row + extra
+
     def append(self, batch: Batch, deleted: torch.Tensor | None = None) -> None:
         n0, n1 = self.num_rows, self.num_rows + batch.num_rows
         if n1 > self.capacity:

@@ -1,4 +1,4 @@
-"""``python -m engine serve`` / ``hotset serve``: the REST server on one port."""
+"""``python -m engine serve`` / ``hotset serve``: Milvus gRPC and RESTful v2 on one port."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve a data directory over the Milvus RESTful v2 API")
+    p = sub.add_parser("serve", help="serve a data directory over Milvus gRPC and RESTful v2")
     p.add_argument("--port", type=int, default=19530)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--data", default="./data")
@@ -36,13 +36,43 @@ def serve(args) -> int:
               "could read and delete your data. Give --token user:pass, or --insecure if you "
               "mean it.", file=sys.stderr)
         return 2
-    import uvicorn
+    import asyncio
+    import socket
+
+    try:
+        import grpc  # noqa: F401
+        import pymilvus  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        print(f"the server needs the 'server' extra: pip install 'hotset[server]' ({e})",
+              file=sys.stderr)
+        return 2
 
     from ..client import MilvusClient
+    from .grpc.server import start_grpc
+    from .mux import handler
     from .rest import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = MilvusClient(args.data, device=args.device, memory_limit=args.memory_limit)
-    app = create_app(client, token=args.token, max_body=args.max_body)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=True)
+    grpc_server, grpc_port = start_grpc(client, 0, token=args.token)
+    app = create_app(client, token=args.token, max_body=args.max_body,
+                     before_close=lambda: grpc_server.stop(grace=5).wait())
+    http_sock = socket.socket()
+    http_sock.bind(("127.0.0.1", 0))
+    http_port = http_sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="info", access_log=True)
+    rest = uvicorn.Server(config)
+
+    async def main() -> None:
+        mux = await asyncio.start_server(handler(grpc_port, http_port), args.host, args.port)
+        logging.getLogger("hotset.serve").info(
+            "serving %s on %s:%d (Milvus gRPC and RESTful v2 on one port)", args.data,
+            args.host, args.port)
+        try:
+            await rest.serve(sockets=[http_sock])
+        finally:
+            mux.close()
+
+    asyncio.run(main())
     return 0

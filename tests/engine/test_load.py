@@ -343,3 +343,18 @@ def test_refresh_load_picks_up_new_segments_on_disk(client):
     assert client.get("c", [51], output_fields=["title"]) == [{"id": 51, "title": "t2"}]
     assert _info_bytes(client, "c") == _resident_nbytes(client, "c")
     assert client.get("c", [rows[0]["id"]]) == [{"id": 0}]
+
+
+def test_insert_into_loaded_collection_that_cannot_grow_writes_nothing(tmp_path, device):
+    c = MilvusClient(str(tmp_path / "d"), device=device, memory_limit=60_000)
+    c.create_collection("c", schema=basic_schema(dim=8), index_params=index_params())
+    c.insert("c", basic_rows(10))  # the first growing buffer (1024 rows) fits
+    wal = (c._dir.collection_path("c") / "wal.log").stat().st_size
+    with pytest.raises(MilvusException) as e:
+        c.insert("c", basic_rows(3000, start=100))  # would need a 4096-row buffer
+    assert e.value.code == 1400 and "new rows" in e.value.message
+    assert (c._dir.collection_path("c") / "wal.log").stat().st_size == wal
+    assert c.get_collection_stats("c") == {"row_count": 10}
+    c.release_collection("c")
+    assert c.insert("c", basic_rows(3000, start=100))["insert_count"] == 3000  # unloaded: fine
+    c.close()

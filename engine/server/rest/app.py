@@ -111,7 +111,9 @@ def _validation_error(e: ValidationError) -> JSONResponse:
 
 
 def create_app(client: MilvusClient, token: str | None = None,
-               max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+               max_body: int = DEFAULT_MAX_BODY,
+               before_close: Callable[[], None] | None = None) -> Starlette:
+    """``before_close`` runs at shutdown before the client is closed (stops gRPC)."""
     handlers = _handlers(client)
     expected = f"Bearer {token}" if token else None
 
@@ -155,6 +157,8 @@ def create_app(client: MilvusClient, token: str | None = None,
     async def lifespan(app: Starlette):
         yield
         log.info("shutting down: flushing and releasing the data directory")
+        if before_close is not None:
+            await run_in_threadpool(before_close)
         await run_in_threadpool(client.close)
 
     return Starlette(routes=routes, lifespan=lifespan)

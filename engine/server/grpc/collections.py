@@ -1,0 +1,51 @@
+"""Collections: create, describe, has, show, drop, statistics."""
+from __future__ import annotations
+
+import zlib
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from ...client import MilvusClient
+from .status import OK
+from .translate import schema_from_proto, schema_to_proto
+
+
+def create(c: MilvusClient, req) -> common_pb2.Status:
+    proto = schema_pb2.CollectionSchema.FromString(req.schema)
+    c.create_collection(req.collection_name, schema=schema_from_proto(proto))
+    return OK
+
+
+def describe(c: MilvusClient, req) -> milvus_pb2.DescribeCollectionResponse:
+    name = req.collection_name
+    d = c.describe_collection(name)
+    schema = c._colls[name].schema
+    return milvus_pb2.DescribeCollectionResponse(
+        status=OK, schema=schema_to_proto(name, schema), collectionID=d["collection_id"],
+        collection_name=name, shards_num=1, num_partitions=d["num_partitions"],
+        consistency_level=common_pb2.Strong, db_name="default",
+        created_timestamp=1, created_utc_timestamp=1)
+
+
+def has(c: MilvusClient, req) -> milvus_pb2.BoolResponse:
+    return milvus_pb2.BoolResponse(status=OK, value=c.has_collection(req.collection_name))
+
+
+def show(c: MilvusClient, req) -> milvus_pb2.ShowCollectionsResponse:
+    names = c.list_collections()
+    return milvus_pb2.ShowCollectionsResponse(
+        status=OK, collection_names=names,
+        collection_ids=[zlib.crc32(n.encode()) for n in names],
+        created_timestamps=[1] * len(names), created_utc_timestamps=[1] * len(names),
+        inMemory_percentages=[100 if c.get_load_state(n)["state"] == 3 else 0 for n in names])
+
+
+def drop(c: MilvusClient, req) -> common_pb2.Status:
+    c.drop_collection(req.collection_name)
+    return OK
+
+
+def statistics(c: MilvusClient, req) -> milvus_pb2.GetCollectionStatisticsResponse:
+    rows = c.get_collection_stats(req.collection_name)["row_count"]
+    return milvus_pb2.GetCollectionStatisticsResponse(
+        status=OK, stats=[common_pb2.KeyValuePair(key="row_count", value=str(rows))])

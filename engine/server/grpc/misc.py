@@ -1,0 +1,40 @@
+"""Connect, GetVersion, CheckHealth, segment info and the other small RPCs clients call."""
+from __future__ import annotations
+
+import time
+
+from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+from ... import __version__
+from ...client import MilvusClient
+from .status import OK
+
+MILVUS_VERSION = "v2.5.0"  # the protocol level Hotset speaks
+
+
+def connect(c: MilvusClient, req) -> milvus_pb2.ConnectResponse:
+    info = common_pb2.ServerInfo(build_tags=f"hotset-{__version__}", build_time="",
+                                 git_commit="", go_version="", deploy_mode="STANDALONE",
+                                 reserved={"engine": "hotset"})
+    return milvus_pb2.ConnectResponse(status=OK, server_info=info,
+                                      identifier=int(time.time() * 1000) % (1 << 31))
+
+
+def version(c: MilvusClient, req) -> milvus_pb2.GetVersionResponse:
+    return milvus_pb2.GetVersionResponse(status=OK, version=MILVUS_VERSION)
+
+
+def health(c: MilvusClient, req) -> milvus_pb2.CheckHealthResponse:
+    return milvus_pb2.CheckHealthResponse(status=OK, isHealthy=True)
+
+
+def segments(c: MilvusClient, req) -> milvus_pb2.GetPersistentSegmentInfoResponse:
+    coll = c._coll(req.collectionName)
+    infos = [milvus_pb2.PersistentSegmentInfo(segmentID=s.id, collectionID=0, partitionID=0,
+                                              num_rows=s.num_rows, state=common_pb2.Flushed)
+             for s in coll.sealed]
+    return milvus_pb2.GetPersistentSegmentInfoResponse(status=OK, infos=infos)
+
+
+def databases(c: MilvusClient, req) -> milvus_pb2.ListDatabasesResponse:
+    return milvus_pb2.ListDatabasesResponse(status=OK, db_names=["default"], db_ids=[0])

@@ -1,0 +1,85 @@
+"""Search and query: placeholder groups in, SearchResultData / FieldData out."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+
+from ...client import MilvusClient
+from ...errors import ParamError
+from ...schema import DataType
+from .entities import _ids
+from .status import OK
+from .translate import kv, queries_from_placeholder, rows_to_fields
+
+
+def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
+    """Schema fields to return as FieldData, and whether $meta goes back too."""
+    schema = c._colls[name].schema
+    res = c._resident.get(name)
+    loaded = res.fields if res is not None else schema.names
+    fields, dynamic = [], False
+    for o in requested:
+        if o == "*":
+            fields += [n for n in loaded if schema.field(n) is not None]
+            dynamic = dynamic or "$meta" in loaded
+        elif schema.field(o) is not None:
+            fields.append(o)
+        else:
+            dynamic = True
+    return list(dict.fromkeys(fields)), dynamic
+
+
+def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
+    p = kv(req.search_params)
+    name = req.collection_name
+    limit = int(p.get("topk") or p.get("limit") or 10)
+    params = json.loads(p.get("params") or "{}")
+    sp = {"metric_type": p.get("metric_type") or None, "params": params,
+          "offset": int(p.get("offset") or 0)}
+    q = queries_from_placeholder(req.placeholder_group)
+    output = list(req.output_fields)
+    hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
+                    search_params=sp, partition_names=list(req.partition_names) or None,
+                    anns_field=p.get("anns_field") or None)
+    schema = c._colls[name].schema
+    pk = schema.primary.name
+    flat = [h for per in hits for h in per]
+    ids = [h[pk] for h in flat]
+    data = schema_pb2.SearchResultData(
+        num_queries=len(hits), top_k=limit, scores=[h["distance"] for h in flat],
+        ids=_ids(c, name, ids), topks=[len(per) for per in hits], output_fields=output,
+        primary_field_name=pk)
+    if output:
+        fields, dynamic = _outputs(c, name, output)
+        rows = [{**h["entity"], pk: h[pk]} for h in flat]
+        data.fields_data.extend(rows_to_fields(schema, rows, [f for f in fields], dynamic))
+    return milvus_pb2.SearchResults(status=OK, results=data, collection_name=name)
+
+
+def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
+    p = kv(req.query_params)
+    name = req.collection_name
+    output = list(req.output_fields)
+    limit = int(p["limit"]) if "limit" in p else None
+    offset = int(p.get("offset") or 0)
+    if [o.replace(" ", "").lower() for o in output] == ["count(*)"]:
+        n = c.query(name, req.expr, output_fields=["count(*)"],
+                    partition_names=list(req.partition_names) or None)[0]["count(*)"]
+        fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
+        fd.scalars.long_data.data.append(n)
+        return milvus_pb2.QueryResults(status=OK, fields_data=[fd], collection_name=name,
+                                       output_fields=["count(*)"])
+    if not req.expr and limit is None:
+        raise ParamError("empty expression should be used with limit")
+    rows = c.query(name, req.expr, output_fields=output or None, limit=limit, offset=offset,
+                   partition_names=list(req.partition_names) or None)
+    schema = c._colls[name].schema
+    fields, dynamic = _outputs(c, name, output)
+    pk = schema.primary.name
+    if pk not in fields:
+        fields.insert(0, pk)
+    return milvus_pb2.QueryResults(
+        status=OK, fields_data=rows_to_fields(schema, rows, fields, dynamic),
+        collection_name=name, output_fields=fields + (["$meta"] if dynamic else []))

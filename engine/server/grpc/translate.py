@@ -1,0 +1,201 @@
+"""Translators between Milvus protobuf messages and the engine's values. Vectors move as
+whole numpy buffers (no per-row Python); scalars as repeated fields."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from pymilvus.grpc_gen import common_pb2, schema_pb2
+
+from ...errors import ParamError
+from ...schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+
+_SCALAR_SLOT = {DataType.BOOL: "bool_data", DataType.INT8: "int_data",
+                DataType.INT16: "int_data", DataType.INT32: "int_data",
+                DataType.INT64: "long_data", DataType.FLOAT: "float_data",
+                DataType.DOUBLE: "double_data", DataType.VARCHAR: "string_data",
+                DataType.JSON: "json_data", DataType.ARRAY: "array_data"}
+
+
+def kv(params: Any) -> dict[str, str]:
+    return {p.key: p.value for p in params}
+
+
+# -- schema -----------------------------------------------------------------------------
+def schema_from_proto(s: schema_pb2.CollectionSchema) -> CollectionSchema:
+    out = CollectionSchema(auto_id=False, enable_dynamic_field=s.enable_dynamic_field,
+                           description=s.description)
+    for f in s.fields:
+        if f.is_dynamic or f.name == DYNAMIC_FIELD:
+            out.enable_dynamic_field = True
+            continue
+        tp = kv(f.type_params)
+        default = None
+        if f.HasField("default_value"):
+            which = f.default_value.WhichOneof("data")
+            default = getattr(f.default_value, which) if which else None
+        out.add_field(f.name, DataType(f.data_type), is_primary=f.is_primary_key,
+                      dim=int(tp["dim"]) if "dim" in tp else None,
+                      max_length=int(tp["max_length"]) if "max_length" in tp else None,
+                      element_type=DataType(f.element_type) if f.element_type else None,
+                      max_capacity=int(tp["max_capacity"]) if "max_capacity" in tp else None,
+                      nullable=f.nullable, default_value=default, description=f.description)
+        if f.is_primary_key and f.autoID:
+            out.auto_id = True
+    out.auto_id = out.auto_id or s.autoID
+    return out
+
+
+def _default_value(f: FieldSchema) -> schema_pb2.ValueField | None:
+    v = f.default_value
+    if v is None:
+        return None
+    if f.dtype == DataType.BOOL:
+        return schema_pb2.ValueField(bool_data=v)
+    if f.dtype in (DataType.INT8, DataType.INT16, DataType.INT32):
+        return schema_pb2.ValueField(int_data=v)
+    if f.dtype == DataType.INT64:
+        return schema_pb2.ValueField(long_data=v)
+    if f.dtype == DataType.FLOAT:
+        return schema_pb2.ValueField(float_data=v)
+    if f.dtype == DataType.DOUBLE:
+        return schema_pb2.ValueField(double_data=v)
+    return schema_pb2.ValueField(string_data=str(v))
+
+
+def schema_to_proto(name: str, s: CollectionSchema) -> schema_pb2.CollectionSchema:
+    fields = []
+    for i, f in enumerate(s.fields):
+        tp = [common_pb2.KeyValuePair(key=k, value=str(v)) for k, v in
+              (("dim", f.dim), ("max_length", f.max_length), ("max_capacity", f.max_capacity))
+              if v is not None]
+        fs = schema_pb2.FieldSchema(fieldID=100 + i, name=f.name, is_primary_key=f.is_primary,
+                                    description=f.description, data_type=int(f.dtype),
+                                    type_params=tp, autoID=f.is_primary and s.auto_id,
+                                    element_type=int(f.element_type or 0), nullable=f.nullable)
+        dv = _default_value(f)
+        if dv is not None:
+            fs.default_value.CopyFrom(dv)
+        fields.append(fs)
+    return schema_pb2.CollectionSchema(name=name, description=s.description, autoID=s.auto_id,
+                                       fields=fields, enable_dynamic_field=s.enable_dynamic_field)
+
+
+# -- FieldData -> engine columns ----------------------------------------------------------
+def _scalar_values(fd: schema_pb2.FieldData, dtype: DataType) -> Any:
+    slot = _SCALAR_SLOT[dtype]
+    data = getattr(fd.scalars, slot).data
+    if dtype == DataType.JSON:
+        return [json.loads(b) for b in data]
+    if dtype == DataType.ARRAY:
+        return [_array_values(a) for a in data]
+    if dtype == DataType.VARCHAR:
+        return list(data)
+    return np.asarray(data)
+
+
+def _array_values(sf: schema_pb2.ScalarField) -> list:
+    which = sf.WhichOneof("data")
+    return list(getattr(sf, which).data) if which else []
+
+
+def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
+    v = fd.vectors
+    dim = v.dim
+    if dtype == DataType.FLOAT_VECTOR:
+        return np.asarray(v.float_vector.data, dtype=np.float32).reshape(-1, dim)
+    if dtype == DataType.FLOAT16_VECTOR:
+        return np.frombuffer(v.float16_vector, dtype=np.float16).reshape(-1, dim)
+    if dtype == DataType.BFLOAT16_VECTOR:
+        raw = np.frombuffer(v.bfloat16_vector, dtype=np.uint16).astype(np.uint32) << 16
+        return raw.view(np.float32).reshape(-1, dim)
+    raise ParamError(f"vector type {dtype.name} is not supported by Hotset")
+
+
+def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: int) -> dict:
+    """The columnar dict the engine's insert takes; dynamic keys spread out as columns."""
+    cols: dict[str, Any] = {}
+    for fd in fields_data:
+        f = schema.field(fd.field_name)
+        if fd.is_dynamic or fd.field_name == DYNAMIC_FIELD:
+            metas = [json.loads(b) for b in fd.scalars.json_data.data]
+            keys = sorted({k for m in metas for k in m})
+            for k in keys:
+                cols[k] = [m.get(k) for m in metas]
+            continue
+        if f is None:
+            raise ParamError(f"field {fd.field_name} is not in the collection's schema")
+        if f.is_vector:
+            values: Any = _vector_values(fd, f.dtype)
+        else:
+            values = _scalar_values(fd, f.dtype)
+            if len(fd.valid_data):
+                valid = list(fd.valid_data)
+                it = iter(values)
+                values = [next(it) if ok else None for ok in valid] if len(values) < len(valid) \
+                    else [v if ok else None for v, ok in zip(values, valid)]
+        cols[f.name] = values
+    return cols
+
+
+# -- engine values -> FieldData ---------------------------------------------------------
+def field_data(schema: CollectionSchema, name: str, values: list) -> schema_pb2.FieldData:
+    f = schema.field(name)
+    if f is None:  # a dynamic key, returned inside $meta
+        raise AssertionError(name)
+    fd = schema_pb2.FieldData(type=int(f.dtype), field_name=name,
+                              field_id=100 + schema.names.index(name))
+    if f.is_vector:
+        arr = np.asarray(values, dtype=np.float32).reshape(-1, f.dim)
+        fd.vectors.dim = f.dim
+        if f.dtype == DataType.FLOAT_VECTOR:
+            fd.vectors.float_vector.data.extend(arr.ravel().tolist())
+        elif f.dtype == DataType.FLOAT16_VECTOR:
+            fd.vectors.float16_vector = arr.astype(np.float16).tobytes()
+        else:
+            fd.vectors.bfloat16_vector = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+        return fd
+    if f.nullable:
+        fd.valid_data.extend([v is not None for v in values])
+    slot = getattr(fd.scalars, _SCALAR_SLOT[f.dtype])
+    if f.dtype == DataType.JSON:
+        slot.data.extend([json.dumps(v).encode() for v in values])
+    elif f.dtype == DataType.ARRAY:
+        for v in values:
+            slot.element_type = int(f.element_type)
+            sf = schema_pb2.ScalarField()
+            getattr(sf, _SCALAR_SLOT[f.element_type]).data.extend(v or [])
+            slot.data.append(sf)
+    else:
+        zero = "" if f.dtype == DataType.VARCHAR else (False if f.dtype == DataType.BOOL else 0)
+        slot.data.extend([zero if v is None else v for v in values])
+    return fd
+
+
+def rows_to_fields(schema: CollectionSchema, rows: list[dict], names: list[str],
+                   dynamic_keys: bool) -> list[schema_pb2.FieldData]:
+    out = [field_data(schema, n, [r.get(n) for r in rows]) for n in names]
+    if dynamic_keys:
+        known = set(schema.names)
+        metas = [{k: v for k, v in r.items() if k not in known} for r in rows]
+        fd = schema_pb2.FieldData(type=int(DataType.JSON), field_name=DYNAMIC_FIELD,
+                                  is_dynamic=True)
+        fd.scalars.json_data.data.extend([json.dumps(m).encode() for m in metas])
+        out.append(fd)
+    return out
+
+
+def queries_from_placeholder(blob: bytes) -> np.ndarray:
+    group = common_pb2.PlaceholderGroup.FromString(blob)
+    ph = group.placeholders[0]
+    values = list(ph.values)
+    if ph.type == common_pb2.FloatVector:
+        return np.frombuffer(b"".join(values), dtype=np.float32).reshape(len(values), -1).copy()
+    if ph.type == common_pb2.Float16Vector:
+        return np.frombuffer(b"".join(values), dtype=np.float16).reshape(
+            len(values), -1).astype(np.float32)
+    if ph.type == common_pb2.BFloat16Vector:
+        raw = np.frombuffer(b"".join(values), dtype=np.uint16).astype(np.uint32) << 16
+        return raw.view(np.float32).reshape(len(values), -1)
+    raise ParamError("only float, float16 and bfloat16 vectors can be searched with Hotset")
