@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search|filter|serve> ...``"""
+"""``python -m bench <insert|load|search|filter|serve|grpc> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import filter, insert, load, search, serve
+from . import filter, grpc, insert, load, search, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     load.add_parser(sub)
     filter.add_parser(sub)
     serve.add_parser(sub)
+    grpc.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

@@ -33,15 +33,20 @@ AUTO_NLIST = 1024
 AUTO_NPROBE = 32
 
 
+def _as_int(v):
+    """Milvus clients send index parameters as strings too ("nlist": "128")."""
+    return int(v) if isinstance(v, str) and v.strip().lstrip("-").isdigit() else v
+
+
 def check_nlist(params: dict) -> int:
-    nlist = params.get("nlist", DEFAULT_NLIST)
+    nlist = _as_int(params.get("nlist", DEFAULT_NLIST))
     if isinstance(nlist, bool) or not isinstance(nlist, int) or not 1 <= nlist <= 65536:
         raise ParamError(f"IVF_FLAT nlist must be an integer in [1, 65536], got {nlist!r}")
     return nlist
 
 
 def check_nprobe(params: dict, nlist: int, default: int) -> int:
-    nprobe = params.get("nprobe", default)
+    nprobe = _as_int(params.get("nprobe", default))
     if isinstance(nprobe, bool) or not isinstance(nprobe, int) or not 1 <= nprobe <= 65536:
         raise ParamError(f"nprobe must be an integer in [1, 65536], got {nprobe!r}")
     return min(nprobe, nlist)
