@@ -141,6 +141,16 @@ def test_error_codes(client, srv):
     c, msg = code(lambda: client.load_collection("errs", load_fields=["k", "v"]))
     assert c == 1100 and "can't change the load field list" in msg
     assert code(lambda: client.describe_collection("missing"))[0] == 100
+    assert code(lambda: client.insert("errs", [{"k": 5, "v": [1.0] * 4, "s": "x"}],
+                                      partition_name="nope"))[0] == 200
+    client.release_collection("errs")
+    c, msg = code(lambda: client.load_collection("errs", load_fields=["k", "s"]))
+    assert c == 1100 and "does not contain vector field" in msg
+    client.load_collection("errs", load_fields=["k", "v"])
+    c, msg = code(lambda: client.query("errs", filter="s == 'x'"))
+    assert c == 1100 and "field s is not loaded" in msg
+    client.release_collection("errs")
+    client.load_collection("errs")
     assert code(lambda: client.query("errs", filter="s > 1"))[0] == 1100
     assert code(lambda: client.insert("errs", [{"k": 1, "v": [1.0] * 3, "s": "x"}]))[0] != 0
 
