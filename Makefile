@@ -22,8 +22,8 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 # On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
-# offline). Pure-python needs the box lacks (lark) come from wheels in .whl/ (`make wheels`
-# on a connected machine), installed into .gpu-site/.
+# offline). What the box lacks (lark; it has pytest, hypothesis, triton) comes from wheels
+# in .whl/ (`make wheels` on a connected machine), installed into .gpu-site/.
 GPU_PATH := $(CURDIR):$(CURDIR)/.gpu-site
 gpu-check:
 	@if [ -d .whl ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile \
@@ -39,7 +39,7 @@ gpu-check:
 		--dict-rows 0 --peer-rows 0
 
 wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark pytest pluggy iniconfig packaging hypothesis sortedcontainers attrs
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark
 
 bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128
