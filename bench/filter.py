@@ -3,7 +3,6 @@ VARCHAR ``like`` and a JSON path, and filtered search QPS against unfiltered sea
 same run on the same collection."""
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time

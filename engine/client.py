@@ -67,7 +67,7 @@ class MilvusClient:
             self._colls[name] = Collection(self._dir.collection_path(name),
                                            _read_manifest(self._dir.collection_path(name)),
                                            self._seal_bytes)
-        for name, coll in self._colls.items():  # restore persisted load intent (rule 9)
+        for coll in self._colls.values():  # restore persisted load intent (rule 9)
             intent = coll.manifest["load"]
             if intent["loaded"]:
                 self._start_load(coll, intent["load_fields"], intent["skip_dynamic"],

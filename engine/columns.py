@@ -26,7 +26,6 @@ from safetensors.torch import save as st_save
 from .errors import DataError, ParamError
 from .schema import DYNAMIC_FIELD, INT_TYPES, CollectionSchema, DataType, FieldSchema
 
-Column = "torch.Tensor | pa.Array"
 _MISSING = object()
 _VALID_SUFFIX = ".__valid__"
 

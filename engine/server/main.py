@@ -1,7 +1,6 @@
 """``python -m engine serve`` / ``hotset serve``: Milvus gRPC and RESTful v2 on one port."""
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import sys

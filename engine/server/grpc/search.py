@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from ...client import MilvusClient

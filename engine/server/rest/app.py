@@ -149,7 +149,7 @@ def create_app(client: MilvusClient, token: str | None = None,
         return _err(1100, f"unknown endpoint {request.url.path}: see the Milvus RESTful v2 API",
                     status=404)
 
-    routes = [Route(f"/v2/vectordb/{{group:str}}/{{verb:str}}", _dispatch(endpoint, unknown,
+    routes = [Route("/v2/vectordb/{group:str}/{verb:str}", _dispatch(endpoint, unknown,
                                                                          handlers),
                     methods=["POST"])]
 

@@ -39,7 +39,7 @@ class Server:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read())
+                    raise RuntimeError(self.proc.stdout.read()) from None
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
