@@ -129,7 +129,7 @@ class Loader:
                     if seg.id not in res.segments:
                         self._load_sealed(res, seg)
                     else:
-                        res.segments[seg.id].deleted.copy_(seg.deleted)
+                        res.segments[seg.id].put_deleted(self.h2d.to_device(seg.deleted.clone()))
                 for part, g in res.collection.growing.items():
                     if part in res.partitions:
                         self._load_growing(res, part, g)
@@ -246,7 +246,7 @@ class Loader:
             if isinstance(seg, SealedSegment):
                 rs = res.segments.get(seg.id)
                 if rs is not None:
-                    rs.deleted |= hit.to(self.device)
+                    rs.mark_deleted(hit)
             else:
                 rg = res.growing.get(seg.partition)
                 if rg is not None:

@@ -36,6 +36,7 @@ class ResidentSegment:
         self.cols: dict[str, Any] = {}
         self.valid: dict[str, torch.Tensor] = {}
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
+        self.any_deleted = False  # lets a scan skip the live mask altogether
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
         self.index: dict[str, torch.Tensor] = {}  # vector field -> IVF list offsets
         self._norms: dict[str, torch.Tensor] = {}
@@ -71,6 +72,15 @@ class ResidentSegment:
     def put_deleted(self, deleted: torch.Tensor) -> None:
         self.allocator.register(self.owner(DELETED_PART), deleted)
         self.deleted = deleted
+        self.any_deleted = bool(deleted.any())
+
+    def mark_deleted(self, hit: torch.Tensor) -> None:
+        self.deleted[: hit.numel()] |= hit.to(self.device)
+        self.any_deleted = self.any_deleted or bool(hit.any())
+
+    def live_mask_or_none(self) -> torch.Tensor | None:
+        """The live-row mask, or None when no row is deleted (nothing to mask)."""
+        return self.live_mask() if self.any_deleted else None
 
     # -- ColumnSource -------------------------------------------------------------------
     def column(self, name: str) -> Any:
@@ -166,6 +176,7 @@ class ResidentGrowing(ResidentSegment):
                 self.allocator.register(self.owner(name), *chunks)
         if deleted is not None:
             self._deleted_buf[n0:n1].copy_(deleted)
+            self.any_deleted = self.any_deleted or bool(deleted.any())
         else:
             self._deleted_buf[n0:n1] = False
         self.num_rows = n1
@@ -214,6 +225,7 @@ class ResidentGrowing(ResidentSegment):
 
     def mark_deleted(self, hit: torch.Tensor) -> None:
         self._deleted_buf[: hit.numel()] |= hit.to(self.device)
+        self.any_deleted = self.any_deleted or bool(hit.any())
         self._refresh_views()
 
 

@@ -105,10 +105,12 @@ def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor
     return rows
 
 
-def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor:
-    mask = seg.live_mask()
+def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor | None:
+    """Rows a scan may return: live and passing the filter; None when that is every row."""
+    mask = seg.live_mask_or_none()
     if flt is not None:
-        mask = mask & flt.mask(seg)
+        fm = flt.mask(seg)
+        mask = fm if mask is None else mask & fm
     return mask
 
 
@@ -215,6 +217,8 @@ def query(res: Resident, segs: list[ResidentSegment], flt: Filter | None, spec: 
         if seg.num_rows == 0:
             continue
         mask = _segment_mask(seg, flt)
+        if mask is None:
+            mask = torch.ones(seg.num_rows, dtype=torch.bool, device=seg.device)
         if ids is not None:
             mask = mask & match_keys(seg.column(schema.primary.name), ids).to(mask.device)
         idx = torch.nonzero(mask).flatten().cpu()
@@ -232,4 +236,9 @@ def query(res: Resident, segs: list[ResidentSegment], flt: Filter | None, spec: 
 
 
 def count(segs: list[ResidentSegment], flt: Filter | None) -> int:
-    return sum(int(_segment_mask(seg, flt).sum()) for seg in segs if seg.num_rows)
+    total = 0
+    for seg in segs:
+        if seg.num_rows:
+            mask = _segment_mask(seg, flt)
+            total += seg.num_rows if mask is None else int(mask.sum())
+    return total

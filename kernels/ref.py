@@ -175,6 +175,39 @@ def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
     return torch.topk(d, min(nprobe, c.shape[0]), dim=1, largest=False).indices
 
 
+SMALL_BATCH_PAIRS = 64  # (query, list) pairs under which the probed rows are gathered once
+
+
+def _ivf_gathered(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
+                  probes: torch.Tensor, k: int, metric: str, mask: torch.Tensor | None,
+                  lo: float | None, hi: float | None, x_sq: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Small batches (a few queries): gather the rows of every probed list once, one matmul
+    against them, and drop the (query, row) pairs whose list that query did not probe.
+    Fixed number of torch ops, whatever nprobe is."""
+    nq = qf.shape[0]
+    lists = torch.unique(probes)                                   # (L,)
+    starts, lens = offsets[lists], offsets[lists + 1] - offsets[lists]
+    total = int(lens.sum())
+    if total == 0:
+        return _pad(torch.empty(nq, 0, device=qf.device),
+                    torch.empty(nq, 0, dtype=torch.int64, device=qf.device), k)
+    first = torch.cumsum(lens, 0) - lens                           # where each list begins
+    rows = torch.repeat_interleave(starts - first, lens) + torch.arange(total, device=qf.device)
+    d = pairwise_distance(qf, x[rows], metric, None, None if x_sq is None else x_sq[rows])
+    if nq > 1:  # (nq, total): was this row's list probed by this query?
+        row_list = torch.repeat_interleave(lists, lens)
+        probed = (probes[:, :, None] == row_list[None, None, :]).any(1)
+        d.masked_fill_(~probed, _INF)
+    _masked(d, None if mask is None else mask[rows], lo, hi)
+    kk = min(k, total)
+    best, pos = torch.topk(d, kk, dim=1, largest=False)
+    idx = rows[pos]
+    if kk < k:
+        best, idx = _pad(best, idx, k)
+    return best, torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
+
+
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
                k: int, metric: str, mask: torch.Tensor | None = None,
                lo: float | None = None, hi: float | None = None,
@@ -198,6 +231,8 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         x_sq = (x.float() ** 2).sum(1)
     if mask is not None and bool(mask.all()):
         mask = None
+    if nq * nprobe <= SMALL_BATCH_PAIRS:
+        return _ivf_gathered(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
     exact = lo is not None or hi is not None  # range bounds need the true distance
     flat_l = probes.reshape(-1)                                      # (nq * nprobe,)
     order = torch.argsort(flat_l, stable=True)

@@ -127,3 +127,19 @@ def test_ivf_scans_only_probed_lists_and_honours_range():
     assert len(kept) and bool(((kept >= 1e-6) & (kept < 0.1)).all())
     fd, _ = ref.flat_search(q, xs, 50, "L2", lo=1e-6, hi=0.1)
     assert torch.isfinite(fd).sum() >= len(kept)
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+@pytest.mark.parametrize("nq, nprobe", [(1, 1), (1, 5), (3, 4), (2, 16)])
+def test_small_batch_gather_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(500, 10, generator=g)
+    cent, xs, offsets = _ivf_layout(x, 16, metric)
+    q = torch.randn(nq, 10, generator=g)
+    probes = ref.coarse_probe(q, cent, nprobe, metric)
+    mask = torch.rand(500, generator=g) > 0.2
+    small = ref.ivf_search(q, xs, offsets, probes, 8, metric, mask, hi=50.0)
+    monkeypatch.setattr(ref, "SMALL_BATCH_PAIRS", 0)  # force the per-list loop
+    loop = ref.ivf_search(q, xs, offsets, probes, 8, metric, mask, hi=50.0)
+    torch.testing.assert_close(small[0], loop[0], rtol=1e-4, atol=1e-4)
+    assert torch.equal(small[1] >= 0, loop[1] >= 0)
