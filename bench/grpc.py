@@ -3,28 +3,18 @@ a Hotset server (gRPC, loopback) and against Milvus Lite, same data, same run.""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .datasets import manifold
 from .report import emit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .server_proc import hotset_server
 
 
 def _fill(client, data: np.ndarray, nlist: int) -> float:
@@ -56,57 +46,47 @@ def _qps(client, queries: np.ndarray, batch: int, nprobe: int) -> float:
 
 
 def run(args) -> None:
-    try:
-        from pymilvus import MilvusClient
-    except ImportError:
+    if importlib.util.find_spec("pymilvus") is None:
         print("bench grpc needs pymilvus (and milvus-lite for the peer): pip install '.[bench]'")
         return
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
     data, queries = manifold(args.rows, args.nq, dim=args.dim)
     rows = []
     root = tempfile.mkdtemp(prefix="hotset-bench-")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
-                             "--data", f"{root}/hotset", "--device", args.device],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ,
-                                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the Hotset server did not start") from None
-                time.sleep(0.1)
-        peers = [("Hotset (gRPC)", lambda: MilvusClient(uri=f"http://127.0.0.1:{port}"))]
-        if not args.no_lite:
-            def lite():
-                with contextlib.redirect_stderr(io.StringIO()):
-                    return MilvusClient(f"{root}/lite.db")
-            peers.append(("Milvus Lite", lite))
-        for name, make in peers:
-            try:
-                client = make()
-            except Exception as e:  # noqa: BLE001 - a missing peer is reported, not fatal
-                print(f"{name}: cannot start ({e})")
-                continue
-            fill_s = _fill(client, data, args.nlist)
-            for batch in args.batch:
-                rows.append({"server": name, "batch": batch, "nprobe": args.nprobe,
-                             "qps": _qps(client, queries, batch, args.nprobe),
-                             "ingest_index_load_s": fill_s})
-            client.close()
+        with hotset_server(f"{root}/hotset", args.device) as port:
+            rows = _measure(args, root, port, data, queries)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
         shutil.rmtree(root, ignore_errors=True)
     base = {r["batch"]: r["qps"] for r in rows if r["server"] == "Milvus Lite"}
     for r in rows:
         r["vs_milvus_lite"] = r["qps"] / base[r["batch"]] if r["batch"] in base else None
     emit("grpc", rows, args.json, {"rows": args.rows, "dim": args.dim, "nlist": args.nlist})
+
+
+def _measure(args, root: str, port: int, data: np.ndarray, queries: np.ndarray) -> list[dict]:
+    from pymilvus import MilvusClient
+
+    rows: list[dict] = []
+    peers = [("Hotset (gRPC)", lambda: MilvusClient(uri=f"http://127.0.0.1:{port}"))]
+    if not args.no_lite:
+        def lite():
+            with contextlib.redirect_stderr(io.StringIO()):
+                return MilvusClient(f"{root}/lite.db")
+        peers.append(("Milvus Lite", lite))
+    for name, make in peers:
+        try:
+            client = make()
+        except Exception as e:  # noqa: BLE001 - a missing peer is reported, not fatal
+            print(f"{name}: cannot start ({e})")
+            continue
+        fill_s = _fill(client, data, args.nlist)
+        for batch in args.batch:
+            rows.append({"server": name, "batch": batch, "nprobe": args.nprobe,
+                         "qps": _qps(client, queries, batch, args.nprobe),
+                         "ingest_index_load_s": fill_s})
+        client.close()
+    return rows
 
 
 def add_parser(sub) -> None:

@@ -8,50 +8,28 @@ requests/s, p50/p99 latency and the error count (which must be zero). All traffi
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .datasets import manifold
 from .report import emit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .server_proc import hotset_server
 
 
 def run(args) -> None:
     import httpx
 
     root = tempfile.mkdtemp(prefix="hotset-bench-")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--port", str(port),
-                             "--data", root, "--device", args.device],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ,
-                                 "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    url = f"http://127.0.0.1:{port}/v2/vectordb/"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, True)
+        port = stack.enter_context(hotset_server(root, args.device))
+        url = f"http://127.0.0.1:{port}/v2/vectordb/"
         data, queries = manifold(args.rows, 256, dim=args.dim)
         with httpx.Client(timeout=120) as http:
             def call(path: str, body: dict) -> dict:
@@ -95,10 +73,6 @@ def run(args) -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
     rows = []
     for kind, xs in lat.items():
         a = np.array(xs) * 1000

@@ -77,3 +77,13 @@ def test_bench_serve_has_no_errors():
     by = {r["requests"]: r for r in got["results"]}
     assert by["search"]["count"] == 10 and by["insert"]["count"] == 3
     assert by["search"]["errors"] == 0 and by["insert"]["errors"] == 0
+
+
+def test_bench_grpc_runs_through_pymilvus():
+    import pytest
+
+    pytest.importorskip("pymilvus")
+    got = _bench("grpc", "--rows", "2000", "--dim", "8", "--nq", "10", "--nlist", "8",
+                 "--nprobe", "8", "--batch", "1,10", "--no-lite", "--device", "cpu")
+    assert [r["batch"] for r in got["results"]] == [1, 10]
+    assert all(r["server"] == "Hotset (gRPC)" and r["qps"] > 0 for r in got["results"])
