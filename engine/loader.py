@@ -82,9 +82,16 @@ class Loader:
         self.h2d = HostToDevice(self.device)
 
     # -- planning -------------------------------------------------------------------------
+    def _on_device(self, coll: Collection, name: str) -> bool:
+        """Does this field's resident copy count against the device (Arrow columns live in
+        host memory, which is the device only when the device is the CPU)?"""
+        f = coll.schema.field(name)
+        return self.device.type == "cpu" or (f is not None and f.is_fixed)
+
     def _segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
         meta = coll.segment_meta(seg.id)["bytes"]
-        total = seg.num_rows + sum(meta.get(name, 0) for name in fields)
+        total = seg.num_rows + sum(meta.get(name, 0) for name in fields
+                                   if self._on_device(coll, name))
         if seg.ivf_field in fields:
             total += seg.ivf_offsets.numel() * 8
         return total
@@ -97,7 +104,8 @@ class Loader:
                 total += self._segment_bytes(coll, seg, res.fields)
         for part, g in coll.growing.items():
             if part in res.partitions and g.num_rows:
-                total += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data())
+                total += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data(),
+                                                       self.device.type == "cpu")
         return total
 
     # -- load -----------------------------------------------------------------------------
@@ -186,7 +194,8 @@ class Loader:
             if f is None or not f.is_fixed:
                 arr = read_arrow(seg_dir, name)
                 rs.put(name, arr)
-                res.copied += sizes[name]
+                if self._on_device(coll, name):
+                    res.copied += sizes[name]
             else:
                 try:
                     t = self.h2d.load(seg_dir, name, on_bytes=copied, cancelled=cancelled)

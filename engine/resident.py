@@ -130,14 +130,15 @@ class ResidentGrowing(ResidentSegment):
         self._deleted_buf = torch.zeros(0, dtype=torch.bool, device=device)
 
     @staticmethod
-    def planned_bytes(schema: CollectionSchema, fields: list[str], batch: Batch) -> int:
+    def planned_bytes(schema: CollectionSchema, fields: list[str], batch: Batch,
+                      arrow_on_device: bool) -> int:
         cap = _capacity_for(batch.num_rows)
         total = cap  # deleted mask
         for name in fields:
             f = schema.field(name)
             if f is not None and f.is_fixed:
                 total += cap * f.row_bytes + (cap if f.nullable else 0)
-            elif name in batch.cols:
+            elif name in batch.cols and arrow_on_device:
                 total += batch.cols[name].nbytes
         return total
 
