@@ -258,7 +258,8 @@ class MilvusClient:
                 keys = self._keys(coll, [r[coll.pk.name] for r in rows])
             if len(keys) == 0:
                 return {"delete_count": 0}
-            n = coll.write(Kind.DELETE, DEFAULT_PARTITION, Batch(len(keys), {"pk": keys}))
+            part = self._partition(coll, partition_name) if partition_name else ""
+            n = coll.write(Kind.DELETE, part, Batch(len(keys), {"pk": keys}))
             return {"delete_count": n}
 
     def _keys(self, coll: Collection, ids: Any) -> Any:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from .columns import Batch, take
@@ -51,7 +52,7 @@ class Collection:
         self.seq: int = manifest["flushed_seq"]
         self.sealed: list[SealedSegment] = []
         self.growing: dict[str, GrowingSegment] = {}
-        self._pending_deletes: list[tuple[Any, int]] = []
+        self._pending_deletes: list[tuple[Any, int, str]] = []  # keys, seq, partition
         self.stats = {"sealed_bytes": 0, "seal_seconds": 0.0, "seals": 0}
         # Set by the loader while the collection is resident: called with (event, *args).
         self.listener: Callable[..., None] | None = None
@@ -102,10 +103,11 @@ class Collection:
         if s.get("ivf"):
             seg.ivf_field = s["ivf"]
             seg.ivf_offsets = ivf.load_offsets(seg_dir, s["ivf"])
-        for keys, seqs in deletes:
-            later = (seqs > seg.sealed_seq).numpy()
-            if later.any():
-                seg.deleted |= match_keys(pk, self._keys(keys.filter(pa.array(later))))
+        for keys, seqs, parts in deletes:
+            mine = pc.or_(pc.equal(parts, ""), pc.equal(parts, seg.partition))
+            applies = pc.and_(pa.array((seqs > seg.sealed_seq).numpy()), mine)
+            if pc.any(applies).as_py():
+                seg.deleted |= match_keys(pk, self._keys(keys.filter(applies)))
         return seg
 
     def _keys(self, keys: Any) -> Any:
@@ -137,7 +139,7 @@ class Collection:
         deleted = 0
         if kind in (Kind.DELETE, Kind.UPSERT):
             keys = batch.cols["pk"] if kind == Kind.DELETE else batch.cols[self.pk.name]
-            deleted = self._delete(keys, seq)
+            deleted = self._delete(keys, seq, partition if kind == Kind.DELETE else "")
         if kind in (Kind.INSERT, Kind.UPSERT):
             seg = self.growing.setdefault(partition, GrowingSegment(partition))
             seg.append(batch)
@@ -145,11 +147,12 @@ class Collection:
                 self.listener("insert", partition, batch)
         return deleted
 
-    def _delete(self, keys: Any, seq: int) -> int:
-        self._pending_deletes.append((keys, seq))
+    def _delete(self, keys: Any, seq: int, partition: str) -> int:
+        """Delete ``keys`` in ``partition`` ("" = every partition); returns rows deleted."""
+        self._pending_deletes.append((keys, seq, partition))
         count = 0
         for seg in [*self.sealed, *self.growing.values()]:
-            if seg.num_rows == 0:
+            if seg.num_rows == 0 or (partition and seg.partition != partition):
                 continue
             pk = seg.pk if isinstance(seg, SealedSegment) else seg.data().cols[self.pk.name]
             hit = match_keys(pk, keys) & ~seg.deleted
@@ -188,12 +191,13 @@ class Collection:
                                      offsets)
             new.append((seg, g, live))
         if self._pending_deletes:
-            keys = [k for k, _ in self._pending_deletes]
+            keys = [k for k, _, _ in self._pending_deletes]
             seqs = torch.cat([torch.full((len(k),), s, dtype=torch.int64)
-                              for k, s in self._pending_deletes])
+                              for k, s, _ in self._pending_deletes])
+            parts = [p for k, _, p in self._pending_deletes for _ in range(len(k))]
             all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
             fname = f"{self.seq:016d}.arrow"
-            write_deletes(self.path / "deletes" / fname, all_keys, seqs)
+            write_deletes(self.path / "deletes" / fname, all_keys, seqs, parts)
             m["delete_files"].append(fname)
         m["flushed_seq"] = self.seq
         self.save_manifest()

@@ -6,9 +6,10 @@ field) and one Arrow IPC file per variable-width field (``<field>.arrow``, one c
 A folder is written under a temporary name, fsynced and renamed, so a segment either is
 complete or does not exist; the manifest names the segments that count.
 
-Deletes that were sealed are kept as ``deletes/<seq>.arrow`` (columns ``pk`` and ``seq``)
-and applied at read time: a delete with sequence number ``s`` hides rows of every segment
-sealed before ``s`` (rows deleted before a seal were dropped when it was written).
+Deletes that were sealed are kept as ``deletes/<seq>.arrow`` (columns ``pk``, ``seq`` and
+``partition``, "" for all partitions) and applied at read time: a delete with sequence
+number ``s`` hides rows of every segment of its partition sealed before ``s`` (rows deleted
+before a seal were dropped when it was written).
 """
 from __future__ import annotations
 
@@ -168,9 +169,11 @@ def read_arrow(seg_dir: Path, name: str, memory_map: bool = False) -> pa.Array:
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
-def write_deletes(path: Path, pks: Any, seqs: torch.Tensor) -> None:
+def write_deletes(path: Path, pks: Any, seqs: torch.Tensor, partitions: list[str]) -> None:
+    """Sealed deletes: key, sequence number, and the partition they apply to ("" = all)."""
     pk = pa.array(pks.numpy()) if isinstance(pks, torch.Tensor) else pks
-    table = pa.table({"pk": pk, "seq": pa.array(seqs.numpy())})
+    table = pa.table({"pk": pk, "seq": pa.array(seqs.numpy()),
+                      "partition": pa.array(partitions, type=pa.string())})
     tmp = path.with_name(path.name + ".tmp")
     with pa.OSFile(str(tmp), "wb") as sink:
         with pa.ipc.new_file(sink, table.schema) as w:
@@ -180,12 +183,13 @@ def write_deletes(path: Path, pks: Any, seqs: torch.Tensor) -> None:
     fsync_dir(path.parent)
 
 
-def read_deletes(path: Path) -> tuple[pa.Array, torch.Tensor]:
+def read_deletes(path: Path) -> tuple[pa.Array, torch.Tensor, pa.Array]:
     with pa.OSFile(str(path)) as src:
         table = pa.ipc.open_file(src).read_all()
     pk = table.column("pk").combine_chunks()
     seq = torch.from_numpy(table.column("seq").to_numpy().copy())
-    return pk, seq
+    part = table.column("partition").combine_chunks()
+    return pk, seq, part
 
 
 def read_segment(seg_dir: Path, columns: dict[str, bool]) -> Batch:

@@ -359,3 +359,27 @@ def test_create_collection_twice(client):
     client.create_collection("c", schema=basic_schema())  # same schema: no-op
     with pytest.raises(MilvusException, match="different parameters"):
         client.create_collection("c", schema=basic_schema(dim=4))
+
+
+def test_delete_in_one_partition_only(tmp_path, device):
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device=device)
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.create_partition("c", "p1")
+    c.insert("c", basic_rows(3))                        # keys 0..2 in _default
+    c.insert("c", basic_rows(3), partition_name="p1")   # the same keys in p1
+    c.flush("c")
+    assert c.delete("c", ids=[1], partition_name="p1") == {"delete_count": 1}
+    assert c.delete("c", filter="id == 2", partition_name="_default") == {"delete_count": 1}
+    def ids(part):
+        return sorted(r["id"] for r in c.query("c", "id >= 0", partition_names=[part]))
+    assert ids("_default") == [0, 1] and ids("p1") == [0, 2]
+    c.close()  # the deletes are sealed with their partition
+    c = MilvusClient(path, device=device)
+    c.load_collection("c")
+    assert ids("_default") == [0, 1] and ids("p1") == [0, 2]
+    with pytest.raises(MilvusException) as e:
+        c.delete("c", ids=[0], partition_name="nope")
+    assert e.value.code == 200
+    assert c.delete("c", ids=[0]) == {"delete_count": 2}  # no partition: every partition
+    c.close()

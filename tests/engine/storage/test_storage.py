@@ -110,9 +110,10 @@ def test_wal_torn_tail_is_cut(tmp_path):
 
 
 def test_deletes_file_round_trip(tmp_path):
-    write_deletes(tmp_path / "d.arrow", pa.array(["a", "b"]), torch.tensor([4, 9]))
-    keys, seqs = read_deletes(tmp_path / "d.arrow")
+    write_deletes(tmp_path / "d.arrow", pa.array(["a", "b"]), torch.tensor([4, 9]), ["", "p1"])
+    keys, seqs, parts = read_deletes(tmp_path / "d.arrow")
     assert keys.to_pylist() == ["a", "b"] and seqs.tolist() == [4, 9]
+    assert parts.to_pylist() == ["", "p1"]
 
 
 def test_atomic_manifest_replace(tmp_path):
