@@ -246,3 +246,23 @@ def test_recall_at_nprobe_32_of_1024_on_manifold(tmp_path):
     recall = np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth)])
     assert recall >= 0.9, recall
     c.close()
+
+
+def test_limit_16384_and_range_on_flat(client):
+    client.create_collection("c", schema=basic_schema(dim=8), index_params=_flat())
+    client.insert("c", basic_rows(700, seed=11))
+    hits = client.search("c", [[0.0] * 8], limit=16384)[0]
+    assert len(hits) == 700  # every row, best first
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    client.release_collection("c")
+    client.drop_index("c", "vec")
+    client.create_index("c", _ivf_params(nlist=8))
+    client.load_collection("c")
+    hits = client.search("c", [[0.0] * 8], limit=16384,
+                         search_params={"params": {"nprobe": 8}})[0]
+    assert len(hits) == 700
+    ranged = client.search("c", [[0.0] * 8], limit=16384,
+                           search_params={"params": {"nprobe": 8, "radius": 6.0,
+                                                     "range_filter": 4.0}})[0]
+    assert ranged and all(4.0 <= h["distance"] < 6.0 for h in ranged)
+    assert len(ranged) == sum(1 for h in hits if 4.0 <= h["distance"] < 6.0)
