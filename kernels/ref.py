@@ -176,19 +176,23 @@ def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
 
 
 SMALL_BATCH_PAIRS = 64  # (query, list) pairs under which the probed rows are gathered once
+SMALL_BATCH_ROWS = 1 << 16  # ... as long as they are at most this many rows
 
 
 def _ivf_gathered(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
                   probes: torch.Tensor, k: int, metric: str, mask: torch.Tensor | None,
                   lo: float | None, hi: float | None, x_sq: torch.Tensor | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Small batches (a few queries): gather the rows of every probed list once, one matmul
     against them, and drop the (query, row) pairs whose list that query did not probe.
-    Fixed number of torch ops, whatever nprobe is."""
+    Fixed number of torch ops, whatever nprobe is. None when the probed lists hold more than
+    ``SMALL_BATCH_ROWS`` rows (the copy would cost more than the per-list loop saves)."""
     nq = qf.shape[0]
     lists = torch.unique(probes)                                   # (L,)
     starts, lens = offsets[lists], offsets[lists + 1] - offsets[lists]
     total = int(lens.sum())
+    if total > SMALL_BATCH_ROWS:
+        return None
     if total == 0:
         return _pad(torch.empty(nq, 0, device=qf.device),
                     torch.empty(nq, 0, dtype=torch.int64, device=qf.device), k)
@@ -232,7 +236,9 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if mask is not None and bool(mask.all()):
         mask = None
     if nq * nprobe <= SMALL_BATCH_PAIRS:
-        return _ivf_gathered(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
+        out = _ivf_gathered(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
+        if out is not None:
+            return out
     exact = lo is not None or hi is not None  # range bounds need the true distance
     flat_l = probes.reshape(-1)                                      # (nq * nprobe,)
     order = torch.argsort(flat_l, stable=True)
