@@ -23,19 +23,21 @@ test: $(VENV)/.installed
 
 # On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
 # offline). What the box lacks (lark; it has pytest, hypothesis, triton) comes from wheels
-# in .whl/ (`make wheels` on a connected machine), installed into .gpu-site/.
+# in .whl/ (`make wheels` on a connected machine), installed into .gpu-site/. Each step
+# runs even if an earlier one failed (make prints "Error ... (ignored)"), so one device
+# session gets every figure.
 GPU_PATH := $(CURDIR):$(CURDIR)/.gpu-site
 gpu-check:
 	@if [ -d .whl ]; then $(PYTHON) -m pip install -q --no-index --no-deps --no-compile \
 		--upgrade --target .gpu-site .whl/*.whl; fi
 	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m engine gpu-info
-	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
-	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
-	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 --dim 128 --nq 1000 \
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 --dim 128 --nq 1000 \
 		--batch 1,1000 --device cuda --no-faiss
-	HOTSET_KERNELS=torch PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 \
+	-HOTSET_KERNELS=torch PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 \
 		--dim 128 --nq 1000 --batch 1000 --device cuda --no-faiss
-	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda \
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda \
 		--dict-rows 0 --peer-rows 0
 
 wheels:
