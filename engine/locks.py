@@ -1,8 +1,9 @@
 """A readers-writer lock for the client: searches and queries share it, everything that
 changes state takes it alone. The write side is re-entrant and has RLock's
 ``acquire(timeout=)`` / ``release`` (the background loader uses them); a thread that holds
-the write side may also enter the read side. Readers are preferred (a reader never waits
-for a waiting writer), so a reader that re-enters the read side cannot deadlock."""
+the write side may also enter the read side. Writers are preferred: once a writer waits,
+new readers wait behind it (a thread already reading may still re-enter), so a steady
+stream of searches cannot starve a load or a release."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +17,11 @@ class RWLock:
         self._readers = 0
         self._writer: int | None = None
         self._depth = 0
+        self._waiting_writers = 0
+        self._local = threading.local()
+
+    def _read_depth(self) -> int:
+        return getattr(self._local, "depth", 0)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = threading.get_ident()
@@ -27,7 +33,13 @@ class RWLock:
             if not blocking:
                 ok = free()
             else:
-                ok = self._cond.wait_for(free, None if timeout < 0 else timeout)
+                self._waiting_writers += 1
+                try:
+                    ok = self._cond.wait_for(free, None if timeout < 0 else timeout)
+                finally:
+                    self._waiting_writers -= 1
+                    if not ok:
+                        self._cond.notify_all()  # readers held back by this writer may go
             if not ok:
                 return False
             self._writer, self._depth = me, 1
@@ -51,14 +63,19 @@ class RWLock:
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
         me = threading.get_ident()
+        nested = self._read_depth() > 0
         with self._cond:
             counted = self._writer != me
             if counted:
-                self._cond.wait_for(lambda: self._writer is None)
+                if not nested:
+                    self._cond.wait_for(lambda: self._writer is None
+                                        and self._waiting_writers == 0)
                 self._readers += 1
+        self._local.depth = self._read_depth() + 1
         try:
             yield
         finally:
+            self._local.depth -= 1
             if counted:
                 with self._cond:
                     self._readers -= 1

@@ -89,3 +89,37 @@ def test_concurrent_searches_and_inserts(cpu_client):
         t.join()
     assert not errors
     assert cpu_client.get_collection_stats("c") == {"row_count": 500}
+
+
+def test_no_search_sees_a_half_loaded_or_half_released_collection(cpu_client):
+    from engine.errors import MilvusException
+
+    make_loaded(cpu_client, n=300, flush=True)
+    q = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
+    outcomes, errors = [], []
+    stop = threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            try:
+                hits = cpu_client.search("c", q, limit=5)
+                outcomes.append(len(hits[0]))
+            except MilvusException as e:
+                if e.code != 101:  # not loaded is the only acceptable refusal
+                    errors.append(e)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+    threads = [threading.Thread(target=searcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(15):
+        cpu_client.release_collection("c")
+        cpu_client.load_collection("c", _async=True)
+        time.sleep(0.005)
+        cpu_client.load_collection("c")  # waits for Loaded
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert outcomes and set(outcomes) == {5}  # a search that ran saw the whole collection
