@@ -21,7 +21,7 @@ import torch
 from .columns import Batch, take
 from .index import ivf
 from .index.spec import IndexSpec
-from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
+from .schema import DYNAMIC_FIELD, CollectionSchema
 from .segment import GrowingSegment, SealedSegment, match_keys
 from .storage.files import write_json_atomic
 from .storage.segments import (read_arrow, read_deletes, read_segment, read_tensor,
@@ -346,7 +346,3 @@ class Collection:
         self.sealed = [s for s in self.sealed if s.partition != partition]
         for seg_id in gone:
             shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
-
-
-def is_int_pk(schema: CollectionSchema) -> bool:
-    return schema.primary.dtype == DataType.INT64

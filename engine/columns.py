@@ -375,18 +375,3 @@ def batch_from_bytes(buf: bytes) -> Batch:
         for name, col in zip(rb.schema.names, rb.columns):
             batch.cols[name] = col
     return batch
-
-
-def empty_batch(schema: CollectionSchema) -> Batch:
-    b = Batch(0)
-    for f in schema.fields:
-        if f.is_fixed:
-            shape = (0, f.dim) if f.is_vector else (0,)
-            b.cols[f.name] = torch.empty(shape, dtype=f.torch_dtype)
-            if f.nullable:
-                b.valid[f.name] = torch.empty(0, dtype=torch.bool)
-        else:
-            b.cols[f.name] = pa.array([], type=f.arrow_type())
-    if schema.enable_dynamic_field:
-        b.cols[DYNAMIC_FIELD] = pa.array([], type=pa.string())
-    return b

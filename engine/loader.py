@@ -19,7 +19,6 @@ from .allocator import DeviceAllocator, Owner
 from .collection import Collection
 from .errors import InsufficientMemory, MilvusException
 from .resident import ResidentGrowing, ResidentSegment
-from .schema import DYNAMIC_FIELD
 from .segment import SealedSegment
 from .storage.segments import has_valid, read_arrow
 from .transfer import Cancelled, HostToDevice
@@ -306,7 +305,3 @@ class Loader:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
-
-
-def dynamic_loaded(res: Resident) -> bool:
-    return DYNAMIC_FIELD in res.fields

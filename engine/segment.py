@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
@@ -72,9 +71,3 @@ class GrowingSegment:
 
     def nbytes(self) -> int:
         return sum(b.nbytes() for b in self.batches)
-
-
-def empty_keys(like: Any) -> Any:
-    if isinstance(like, torch.Tensor):
-        return torch.empty(0, dtype=like.dtype)
-    return pa.array([], type=like.type)

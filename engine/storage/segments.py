@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 import pyarrow as pa
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..columns import Batch
@@ -149,11 +148,6 @@ def read_tensor(seg_dir: Path, name: str, key: str = "data", chunk: int = 64 << 
         os.close(fd)
     return out
 
-
-def map_tensor(seg_dir: Path, name: str, key: str = "data") -> torch.Tensor:
-    """A tensor backed by the memory-mapped shard (zero-copy; pages fault in on use)."""
-    with safe_open(str(shard_path(seg_dir, name, True)), framework="pt") as f:
-        return f.get_tensor(key)
 
 
 def has_valid(seg_dir: Path, name: str) -> bool:
