@@ -33,8 +33,9 @@ gpu-check:
 	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m engine gpu-info
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 1000
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 --dim 128 --nq 1000 \
-		--batch 1,1000 --device cuda --no-faiss
+		--batch 1,1000 --device cuda --no-faiss --cpu-baseline
 	-HOTSET_KERNELS=torch PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 \
 		--dim 128 --nq 1000 --batch 1000 --device cuda --no-faiss
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda \

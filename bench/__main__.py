@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search|filter|serve|grpc> ...``"""
+"""``python -m bench <insert|load|search|kernels|filter|serve|grpc> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import filter, grpc, insert, load, search, serve
+from . import filter, grpc, insert, kernels, load, search, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -12,6 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     insert.add_parser(sub)
     search.add_parser(sub)
+    kernels.add_parser(sub)
     load.add_parser(sub)
     filter.add_parser(sub)
     serve.add_parser(sub)

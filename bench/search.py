@@ -1,8 +1,13 @@
 """``python -m bench search``: IVF_FLAT (and FLAT) recall@k and QPS, next to faiss-cpu
 ``IndexIVFFlat`` with the same nlist/nprobe on the same data in the same run; on CUDA also
-next to plain torch brute force (matmul + topk) and the GPU's memory bandwidth.
+next to plain torch brute force (matmul + topk), the GPU's memory bandwidth, and (with
+``--cpu-baseline``) the same engine on this host's CPU, same data, same run.
 
-Ground truth is exact search by plain torch on the same device.
+Ground truth is exact search by plain torch on the same device. The bandwidth fraction
+counts the bytes a query-by-query scan must read: each query reads its ``nprobe`` lists,
+taken as ``nprobe / nlist`` of the vectors (a lower bound: queries from the data's own
+distribution probe the fuller lists more often), divided by the time and by the practical
+peak (a device-to-device copy, bytes read + written).
 """
 from __future__ import annotations
 
@@ -132,11 +137,13 @@ def run(args) -> None:
                     row.update({"faiss_recall": _recall(ffound, truth, k), "faiss_qps": nq / fel,
                                 "qps_vs_faiss": fel / el})
                 if dev.type == "cuda":
-                    scanned = (nprobe / args.nlist if nprobe else 1.0) * data.nbytes * (nq / batch)
+                    scanned = (nprobe / args.nlist if nprobe else 1.0) * data.nbytes * nq
                     row.update({"torch_brute_qps": args.nq / brute_s,
                                 "bandwidth_fraction": scanned / el / peak})
                 rows.append(row)
         client.close()
+        if args.cpu_baseline and dev.type == "cuda":
+            _cpu_baseline(root, queries, nprobes, max(args.batch), k, rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     emit("search", rows, args.json, {"rows": args.rows, "dim": args.dim, "device": str(dev),
@@ -145,6 +152,25 @@ def run(args) -> None:
         print(f"index build {build_s:.1f} s (faiss {faiss_build_s:.1f} s); device {dev}")
     if args.plot:
         _plot(rows, args.plot)
+
+
+def _cpu_baseline(root: str, queries: np.ndarray, nprobes: list[int], batch: int, k: int,
+                  rows: list[dict]) -> None:
+    """The same collection opened on this host's CPU: QPS at ``batch`` for each nprobe,
+    written into the matching rows as ``cpu_qps`` and ``vs_cpu``."""
+    client = MilvusClient(root, device="cpu")
+    client.load_collection(NAME)
+    try:
+        for nprobe in nprobes:
+            sp = {"params": {"nprobe": nprobe}} if nprobe else None
+            _, el = _run_batches(lambda b: client.search(NAME, b, limit=k, search_params=sp),
+                                 queries, batch)
+            for row in rows:
+                if row["nprobe"] == nprobe and row["batch"] == batch:
+                    row.update({"cpu_qps": len(queries) / el,
+                                "vs_cpu": row["qps"] / (len(queries) / el)})
+    finally:
+        client.close()
 
 
 def _plot(rows: list[dict], path: str) -> None:
@@ -186,6 +212,8 @@ def add_parser(sub) -> None:
     p.add_argument("--nprobe", type=ints, default=[8, 32, 128])
     p.add_argument("--batch", type=ints, default=[1000])
     p.add_argument("--no-faiss", dest="faiss", action="store_false")
+    p.add_argument("--cpu-baseline", action="store_true",
+                   help="on CUDA, also time the same engine on this host's CPU")
     p.add_argument("--device", default="auto")
     p.add_argument("--plot", default=None, help="write a recall-QPS PNG here")
     p.add_argument("--json", action="store_true")

@@ -1,15 +1,24 @@
 """Fused IVF list scan + top-k in Triton: the full distance matrix is never written out.
 
-Grid (nq, nprobe, blocks): each program takes one query, one of its probed lists and one
-block of ``BLOCK`` rows of that list; it computes the block's distances in registers (dot
-products over ``BLOCK_D``-wide slices of the dimension), masks rows outside the list, rows
-the ``mask`` removes and distances outside ``[lo, hi)``, then extracts its best ``K``
-(value, row) pairs by K rounds of min-reduction and writes only those. The host merges the
-(nq, nprobe * blocks * K) candidates with one ``torch.topk``. ``K`` is a power of two >= k,
-at most ``MAX_K``; larger k goes through ``ref.ivf_search``.
+Grid (nq, nprobe, split): each program takes one query, one of its probed lists and every
+``split``-th block of ``BLOCK`` rows of that list. Per block it computes the distances in
+registers (dot products over ``BLOCK_D``-wide slices of the dimension), drops rows the
+``mask`` removes and distances outside ``[lo, hi)``, and folds the block into a running
+top-``K`` kept in registers. A (distance, row) pair travels as one int64 key (the distance's
+bits mapped to an order-preserving int32 in the high half, the row in the low half), so one
+``tl.topk`` over the block's keys and one bitonic step against the running set (the
+elementwise min of an ascending and a descending sorted run holds the ``K`` smallest of
+both; a sort of ``K`` keys orders it again) keep pairs together and break ties by row.
+Each program writes ``K`` keys; the host merges the (nq, nprobe * split * K) candidates
+with one ``torch.topk``. (Triton 3.6, on the GPU image, has ``tl.topk`` for the largest
+only, hence the ``~``; ``tl.bitonic_merge`` instead of the sort spills a little on 3.9.)
+
+``K`` is a power of two >= k, at most ``MAX_K``; larger k goes through ``ref.ivf_search``.
+``split`` > 1 only for small batches, so that a few queries still fill the device.
 
 Runs on CUDA, and on the CPU under ``TRITON_INTERPRET=1`` (how CI holds it equal to its
-plain-torch twin ``ref.ivf_search``).
+plain-torch twin ``ref.ivf_search``). ``tests/kernels/test_triton_build.py`` compiles it
+for sm_90 offline and checks that nothing spills to local memory.
 """
 from __future__ import annotations
 
@@ -19,61 +28,88 @@ import triton.language as tl
 
 MAX_K = 64
 BLOCK = 128
+BLOCK_D = 32
+NUM_WARPS = 4
 _METRIC = {"L2": 0, "IP": 1, "COSINE": 2}
 
 
 @triton.jit
-def _ivf_block_topk(q_ptr, x_ptr, xsq_ptr, off_ptr, probe_ptr, mask_ptr, out_d_ptr, out_i_ptr,
-                    nprobe, nblocks, d, lo, hi, q_sq_ptr,
-                    METRIC: tl.constexpr, HAS_MASK: tl.constexpr, K: tl.constexpr,
-                    BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
+def _ordered(bits):
+    """int32 bits of a float32 -> an int32 whose signed order is the float's order (and
+    back: the map is its own inverse)."""
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+@triton.jit
+def _ivf_scan_topk(q_ptr, x_ptr, xsq_ptr, off_ptr, probe_ptr, mask_ptr, out_ptr,
+                   nprobe, d, lo, hi, q_sq_ptr,
+                   METRIC: tl.constexpr, HAS_MASK: tl.constexpr, K: tl.constexpr,
+                   SPLIT: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     qi = tl.program_id(0)
     pj = tl.program_id(1)
-    b = tl.program_id(2)
+    s = tl.program_id(2)
     lst = tl.load(probe_ptr + qi * nprobe + pj)
-    r0 = tl.load(off_ptr + lst)
-    r1 = tl.load(off_ptr + lst + 1)
-    rows = r0 + b * BLOCK + tl.arange(0, BLOCK)
-    inside = rows < r1
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    for d0 in range(0, d, BLOCK_D):
-        cols = d0 + tl.arange(0, BLOCK_D)
-        cm = cols < d
-        qv = tl.load(q_ptr + qi * d + cols, mask=cm, other=0.0).to(tl.float32)
-        xv = tl.load(x_ptr + rows[:, None] * d + cols[None, :],
-                     mask=inside[:, None] & cm[None, :], other=0.0).to(tl.float32)
-        acc += tl.sum(xv * qv[None, :], axis=1)
-    if METRIC == 1:
-        dist = -acc
-    else:
-        xsq = tl.load(xsq_ptr + rows, mask=inside, other=1.0)
-        if METRIC == 0:
-            dist = tl.maximum(tl.load(q_sq_ptr + qi) + xsq - 2.0 * acc, 0.0)
-        else:
-            dist = -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
-    keep = inside & (dist >= lo) & (dist < hi)
-    if HAS_MASK:
-        keep = keep & (tl.load(mask_ptr + rows, mask=inside, other=0) != 0)
-    dist = tl.where(keep, dist, float("inf"))
+    r0_64 = tl.load(off_ptr + lst)
+    r0 = r0_64.to(tl.int32)
+    r1 = tl.load(off_ptr + lst + 1).to(tl.int32)
+    if METRIC == 0:
+        q_sq = tl.load(q_sq_ptr + qi)
     lane = tl.arange(0, BLOCK)
-    base = ((qi * nprobe + pj) * nblocks + b) * K
-    for i in tl.static_range(K):
-        m = tl.min(dist, axis=0)
-        at = tl.argmin(dist, axis=0)
-        row = tl.sum(tl.where(lane == at, rows, 0), axis=0)
-        tl.store(out_d_ptr + base + i, m)
-        tl.store(out_i_ptr + base + i, tl.where(m < float("inf"), row, -1))
-        dist = tl.where(lane == at, float("inf"), dist)
+    best = tl.full((K,), 0x7F8000007FFFFFFF, tl.int64)  # distance +inf, row 2^31 - 1
+    for start in range(r0 + s * BLOCK, r1, SPLIT * BLOCK):
+        rows = start + lane
+        inside = rows < r1
+        x_blk = x_ptr + (r0_64 + (start - r0)) * d  # 64-bit base, 32-bit offsets in a block
+        acc = tl.zeros((BLOCK,), dtype=tl.float32)
+        for d0 in range(0, d, BLOCK_D):
+            cols = d0 + tl.arange(0, BLOCK_D)
+            cm = cols < d
+            qv = tl.load(q_ptr + qi * d + cols, mask=cm, other=0.0).to(tl.float32)
+            xv = tl.load(x_blk + lane[:, None] * d + cols[None, :],
+                         mask=inside[:, None] & cm[None, :], other=0.0).to(tl.float32)
+            acc += tl.sum(xv * qv[None, :], axis=1)
+        if METRIC == 1:
+            dist = -acc
+        else:
+            xsq = tl.load(xsq_ptr + rows, mask=inside, other=1.0)
+            if METRIC == 0:
+                dist = tl.maximum(q_sq + xsq - 2.0 * acc, 0.0)
+            else:
+                dist = -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
+        keep = inside & (dist >= lo) & (dist < hi)
+        if HAS_MASK:
+            keep = keep & (tl.load(mask_ptr + rows, mask=inside, other=0) != 0)
+        high = _ordered(dist.to(tl.int32, bitcast=True)).to(tl.int64) << 32
+        key = tl.where(keep, high | rows.to(tl.int64), 0x7F8000007FFFFFFF)
+        top = ~tl.topk(~key, K)  # the K smallest keys, ascending (~ reverses int order)
+        best = tl.sort(tl.minimum(best, tl.flip(top, 0)))
+    base = ((qi * nprobe + pj) * SPLIT + s) * K
+    tl.store(out_ptr + base + tl.arange(0, K), best)
+
+
+def _split(pairs: int, longest: int, block: int, device: torch.device) -> int:
+    """Blocks of one list shared out between programs when there are too few (query, list)
+    pairs to fill the device: about four programs per multiprocessor."""
+    if device.type != "cuda":
+        return 1
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    want = max(1, (4 * sms) // max(pairs, 1))
+    return int(min(want, triton.cdiv(max(longest, 1), block), 64))
 
 
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
                k: int, metric: str, mask: torch.Tensor | None = None,
                lo: float | None = None, hi: float | None = None,
-               x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as ``ref.ivf_search``; ``k`` <= ``MAX_K``."""
+               x_sq: torch.Tensor | None = None, *, block: int = BLOCK,
+               block_d: int = BLOCK_D, num_warps: int = NUM_WARPS,
+               split: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as ``ref.ivf_search``; ``k`` <= ``MAX_K``. The keyword arguments are
+    tuning knobs (``python -m bench kernels`` sweeps them; tests use small blocks to cross
+    block edges on small data)."""
     assert k <= MAX_K, "larger k goes through ref.ivf_search"
     nq, nprobe = probes.shape
     n, d = x.shape
+    assert n < 2**31 - 1, "row numbers travel in 31 bits"
     qf = q.float().contiguous()
     if metric == "COSINE":
         qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
@@ -82,21 +118,30 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if x_sq is None:
         x_sq = torch.empty(1, device=x.device)
     q_sq = (qf * qf).sum(1).contiguous()
-    sizes = offsets[1:] - offsets[:-1]
-    longest = int(sizes.max()) if sizes.numel() else 0
-    nblocks = max(1, triton.cdiv(longest, BLOCK))
+    if split is None:
+        sizes = offsets[1:] - offsets[:-1]
+        longest = int(sizes.max()) if sizes.numel() else 0
+        split = _split(nq * nprobe, longest, block, x.device)
     kk = 1 << max(0, (k - 1).bit_length())
-    out_d = torch.empty((nq, nprobe, nblocks, kk), dtype=torch.float32, device=x.device)
-    out_i = torch.empty((nq, nprobe, nblocks, kk), dtype=torch.int64, device=x.device)
-    mask_arg = mask.to(torch.int8).contiguous() if mask is not None else out_i
-    _ivf_block_topk[(nq, nprobe, nblocks)](
+    kk = max(kk, 2)  # tl.topk/tl.sort need a run of at least two
+    block = max(block, kk)
+    out = torch.empty((nq, nprobe * split * kk), dtype=torch.int64, device=x.device)
+    mask_arg = mask.to(torch.int8).contiguous() if mask is not None else out
+    _ivf_scan_topk[(nq, nprobe, split)](
         qf, x.contiguous(), x_sq.float().contiguous(), offsets.contiguous(),
-        probes.contiguous(), mask_arg, out_d, out_i, nprobe, nblocks, d,
+        probes.contiguous(), mask_arg, out, nprobe, d,
         float("-inf") if lo is None else float(lo), float("inf") if hi is None else float(hi),
-        q_sq, METRIC=_METRIC[metric], HAS_MASK=mask is not None, K=kk, BLOCK=BLOCK,
-        BLOCK_D=min(64, triton.next_power_of_2(d)))
-    cand_d = out_d.reshape(nq, -1)
-    best, pos = torch.topk(cand_d, min(k, cand_d.shape[1]), dim=1, largest=False)
-    idx = torch.gather(out_i.reshape(nq, -1), 1, pos)
-    idx = torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
-    return best, idx
+        q_sq, METRIC=_METRIC[metric], HAS_MASK=mask is not None, K=kk, SPLIT=split,
+        BLOCK=block, BLOCK_D=min(block_d, triton.next_power_of_2(d)), num_warps=num_warps)
+    keys, _ = torch.topk(out, min(k, out.shape[1]), dim=1, largest=False, sorted=True)
+    return decode_keys(keys)
+
+
+def decode_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """int64 (distance, row) keys -> float32 distances and int64 rows (-1 where none)."""
+    high = (keys >> 32).to(torch.int32)
+    bits = high ^ ((high >> 31) & 0x7FFFFFFF)
+    dist = bits.view(torch.float32)
+    rows = keys & 0xFFFFFFFF
+    none = torch.isinf(dist) & (dist > 0)
+    return dist, torch.where(none, torch.full_like(rows, -1), rows)

@@ -1,11 +1,16 @@
 """Shared fixtures. ``device`` runs a test on the CPU and, marked ``gpu``, on CUDA."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
-from engine import DataType, MilvusClient
+if not torch.cuda.is_available():  # CPU machines run Triton kernels through its interpreter;
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # set before anything imports triton
+
+from engine import DataType, MilvusClient  # noqa: E402
 
 
 def _cuda_param():

@@ -136,6 +136,9 @@ def _arrow_path(col: pa.Array, path: tuple, device: torch.device) -> JsonValues 
     if pa.types.is_list(t) and (pa.types.is_integer(t.value_type)
                                 or pa.types.is_boolean(t.value_type)):
         lists = v.cast(pa.list_(pa.string()))  # 1 -> "1", true -> "true": canonical JSON
+        if lists.values.null_count:  # a null element is the JSON text "null"
+            lists = pa.ListArray.from_arrays(lists.offsets, lists.values.fill_null("null"),
+                                             mask=lists.is_null())
         return JsonValues(tt(np.zeros(n)), tt(zeros), none_str, tt(zeros), tt(zeros), lists,
                           tt(valid))
     return None  # objects, lists of strings or floats: the Python pass

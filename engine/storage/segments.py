@@ -101,7 +101,9 @@ def byte_view(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1).view(torch.uint8) if t.numel() else torch.empty(0, dtype=torch.uint8)
 
 
-_READERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+# Page-cache copies run at a few GB/s per thread: a CUDA host needs several in parallel to
+# keep up with a PCIe 5 link (~50 GB/s), a 2-core box gets 2.
+_READERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
                               thread_name_prefix="hotset-read")
 _PIECE = 8 << 20
 

@@ -3,7 +3,7 @@ import json
 
 import pyarrow as pa
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.expr import json_path
@@ -49,6 +49,8 @@ def _same(a: json_path.JsonValues, b: json_path.JsonValues) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(columns(), st.sampled_from([("a",), ("a", "b"), ("a", 0), ("zz",), ()]))
+@example(pa.array(['{"a": {"b": [false, null]}}']), ("a", "b"))  # null element -> "null"
+@example(pa.array(['{"a": [1, null]}', None, '{"a": [3]}']), ("a",))
 def test_arrow_and_python_extraction_agree(col, path):
     fast = json_path._extract_arrow(col, path, torch.device("cpu"))
     slow = json_path._extract_python(col, path, torch.device("cpu"))
