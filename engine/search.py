@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -71,28 +72,34 @@ def output_spec(schema: CollectionSchema, loaded: list[str], requested: list[str
     return OutputSpec(tuple(dict.fromkeys(fields)), tuple(dict.fromkeys(keys)), all_dynamic)
 
 
-def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor,
-               spec: OutputSpec) -> list[dict]:
-    """Row dicts for rows ``idx`` (int64, CPU) of ``seg``."""
-    n = int(idx.numel())
-    columns: list[tuple[str, list]] = []
+def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor,
+                  spec: OutputSpec) -> dict[str, list]:
+    """Python values of rows ``idx`` (int64, CPU) of ``seg``, one list per output field."""
+    columns: dict[str, list] = {}
     dev_idx = idx.to(seg.device)
     np_idx = pa.array(idx.numpy())
     for name in spec.fields:
         col = seg.column(name)
         if isinstance(col, torch.Tensor):
             valid = seg.validity(name)
-            values = column_to_python(None, col[dev_idx].cpu(),
-                                      None if valid is None else valid[dev_idx].cpu())
+            columns[name] = column_to_python(None, col[dev_idx].cpu(),
+                                             None if valid is None else valid[dev_idx].cpu())
         else:
-            values = column_to_python(schema.field(name), col.take(np_idx), None)
-        columns.append((name, values))
-    rows = [{} for _ in range(n)]
-    for name, values in columns:
-        for row, v in zip(rows, values):
-            row[name] = v
+            columns[name] = column_to_python(schema.field(name), col.take(np_idx), None)
+    return columns
+
+
+def build_rows(seg: ResidentSegment, idx: torch.Tensor, columns: dict[str, list],
+               names: list[str], spec: OutputSpec) -> list[dict]:
+    """Row dicts of the fields ``names`` (from ``columns``) plus the dynamic keys the spec
+    asks for (flattened into the row, as Milvus does)."""
+    n = int(idx.numel())
+    if names:
+        rows = [dict(zip(names, vals)) for vals in zip(*(columns[k] for k in names))]
+    else:
+        rows = [{} for _ in range(n)]
     if spec.all_dynamic or spec.dynamic_keys:
-        metas = seg.column(DYNAMIC_FIELD).take(np_idx).to_pylist()
+        metas = seg.column(DYNAMIC_FIELD).take(pa.array(idx.numpy())).to_pylist()
         for row, text in zip(rows, metas):
             meta = json.loads(text) if text else {}
             if spec.all_dynamic:
@@ -103,6 +110,12 @@ def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor
                     if k in meta:
                         row[k] = meta[k]
     return rows
+
+
+def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor,
+               spec: OutputSpec) -> list[dict]:
+    """Row dicts for rows ``idx`` (int64, CPU) of ``seg``."""
+    return build_rows(seg, idx, fetch_columns(schema, seg, idx, spec), list(spec.fields), spec)
 
 
 def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor | None:
@@ -188,24 +201,48 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     dist = best if metric == "L2" else -best
     out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
                           spec.all_dynamic)
-    fetched: dict[tuple[int, int], dict] = {}
-    for si in torch.unique(seg_of[valid]).tolist():
-        sel = valid & (seg_of == si)
-        seg_rows = torch.unique(rows[sel])
-        for r, row in zip(seg_rows.tolist(), fetch_rows(schema, segs[si], seg_rows, out_spec)):
-            fetched[(si, r)] = row
-    results: list[list[dict]] = []
-    valid_l, rows_l, seg_l, dist_l = valid.tolist(), rows.tolist(), seg_of.tolist(), dist.tolist()
-    for q in range(nq):
-        hits = []
-        for j in range(kk):
-            if not valid_l[q][j]:
-                continue
-            row = fetched[(seg_l[q][j], rows_l[q][j])]
-            entity = {k: v for k, v in row.items() if k != pk or pk in spec.fields}
-            hits.append({pk: row[pk], "distance": dist_l[q][j], "entity": entity})
-        results.append(hits)
-    return results
+    return _assemble(schema, segs, valid, rows, seg_of, dist, out_spec,
+                     keep_pk=pk in spec.fields)
+
+
+def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torch.Tensor,
+              rows: torch.Tensor, seg_of: torch.Tensor, dist: torch.Tensor,
+              out_spec: OutputSpec, keep_pk: bool) -> list[list[dict]]:
+    """(nq, k) winners -> one list of hit dicts per query. Works on the flat array of valid
+    hits (query-major): each segment's rows are fetched once (unique rows only) and spread
+    to their hits with numpy indexing, so the per-hit Python work is building its dict."""
+    pk = schema.primary.name
+    counts = valid.sum(1).tolist()
+    seg_h, row_h = seg_of[valid], rows[valid]
+    n = int(seg_h.numel())
+    pks = np.empty(n, dtype=object)
+    ents = np.empty(n, dtype=object)
+    names = [f for f in out_spec.fields if keep_pk or f != pk]
+    has_entity = bool(names) or out_spec.all_dynamic or bool(out_spec.dynamic_keys)
+    for si in torch.unique(seg_h).tolist():
+        where = (seg_h == si).nonzero().squeeze(1).numpy()
+        uniq, inv = torch.unique(row_h[where], return_inverse=True)
+        cols = fetch_columns(schema, segs[si], uniq, out_spec)
+        inv = inv.numpy()
+        pks[where] = _objects(cols[pk])[inv]
+        if has_entity:
+            ents[where] = _objects(build_rows(segs[si], uniq, cols, names, out_spec))[inv]
+    dists = dist[valid].tolist()
+    if has_entity:  # a dict of its own per hit: the same row may win for several queries
+        flat = [{pk: p, "distance": d, "entity": dict(e)}
+                for p, d, e in zip(pks.tolist(), dists, ents.tolist())]
+    else:
+        flat = [{pk: p, "distance": d, "entity": {}} for p, d in zip(pks.tolist(), dists)]
+    out, start = [], 0
+    for c in counts:
+        out.append(flat[start:start + c])
+        start += c
+    return out
+
+
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (lists and dicts stay elements)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def query(res: Resident, segs: list[ResidentSegment], flt: Filter | None, spec: OutputSpec,

@@ -84,6 +84,26 @@ def test_search_output_fields_and_star(client):
     assert q == [{"id": 3, "title": "t3", "color": "red"}]
 
 
+def test_search_hits_are_ragged_per_query_and_independent(client):
+    """Hits come from sealed and growing segments alike, each query keeps only its own
+    winners (fewer than limit when the filter leaves fewer), and a row that wins for two
+    queries gives two separate entity dicts."""
+    rows = make_loaded(client, n=30, flush=True)
+    client.insert("c", basic_rows(10, start=30, seed=3))  # growing segment
+    q = [rows[4]["vec"], rows[4]["vec"], [0.0] * 8]
+    hits = client.search("c", q, limit=6, filter="age in [4, 33, 35]",
+                         output_fields=["title", "color"])
+    assert [len(h) for h in hits] == [3, 3, 3]
+    assert {h["id"] for h in hits[2]} == {4, 33, 35}
+    first, second = hits[0][0], hits[1][0]
+    assert first["id"] == second["id"] == 4 and first["distance"] == pytest.approx(0, abs=1e-4)
+    assert first["entity"] == {"title": "t4", "color": "green"}
+    first["entity"]["title"] = "changed"
+    assert second["entity"]["title"] == "t4"
+    none = client.search("c", q, limit=6, filter="age > 1000")
+    assert none == [[], [], []]
+
+
 def test_query_get_limit_offset(client):
     make_loaded(client, n=40, flush=True)
     client.insert("c", basic_rows(10, start=40))
