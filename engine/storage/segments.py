@@ -105,7 +105,7 @@ def byte_view(t: torch.Tensor) -> torch.Tensor:
 # keep up with a PCIe 5 link (~50 GB/s), a 2-core box gets 2.
 _READERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
                               thread_name_prefix="hotset-read")
-_PIECE = 8 << 20
+_PIECE = 4 << 20  # a 32 MB staging chunk is read by 8 threads at once
 
 
 def _pread_into(fd: int, offset: int, view: memoryview) -> int:
