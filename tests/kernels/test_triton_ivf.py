@@ -67,8 +67,7 @@ def _assert_rows_have_distances(q, x, idx, dist, metric):
 
 
 @pytest.mark.parametrize("device", _devices())
-@pytest.mark.parametrize("metric", ["L2", "IP"])
-@pytest.mark.parametrize("k,split", [(20, 1), (20, 3), (64, 2)])
+@pytest.mark.parametrize("metric,k,split", [("L2", 20, 1), ("IP", 20, 3), ("L2", 64, 2)])
 def test_triton_ivf_lists_longer_than_a_block(device, metric, k, split):
     """Lists of ~100-250 rows in blocks of 32 (and 64 for k=64): the running top-k is
     folded across blocks and, with split > 1, across programs of the same list."""
