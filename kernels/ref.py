@@ -175,38 +175,64 @@ def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
     return torch.topk(d, min(nprobe, c.shape[0]), dim=1, largest=False).indices
 
 
-SMALL_BATCH_PAIRS = 64  # (query, list) pairs under which the probed rows are gathered once
-SMALL_BATCH_ROWS = 1 << 16  # ... as long as they are at most this many rows
+SMALL_BATCH_PAIRS = 64  # (query, list) pairs under which the probed lists are scanned at once
+SMALL_BATCH_CELLS = 1 << 22  # ... as long as queries x probed rows stay under this
 
 
-def _ivf_gathered(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
-                  probes: torch.Tensor, k: int, metric: str, mask: torch.Tensor | None,
-                  lo: float | None, hi: float | None, x_sq: torch.Tensor | None
-                  ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Small batches (a few queries): gather the rows of every probed list once, one matmul
-    against them, and drop the (query, row) pairs whose list that query did not probe.
-    Fixed number of torch ops, whatever nprobe is. None when the probed lists hold more than
-    ``SMALL_BATCH_ROWS`` rows (the copy would cost more than the per-list loop saves)."""
+def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
+               k: int, metric: str, mask: torch.Tensor | None, lo: float | None,
+               hi: float | None, x_sq: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Small batches (a few queries): every query against every probed list, each list a
+    view of ``x`` (no copy of its rows) written by one matmul into its slice of one
+    (rows, nq) buffer; the (query, row) pairs whose list that query did not probe are
+    dropped, then one top-k. A row's number is worked out for the k winners only. None
+    when the buffer would pass ``SMALL_BATCH_CELLS``."""
     nq = qf.shape[0]
-    lists = torch.unique(probes)                                   # (L,)
-    starts, lens = offsets[lists], offsets[lists + 1] - offsets[lists]
-    total = int(lens.sum())
-    if total > SMALL_BATCH_ROWS:
+    lists = torch.unique(probes)                                   # (L,) sorted
+    starts_t, ends_t = offsets[lists], offsets[lists + 1]
+    starts, ends = starts_t.tolist(), ends_t.tolist()
+    total = sum(e - s for s, e in zip(starts, ends))
+    if nq * total > SMALL_BATCH_CELLS:
         return None
+    dev = qf.device
     if total == 0:
-        return _pad(torch.empty(nq, 0, device=qf.device),
-                    torch.empty(nq, 0, dtype=torch.int64, device=qf.device), k)
-    first = torch.cumsum(lens, 0) - lens                           # where each list begins
-    rows = torch.repeat_interleave(starts - first, lens) + torch.arange(total, device=qf.device)
-    d = pairwise_distance(qf, x[rows], metric, None, None if x_sq is None else x_sq[rows])
+        return _pad(torch.empty(nq, 0, device=dev), torch.empty(nq, 0, dtype=torch.int64,
+                                                               device=dev), k)
+    dt = torch.empty(total, nq, device=dev)                        # rows x queries
+    qt = qf.T
+    at = 0
+    for s, e in zip(starts, ends):
+        if e == s:
+            continue
+        xs = x[s:e].float()
+        out = dt[at:at + e - s]
+        if metric == "L2":  # ||x||^2 - 2 x.q ; ||q||^2 is added below
+            torch.addmm(x_sq[s:e, None], xs, qt, alpha=-2.0, out=out)
+        else:
+            torch.mm(xs, qt, out=out)
+            if metric == "COSINE":
+                out.div_(x_sq[s:e, None].sqrt().clamp_min(1e-30))
+        at += e - s
+    d = dt.T                                                       # (nq, total) view
+    if metric == "L2":
+        d = d + (qf * qf).sum(1, keepdim=True)
+        d.clamp_min_(0.0)
+    else:
+        d = d.neg()
+    lens = ends_t - starts_t
     if nq > 1:  # (nq, total): was this row's list probed by this query?
-        row_list = torch.repeat_interleave(lists, lens)
-        probed = (probes[:, :, None] == row_list[None, None, :]).any(1)
-        d.masked_fill_(~probed, _INF)
-    _masked(d, None if mask is None else mask[rows], lo, hi)
+        probed = (probes[:, :, None] == lists[None, None, :]).any(1)  # (nq, L)
+        d.masked_fill_(~torch.repeat_interleave(probed, lens, dim=1, output_size=total), _INF)
+    keep = None
+    if mask is not None:
+        keep = torch.cat([mask[s:e] for s, e in zip(starts, ends)])
+    _masked(d, keep, lo, hi)
     kk = min(k, total)
     best, pos = torch.topk(d, kk, dim=1, largest=False)
-    idx = rows[pos]
+    ends_cum = torch.cumsum(lens, 0)
+    li = torch.searchsorted(ends_cum, pos, right=True)           # which list each winner is in
+    idx = starts_t[li] + pos - (ends_cum - lens)[li]
     if kk < k:
         best, idx = _pad(best, idx, k)
     return best, torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
@@ -236,7 +262,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if mask is not None and bool(mask.all()):
         mask = None
     if nq * nprobe <= SMALL_BATCH_PAIRS:
-        out = _ivf_gathered(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
+        out = _ivf_small(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
         if out is not None:
             return out
     exact = lo is not None or hi is not None  # range bounds need the true distance

@@ -131,7 +131,7 @@ def test_ivf_scans_only_probed_lists_and_honours_range():
 
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
 @pytest.mark.parametrize("nq, nprobe", [(1, 1), (1, 5), (3, 4), (2, 16)])
-def test_small_batch_gather_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
+def test_small_batch_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
     g = torch.Generator().manual_seed(5)
     x = torch.randn(500, 10, generator=g)
     cent, xs, offsets = _ivf_layout(x, 16, metric)
@@ -143,3 +143,14 @@ def test_small_batch_gather_path_equals_list_loop(metric, nq, nprobe, monkeypatc
     loop = ref.ivf_search(q, xs, offsets, probes, 8, metric, mask, hi=50.0)
     torch.testing.assert_close(small[0], loop[0], rtol=1e-4, atol=1e-4)
     assert torch.equal(small[1] >= 0, loop[1] >= 0)
+    # each returned row is kept by the mask, lies in a list its query probed, and lies at
+    # the distance reported for it
+    qn = q / q.norm(dim=1, keepdim=True) if metric == "COSINE" else q
+    full = ref.pairwise_distance(qn, xs, metric)
+    for qi in range(nq):
+        for dist, row in zip(small[0][qi].tolist(), small[1][qi].tolist()):
+            if row < 0:
+                continue
+            lst = int(torch.searchsorted(offsets, torch.tensor(row), right=True)) - 1
+            assert bool(mask[row]) and lst in probes[qi].tolist()
+            assert abs(float(full[qi, row]) - dist) <= 1e-4 * max(1.0, abs(dist))
