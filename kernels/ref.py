@@ -175,8 +175,13 @@ def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
     return torch.topk(d, min(nprobe, c.shape[0]), dim=1, largest=False).indices
 
 
-SMALL_BATCH_PAIRS = 64  # (query, list) pairs under which the probed lists are scanned at once
-SMALL_BATCH_CELLS = 1 << 22  # ... as long as queries x probed rows stay under this
+# The probed lists are scanned at once (one buffer, one top-k) for up to this many
+# (query, list) pairs or up to this many queries, as long as queries x probed rows stay
+# under SMALL_BATCH_CELLS. Measured on 300k x 128, nlist 512, 2 cores: 2x faster than the
+# per-list loop at nq = 1, nprobe = 128; even at 2-4 queries; slower from 8 queries.
+SMALL_BATCH_PAIRS = 64
+SMALL_BATCH_QUERIES = 4
+SMALL_BATCH_CELLS = 1 << 22
 
 
 def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
@@ -199,27 +204,22 @@ def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes:
     if total == 0:
         return _pad(torch.empty(nq, 0, device=dev), torch.empty(nq, 0, dtype=torch.int64,
                                                                device=dev), k)
-    dt = torch.empty(total, nq, device=dev)                        # rows x queries
-    qt = qf.T
+    dt = torch.empty(total, nq, device=dev)                        # rows x queries: x.q
+    qt = qf.T.contiguous()
     at = 0
     for s, e in zip(starts, ends):
-        if e == s:
-            continue
-        xs = x[s:e].float()
-        out = dt[at:at + e - s]
-        if metric == "L2":  # ||x||^2 - 2 x.q ; ||q||^2 is added below
-            torch.addmm(x_sq[s:e, None], xs, qt, alpha=-2.0, out=out)
-        else:
-            torch.mm(xs, qt, out=out)
-            if metric == "COSINE":
-                out.div_(x_sq[s:e, None].sqrt().clamp_min(1e-30))
-        at += e - s
-    d = dt.T                                                       # (nq, total) view
-    if metric == "L2":
-        d = d + (qf * qf).sum(1, keepdim=True)
-        d.clamp_min_(0.0)
+        if e > s:
+            torch.mm(x[s:e].float(), qt, out=dt[at:at + e - s])
+            at += e - s
+    if metric == "IP":
+        d = dt.T.neg()                                             # (nq, total)
     else:
-        d = d.neg()
+        norms = torch.cat([x_sq[s:e] for s, e in zip(starts, ends)])
+        if metric == "L2":  # ||q||^2 + ||x||^2 - 2 q.x
+            d = (norms[None, :] - 2.0 * dt.T).add_((qf * qf).sum(1, keepdim=True))
+            d.clamp_min_(0.0)
+        else:
+            d = (dt.T / norms.sqrt().clamp_min(1e-30)[None, :]).neg_()
     lens = ends_t - starts_t
     if nq > 1:  # (nq, total): was this row's list probed by this query?
         probed = (probes[:, :, None] == lists[None, None, :]).any(1)  # (nq, L)
@@ -261,7 +261,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         x_sq = (x.float() ** 2).sum(1)
     if mask is not None and bool(mask.all()):
         mask = None
-    if nq * nprobe <= SMALL_BATCH_PAIRS:
+    if nq * nprobe <= SMALL_BATCH_PAIRS or nq <= SMALL_BATCH_QUERIES:
         out = _ivf_small(qf, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
         if out is not None:
             return out

@@ -130,7 +130,7 @@ def test_ivf_scans_only_probed_lists_and_honours_range():
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
-@pytest.mark.parametrize("nq, nprobe", [(1, 1), (1, 5), (3, 4), (2, 16)])
+@pytest.mark.parametrize("nq, nprobe", [(1, 1), (1, 5), (3, 4), (2, 16), (4, 16)])
 def test_small_batch_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
     g = torch.Generator().manual_seed(5)
     x = torch.randn(500, 10, generator=g)
@@ -140,6 +140,7 @@ def test_small_batch_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
     mask = torch.rand(500, generator=g) > 0.2
     small = ref.ivf_search(q, xs, offsets, probes, 8, metric, mask, hi=50.0)
     monkeypatch.setattr(ref, "SMALL_BATCH_PAIRS", 0)  # force the per-list loop
+    monkeypatch.setattr(ref, "SMALL_BATCH_QUERIES", 0)
     loop = ref.ivf_search(q, xs, offsets, probes, 8, metric, mask, hi=50.0)
     torch.testing.assert_close(small[0], loop[0], rtol=1e-4, atol=1e-4)
     assert torch.equal(small[1] >= 0, loop[1] >= 0)
