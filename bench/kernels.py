@@ -13,7 +13,6 @@ smoke test of this script (its timings mean nothing).
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
@@ -21,31 +20,9 @@ from kernels import ref
 
 from .datasets import manifold
 from .report import emit
+from .timing import best_seconds, peak_bandwidth
 
 SETTINGS = [(128, 32, 4), (128, 32, 8), (64, 32, 4), (256, 32, 8), (128, 64, 8)]
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def _timed(fn, repeat: int, dev: torch.device) -> float:
-    fn()
-    _sync(dev)
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        _sync(dev)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _peak(dev: torch.device) -> float:
-    a = torch.empty(1 << (28 if dev.type == "cuda" else 20), dtype=torch.uint8, device=dev)
-    b = torch.empty_like(a)
-    return 2 * a.numel() / _timed(lambda: b.copy_(a), 5, dev)
 
 
 def _layout(args, dev: torch.device):
@@ -73,7 +50,7 @@ def run(args) -> None:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu (interpreter)"
     x, x_sq, offsets, cent, q = _layout(args, dev)
     sizes = offsets[1:] - offsets[:-1]
-    peak = _peak(dev)
+    peak = peak_bandwidth(dev, 1 << (28 if dev.type == "cuda" else 20))
     rows = []
     for nprobe in args.nprobe:
         probes = ref.coarse_probe(q, cent, nprobe, "L2")
@@ -89,7 +66,7 @@ def run(args) -> None:
         for label, fn in cases:
             got = fn()[1]
             hits = sum(len(set(a) & set(b)) for a, b in zip(got.tolist(), want.tolist()))
-            s = _timed(fn, args.repeat, dev)
+            s = best_seconds(fn, args.repeat, dev)
             rows.append({"kernel": label, "nprobe": nprobe, "ms": s * 1e3,
                          "qps": args.nq / s, "GB_per_s": scanned / s / 1e9,
                          "of_peak": scanned / s / peak,

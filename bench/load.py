@@ -19,13 +19,9 @@ from engine import DataType, MilvusClient
 from .datasets import manifold
 from .peers import milvus_lite_load
 from .report import emit
+from .timing import sync
 
 NAME = "bench_load"
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def copy_limit(nbytes: int, dev: torch.device, repeat: int = 3) -> float:
@@ -35,11 +31,11 @@ def copy_limit(nbytes: int, dev: torch.device, repeat: int = 3) -> float:
         src = src.pin_memory()
     best = float("inf")
     for _ in range(repeat):
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
         dst = torch.empty(nbytes, dtype=torch.uint8, device=dev)
         dst.copy_(src, non_blocking=dev.type == "cuda")
-        _sync(dev)
+        sync(dev)
         best = min(best, time.perf_counter() - t0)
         del dst
     return best
@@ -66,10 +62,10 @@ def _timed_load(client: MilvusClient, repeat: int, **kwargs) -> tuple[float, flo
     best_load = best_release = float("inf")
     nbytes = 0
     for _ in range(repeat):
-        _sync(client.device)
+        sync(client.device)
         t0 = time.perf_counter()
         client.load_collection(NAME, **kwargs)
-        _sync(client.device)
+        sync(client.device)
         best_load = min(best_load, time.perf_counter() - t0)
         nbytes = client.memory_info(NAME)["bytes"] + client.memory_info(NAME).get("host_bytes", 0)
         t0 = time.perf_counter()

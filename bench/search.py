@@ -23,6 +23,7 @@ from kernels import ref
 
 from .datasets import manifold
 from .report import emit
+from .timing import peak_bandwidth, sync
 
 NAME = "bench_search"
 
@@ -30,11 +31,6 @@ NAME = "bench_search"
 def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     hits = sum(len(set(f[:k]) & set(t[:k].tolist())) for f, t in zip(found, truth))
     return hits / (len(found) * k)
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def _run_batches(fn, queries: np.ndarray, batch: int) -> tuple[list[list[int]], float]:
@@ -56,20 +52,6 @@ def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray):
     index.train(sample)
     index.add(data)
     return index
-
-
-def _peak_bandwidth(dev: torch.device) -> float:
-    """Bytes/s of a large device-to-device copy (a practical peak)."""
-    n = 1 << 28
-    a = torch.empty(n, dtype=torch.uint8, device=dev)
-    b = torch.empty_like(a)
-    b.copy_(a)
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(5):
-        b.copy_(a)
-    _sync(dev)
-    return 2 * n * 5 / (time.perf_counter() - t0)  # read + write
 
 
 def run(args) -> None:
@@ -100,10 +82,10 @@ def run(args) -> None:
         client.load_collection(NAME)
         x = torch.from_numpy(data).to(dev)
         q = torch.from_numpy(queries).to(dev)
-        _sync(dev)
+        sync(dev)
         t0 = time.perf_counter()
         truth = ref.flat_search(q, x, k, "L2", chunk=1 << 18)[1]
-        _sync(dev)
+        sync(dev)
         brute_s = time.perf_counter() - t0
         truth = truth.cpu().numpy()
         sample = data[np.random.default_rng(0).permutation(args.rows)[: 64 * args.nlist]] \
@@ -111,7 +93,7 @@ def run(args) -> None:
         t0 = time.perf_counter()
         fidx = _faiss_index(data, args.nlist, sample) if args.nlist and args.faiss else None
         faiss_build_s = time.perf_counter() - t0
-        peak = _peak_bandwidth(dev) if dev.type == "cuda" else None
+        peak = peak_bandwidth(dev) if dev.type == "cuda" else None
         nprobes = args.nprobe if args.nlist else [0]
         for batch in args.batch:
             nq = min(args.nq, args.single_nq) if batch == 1 else args.nq
