@@ -98,3 +98,28 @@ def test_bench_kernels_sweep_agrees_with_ref_under_the_interpreter():
     assert kinds[0] == "torch (ref)" and len(kinds) == 6
     for r in got["results"]:
         assert r["agrees_with_ref"] == 1.0 and r["GB_per_s"] > 0
+
+
+def test_cpu_baseline_reopens_the_collection_on_the_cpu(tmp_path):
+    """--cpu-baseline reopens the data directory the device run used (its load intent is
+    restored in the background) and fills cpu_qps / vs_cpu into the rows of its batch."""
+    from engine import DataType, MilvusClient
+    from bench import search
+
+    data, queries = manifold(3000, 20, dim=16)
+    c = MilvusClient(str(tmp_path), device="cpu")
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vector", DataType.FLOAT_VECTOR, dim=16)
+    c.create_collection(search.NAME, schema=s)
+    c.insert(search.NAME, {"id": np.arange(3000), "vector": data})
+    c.flush(search.NAME)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("vector", "IVF_FLAT", metric_type="L2", params={"nlist": 8})
+    c.create_index(search.NAME, p)
+    c.load_collection(search.NAME)
+    c.close()
+    rows = [{"nprobe": 2, "batch": 20, "qps": 100.0}, {"nprobe": 2, "batch": 1, "qps": 5.0}]
+    search._cpu_baseline(str(tmp_path), queries, [2], 20, 10, rows)
+    assert rows[0]["cpu_qps"] > 0 and rows[0]["vs_cpu"] == 100.0 / rows[0]["cpu_qps"]
+    assert "cpu_qps" not in rows[1]
