@@ -53,16 +53,20 @@ class ResidentSegment:
 
     def norms(self, field: str) -> torch.Tensor:
         """(n,) float32 squared norms of a vector field's rows, computed once and kept
-        resident (part ``<field>/norms``); a growing segment recomputes when it grew."""
+        resident (part ``<field>/norms``); after a growing segment grew, only the new
+        rows are computed."""
         hit = self._norms.get(field)
         if hit is None or hit.numel() != self.num_rows:
             x = self.column(field)
-            hit = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
-            for s in range(0, x.shape[0], 1 << 16):
+            done = hit.numel() if hit is not None and hit.numel() < x.shape[0] else 0
+            fresh = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
+            if done:
+                fresh[:done] = hit
+            for s in range(done, x.shape[0], 1 << 16):
                 xs = x[s:s + (1 << 16)].float()
-                hit[s:s + (1 << 16)] = (xs * xs).sum(1)
-            self.allocator.register(self.owner(f"{field}/norms"), hit)
-            self._norms[field] = hit
+                fresh[s:s + (1 << 16)] = (xs * xs).sum(1)
+            self.allocator.register(self.owner(f"{field}/norms"), fresh)
+            self._norms[field] = hit = fresh
         return hit
 
     def put_offsets(self, field: str, offsets: torch.Tensor) -> None:
@@ -132,15 +136,9 @@ class ResidentGrowing(ResidentSegment):
     @staticmethod
     def planned_bytes(schema: CollectionSchema, fields: list[str], batch: Batch,
                       arrow_on_device: bool) -> int:
-        cap = _capacity_for(batch.num_rows)
-        total = cap  # deleted mask
-        for name in fields:
-            f = schema.field(name)
-            if f is not None and f.is_fixed:
-                total += cap * f.row_bytes + (cap if f.nullable else 0)
-            elif name in batch.cols and arrow_on_device:
-                total += batch.cols[name].nbytes
-        return total
+        arrow = sum(batch.cols[name].nbytes for name in fields if name in batch.cols
+                    and not isinstance(batch.cols[name], torch.Tensor)) if arrow_on_device else 0
+        return _capacity_for(batch.num_rows) * _row_bytes(schema, fields) + arrow
 
     def growth_bytes(self, batch: Batch) -> int:
         """Device bytes ``append(batch)`` would newly allocate (0 if it fits)."""
@@ -150,14 +148,7 @@ class ResidentGrowing(ResidentSegment):
             if self.device.type == "cpu" else 0
         if n1 <= self.capacity:
             return extra
-        old = self.capacity
-        new = _capacity_for(n1)
-        per_row = 1  # the deleted mask
-        for name in self.fields:
-            f = self.schema.field(name)
-            if f is not None and f.is_fixed:
-                per_row += f.row_bytes + (1 if f.nullable else 0)
-        return (new - old) * per_row + extra
+        return (_capacity_for(n1) - self.capacity) * _row_bytes(self.schema, self.fields) + extra
 
     def append(self, batch: Batch, deleted: torch.Tensor | None = None) -> None:
         n0, n1 = self.num_rows, self.num_rows + batch.num_rows
@@ -228,6 +219,17 @@ class ResidentGrowing(ResidentSegment):
         self._deleted_buf[: hit.numel()] |= hit.to(self.device)
         self.any_deleted = self.any_deleted or bool(hit.any())
         self._refresh_views()
+
+
+def _row_bytes(schema: CollectionSchema, fields: list[str]) -> int:
+    """Device bytes one row of growing capacity takes: the fixed-width loaded fields, their
+    validity bytes, and the deleted mask."""
+    total = 1
+    for name in fields:
+        f = schema.field(name)
+        if f is not None and f.is_fixed:
+            total += f.row_bytes + (1 if f.nullable else 0)
+    return total
 
 
 def _capacity_for(n: int) -> int:

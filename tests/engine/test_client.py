@@ -104,6 +104,22 @@ def test_search_hits_are_ragged_per_query_and_independent(client):
     assert none == [[], [], []]
 
 
+def test_growing_rows_searched_between_inserts_keep_exact_distances(client):
+    """The growing segment's cached norms are extended, not stale, as rows arrive after
+    a search."""
+    make_loaded(client, n=10)
+    client.search("c", [[0.0] * 8], limit=1)  # norms of the first 10 rows cached
+    for start in (10, 2000):
+        rows = basic_rows(1500, start=start, seed=start)
+        client.insert("c", rows)
+        for r in (rows[0], rows[-1]):
+            hit = client.search("c", [r["vec"]], limit=1)[0][0]
+            assert hit["id"] == r["id"] and hit["distance"] == pytest.approx(0.0, abs=1e-3)
+    first = basic_rows(10)[3]  # a row whose norm was cached before the inserts
+    hit = client.search("c", [first["vec"]], limit=1)[0][0]
+    assert hit["id"] == 3 and hit["distance"] == pytest.approx(0.0, abs=1e-3)
+
+
 def test_query_get_limit_offset(client):
     make_loaded(client, n=40, flush=True)
     client.insert("c", basic_rows(10, start=40))
