@@ -16,6 +16,7 @@ import os
 
 import torch
 
+from engine.index import ivf
 from kernels import ref
 
 from .datasets import manifold
@@ -30,13 +31,10 @@ def _layout(args, dev: torch.device):
     x = torch.from_numpy(data).to(dev)
     q = torch.from_numpy(queries).to(dev)
     sample = x[torch.randperm(args.rows, device=dev)[: 64 * args.nlist]]
-    cent = ref.kmeans(sample, args.nlist, "L2", iters=10)
-    lab = ref.assign(x, cent, "L2")
-    order = torch.argsort(lab, stable=True)
-    offsets = torch.zeros(args.nlist + 1, dtype=torch.int64, device=dev)
-    offsets[1:] = torch.cumsum(torch.bincount(lab, minlength=args.nlist), 0)
-    x = x[order].contiguous()
-    return x, (x * x).sum(1), offsets, cent, q
+    cent = ivf.train(sample, args.nlist, "L2", dev).to(dev)
+    order, offsets = ivf.list_order(x, cent, "L2", dev)  # what an index build does
+    x = x[order.to(dev)].contiguous()
+    return x, (x * x).sum(1), offsets.to(dev), cent, q
 
 
 def run(args) -> None:
