@@ -1,13 +1,10 @@
 """The Triton IVF scan equals its plain-torch twin (tie-tolerant), on the CPU through the
-Triton interpreter and, marked gpu, on CUDA."""
+Triton interpreter (tests/conftest.py sets TRITON_INTERPRET=1 where there is no CUDA)
+and, marked gpu, on CUDA."""
 import os
 
+import pytest
 import torch
-
-if not torch.cuda.is_available():  # CPU machines run Triton through its interpreter
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # (set before triton is imported)
-
-import pytest  # noqa: E402
 
 triton = pytest.importorskip("triton", reason="triton is not installed")
 
