@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -192,9 +193,12 @@ class Collection:
             new.append((seg, g, live))
         if self._pending_deletes:
             keys = [k for k, _, _ in self._pending_deletes]
-            seqs = torch.cat([torch.full((len(k),), s, dtype=torch.int64)
-                              for k, s, _ in self._pending_deletes])
-            parts = [p for k, _, p in self._pending_deletes for _ in range(len(k))]
+            lens = [len(k) for k in keys]  # one seq and one partition per delete call
+            seqs = torch.repeat_interleave(
+                torch.tensor([s for _, s, _ in self._pending_deletes], dtype=torch.int64),
+                torch.tensor(lens))
+            parts = np.repeat(np.array([p for *_, p in self._pending_deletes], dtype=object),
+                              lens)
             all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
             fname = f"{self.seq:016d}.arrow"
             write_deletes(self.path / "deletes" / fname, all_keys, seqs, parts)

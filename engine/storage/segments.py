@@ -165,8 +165,9 @@ def read_arrow(seg_dir: Path, name: str, memory_map: bool = False) -> pa.Array:
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
-def write_deletes(path: Path, pks: Any, seqs: torch.Tensor, partitions: list[str]) -> None:
-    """Sealed deletes: key, sequence number, and the partition they apply to ("" = all)."""
+def write_deletes(path: Path, pks: Any, seqs: torch.Tensor, partitions: Any) -> None:
+    """Sealed deletes: key, sequence number, and the partition they apply to ("" = all;
+    ``partitions`` is a sequence of str, one per key)."""
     pk = pa.array(pks.numpy()) if isinstance(pks, torch.Tensor) else pks
     table = pa.table({"pk": pk, "seq": pa.array(seqs.numpy()),
                       "partition": pa.array(partitions, type=pa.string())})
