@@ -218,9 +218,18 @@ class Loader:
         res.centroids[name] = t
         res.copied += cent.numel() * 4
 
+    def _growing_of(self, res: Resident, part: str) -> ResidentGrowing:
+        """The partition's resident growing segment, or a new empty one (not yet attached:
+        it holds no memory until rows are appended)."""
+        rg = res.growing.get(part)
+        if rg is None:
+            coll = res.collection
+            rg = ResidentGrowing(coll.name, part, coll.schema, res.fields, self.device,
+                                 self.allocator)
+        return rg
+
     def _load_growing(self, res: Resident, part: str, g: Any) -> None:
-        coll = res.collection
-        rg = ResidentGrowing(coll.name, part, coll.schema, res.fields, self.device, self.allocator)
+        rg = self._growing_of(res, part)
         if g.num_rows:
             rg.append(g.data(), g.deleted)
         res.growing[part] = rg
@@ -232,10 +241,7 @@ class Loader:
             part, batch = args
             if part not in res.partitions:
                 return
-            rg = res.growing.get(part) or ResidentGrowing(coll.name, part, coll.schema,
-                                                           res.fields, self.device,
-                                                           self.allocator)
-            need = rg.growth_bytes(batch)
+            need = self._growing_of(res, part).growth_bytes(batch)
             if need > self.allocator.free_bytes:
                 raise InsufficientMemory(str(self.device), need, self.allocator.free_bytes,
                                          f"{batch.num_rows} new rows of {coll.name}")
@@ -244,10 +250,7 @@ class Loader:
             part, batch = args
             if part not in res.partitions:
                 return
-            rg = res.growing.get(part)
-            if rg is None:
-                rg = res.growing[part] = ResidentGrowing(coll.name, part, coll.schema,
-                                                         res.fields, self.device, self.allocator)
+            rg = res.growing[part] = self._growing_of(res, part)
             rg.append(batch)
         elif event == "delete":
             seg, hit = args
