@@ -10,6 +10,7 @@ that says how to install it; nothing falls back silently.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -21,11 +22,17 @@ from . import ref
 _triton_ivf = None
 
 
+@functools.lru_cache(maxsize=None)
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (looked up once: searches run this per call)."""
+    return importlib.util.find_spec(module) is not None
+
+
 def available_backends() -> dict[str, bool]:
     return {"torch": True,
             "cuda": torch.cuda.is_available(),
-            "triton": importlib.util.find_spec("triton") is not None,
-            "cupy": importlib.util.find_spec("cupy") is not None}
+            "triton": _installed("triton"),
+            "cupy": _installed("cupy")}
 
 
 def _mode() -> str:
@@ -61,8 +68,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
                x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
     mode = _mode()
-    want_triton = mode == "triton" or (mode == "auto" and x.is_cuda
-                                       and available_backends()["triton"])
+    want_triton = mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton"))
     if want_triton and k <= 64:
         return _triton().ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
     return ref.ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
