@@ -22,6 +22,7 @@ from engine import DataType, MilvusClient
 from kernels import ref
 
 from .datasets import manifold
+from .peers import milvus_lite_search
 from .report import emit
 from .timing import peak_bandwidth, sync
 
@@ -124,6 +125,8 @@ def run(args) -> None:
                                 "bandwidth_fraction": scanned / el / peak})
                 rows.append(row)
         client.close()
+        if args.milvus_lite and args.nlist:
+            _milvus_lite(data, queries, args, truth, rows)
         if args.cpu_baseline and dev.type == "cuda":
             _cpu_baseline(root, queries, nprobes, max(args.batch), k, rows)
     finally:
@@ -134,6 +137,22 @@ def run(args) -> None:
         print(f"index build {build_s:.1f} s (faiss {faiss_build_s:.1f} s); device {dev}")
     if args.plot:
         _plot(rows, args.plot)
+
+
+def _milvus_lite(data: np.ndarray, queries: np.ndarray, args, truth: np.ndarray,
+                 rows: list[dict]) -> None:
+    """Milvus Lite with the same nlist/nprobe on the same data: recall and QPS written into
+    the rows of the largest batch."""
+    batch = max(args.batch)
+    peer = milvus_lite_search(data, queries, args.nlist, args.nprobe, batch, args.k)
+    if peer is None:
+        print("Milvus Lite not installed: pip install '.[bench]' to measure the peer")
+        return
+    for row in rows:
+        got = peer.get(row["nprobe"])
+        if got is not None and row["batch"] == batch:
+            row.update({"lite_recall": _recall(got["found"], truth, args.k),
+                        "lite_qps": got["qps"], "qps_vs_lite": row["qps"] / got["qps"]})
 
 
 def _cpu_baseline(root: str, queries: np.ndarray, nprobes: list[int], batch: int, k: int,
@@ -194,6 +213,8 @@ def add_parser(sub) -> None:
     p.add_argument("--nprobe", type=ints, default=[8, 32, 128])
     p.add_argument("--batch", type=ints, default=[1000])
     p.add_argument("--no-faiss", dest="faiss", action="store_false")
+    p.add_argument("--milvus-lite", action="store_true",
+                   help="also time Milvus Lite's IVF_FLAT on the same data (largest batch)")
     p.add_argument("--cpu-baseline", action="store_true",
                    help="on CUDA, also time the same engine on this host's CPU")
     p.add_argument("--device", default="auto")

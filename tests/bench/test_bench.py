@@ -123,3 +123,18 @@ def test_cpu_baseline_reopens_the_collection_on_the_cpu(tmp_path):
     search._cpu_baseline(str(tmp_path), queries, [2], 20, 10, rows)
     assert rows[0]["cpu_qps"] > 0 and rows[0]["vs_cpu"] == 100.0 / rows[0]["cpu_qps"]
     assert "cpu_qps" not in rows[1]
+
+
+def test_bench_search_milvus_lite_peer_columns():
+    """--milvus-lite measures the peer's IVF_FLAT on the same data (same nlist/nprobe) and
+    reports its recall against the same ground truth."""
+    import pytest
+
+    pytest.importorskip("milvus_lite", reason="the Milvus Lite peer is in the bench extra")
+    got = _bench("search", "--rows", "3000", "--dim", "16", "--nq", "20", "--nlist", "8",
+                 "--nprobe", "8", "--no-faiss", "--milvus-lite", "--device", "cpu")
+    row = got["results"][0]
+    assert row["nprobe"] == 8 and row["lite_qps"] > 0
+    assert 0.5 < row["lite_recall"] <= 1.0  # (the peer is not exact even at nprobe = nlist)
+    assert row["recall@10"] == 1.0
+    assert row["qps_vs_lite"] == row["qps"] / row["lite_qps"]
