@@ -8,26 +8,20 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from ...client import MilvusClient
 from ...errors import ParamError
 from ...schema import DataType
+from ...search import output_spec
 from .entities import _ids
 from .status import OK
 from .translate import kv, queries_from_placeholder, rows_to_fields
 
 
 def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
-    """Schema fields to return as FieldData, and whether $meta goes back too."""
+    """Schema fields to return as FieldData, and whether $meta goes back too: the engine's
+    own output rules (called after the engine accepted ``requested``)."""
     schema = c._colls[name].schema
     res = c._resident.get(name)
     loaded = res.fields if res is not None else schema.names
-    fields, dynamic = [], False
-    for o in requested:
-        if o == "*":
-            fields += [n for n in loaded if schema.field(n) is not None]
-            dynamic = dynamic or "$meta" in loaded
-        elif schema.field(o) is not None:
-            fields.append(o)
-        else:
-            dynamic = True
-    return list(dict.fromkeys(fields)), dynamic
+    spec = output_spec(schema, loaded, requested, include_pk=False)
+    return list(spec.fields), spec.all_dynamic or bool(spec.dynamic_keys)
 
 
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
