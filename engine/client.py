@@ -322,7 +322,8 @@ class MilvusClient:
             return _search.Plan(metric, None, lo, hi)
         nlist = cent.shape[0]
         nprobe = ivf.check_nprobe(params, nlist, spec.params.get("nprobe", ivf.DEFAULT_NPROBE))
-        return _search.Plan(metric, kernels.coarse_probe(q, cent, nprobe, metric), lo, hi)
+        probes = kernels.coarse_probe(q, cent, nprobe, metric, res.centroid_sq.get(field))
+        return _search.Plan(metric, probes, lo, hi)
 
     def _anns_field(self, coll: Collection, res: Resident, anns_field: str | None):
         vectors = coll.schema.vector_fields

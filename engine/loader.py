@@ -53,6 +53,7 @@ class Resident:
     segments: dict[int, ResidentSegment] = field(default_factory=dict)
     growing: dict[str, ResidentGrowing] = field(default_factory=dict)
     centroids: dict[str, torch.Tensor] = field(default_factory=dict)  # IVF, per field
+    centroid_sq: dict[str, torch.Tensor] = field(default_factory=dict)  # their squared norms
     state: LoadState = LoadState.Loading
     planned: int = 0
     copied: int = 0
@@ -97,7 +98,8 @@ class Loader:
 
     def plan(self, res: Resident) -> int:
         coll = res.collection
-        total = sum(c.numel() * 4 for f, c in coll.centroids.items() if f in res.fields)
+        total = sum((c.numel() + c.shape[0]) * 4 for f, c in coll.centroids.items()
+                    if f in res.fields)  # centroids and their norms
         for seg in coll.sealed:
             if seg.partition in res.partitions:
                 total += self._segment_bytes(coll, seg, res.fields)
@@ -216,7 +218,11 @@ class Loader:
         t = self.h2d.to_device(cent)
         self.allocator.register(Owner(res.collection.name, "", "index", f"{name}/centroids"), t)
         res.centroids[name] = t
-        res.copied += cent.numel() * 4
+        sq = (t.float() * t.float()).sum(1)
+        self.allocator.register(Owner(res.collection.name, "", "index",
+                                      f"{name}/centroid_norms"), sq)
+        res.centroid_sq[name] = sq
+        res.copied += (cent.numel() + cent.shape[0]) * 4
 
     def _growing_of(self, res: Resident, part: str) -> ResidentGrowing:
         """The partition's resident growing segment, or a new empty one (not yet attached:
@@ -297,6 +303,7 @@ class Loader:
         res.segments.clear()
         res.growing.clear()
         res.centroids.clear()
+        res.centroid_sq.clear()
         self.allocator.free(res.collection.name)
 
     def release(self, res: Resident) -> None:

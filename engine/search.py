@@ -77,7 +77,7 @@ def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Ten
     """Python values of rows ``idx`` (int64, CPU) of ``seg``, one list per output field."""
     columns: dict[str, list] = {}
     dev_idx = idx.to(seg.device)
-    np_idx = pa.array(idx.numpy())
+    np_idx = None
     for name in spec.fields:
         col = seg.column(name)
         if isinstance(col, torch.Tensor):
@@ -85,6 +85,7 @@ def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Ten
             columns[name] = column_to_python(None, col[dev_idx].cpu(),
                                              None if valid is None else valid[dev_idx].cpu())
         else:
+            np_idx = pa.array(idx.numpy()) if np_idx is None else np_idx
             columns[name] = column_to_python(schema.field(name), col.take(np_idx), None)
     return columns
 
@@ -188,42 +189,58 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
                      plan)  # (nq, k), (nq, k)
         ds.append(d)
         ids.append(i)
-        owners.append(torch.full_like(i, si))
+        owners.append(si)
     if not ds:
         return [[] for _ in range(nq)]
-    d = torch.cat(ds, dim=1)
-    kk = min(limit, d.shape[1])
-    best, pos = torch.topk(d, kk, dim=1, largest=False, sorted=True)  # (nq, k)
-    rows = torch.gather(torch.cat(ids, dim=1), 1, pos).cpu()
-    seg_of = torch.gather(torch.cat(owners, dim=1), 1, pos).cpu()
+    if len(ds) == 1:  # one segment scanned: its top-k is already the answer
+        best, rows, seg_of = ds[0], ids[0].cpu(), None
+        only = owners[0]
+    else:
+        d = torch.cat(ds, dim=1)
+        kk = min(limit, d.shape[1])
+        best, pos = torch.topk(d, kk, dim=1, largest=False, sorted=True)  # (nq, k)
+        rows = torch.gather(torch.cat(ids, dim=1), 1, pos).cpu()
+        widths = torch.tensor([i.shape[1] for i in ids])
+        seg_of = torch.repeat_interleave(torch.tensor(owners), widths)[pos.cpu()]  # (nq, k)
+        only = None
     best = best.cpu()
     valid = torch.isfinite(best) & (rows >= 0)
     dist = best if metric == "L2" else -best
     out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
                           spec.all_dynamic)
-    return _assemble(schema, segs, valid, rows, seg_of, dist, out_spec,
+    return _assemble(schema, segs, valid, rows, seg_of, only, dist, out_spec,
                      keep_pk=pk in spec.fields)
 
 
 def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torch.Tensor,
-              rows: torch.Tensor, seg_of: torch.Tensor, dist: torch.Tensor,
-              out_spec: OutputSpec, keep_pk: bool) -> list[list[dict]]:
+              rows: torch.Tensor, seg_of: torch.Tensor | None, only: int | None,
+              dist: torch.Tensor, out_spec: OutputSpec, keep_pk: bool) -> list[list[dict]]:
     """(nq, k) winners -> one list of hit dicts per query. Works on the flat array of valid
     hits (query-major): each segment's rows are fetched once (unique rows only) and spread
-    to their hits with numpy indexing, so the per-hit Python work is building its dict."""
+    to their hits with numpy indexing, so the per-hit Python work is building its dict.
+    ``seg_of`` (nq, k) says which segment each winner is in, or is None when every winner
+    is in segment ``only``."""
     pk = schema.primary.name
     counts = valid.sum(1).tolist()
-    seg_h, row_h = seg_of[valid], rows[valid]
-    n = int(seg_h.numel())
+    row_h = rows[valid]
+    n = int(row_h.numel())
     pks = np.empty(n, dtype=object)
     ents = np.empty(n, dtype=object)
     names = [f for f in out_spec.fields if keep_pk or f != pk]
     has_entity = bool(names) or out_spec.all_dynamic or bool(out_spec.dynamic_keys)
-    for si in torch.unique(seg_h).tolist():
-        where = (seg_h == si).nonzero().squeeze(1).numpy()
-        uniq, inv = torch.unique(row_h[where], return_inverse=True)
+    if seg_of is None:
+        groups = [(only, slice(None))]
+    else:
+        seg_h = seg_of[valid]
+        groups = [(si, (seg_h == si).nonzero().squeeze(1).numpy())
+                  for si in torch.unique(seg_h).tolist()]
+    for si, where in groups:
+        if valid.shape[0] == 1:  # one query: its winners are distinct rows
+            uniq, inv = row_h[where], slice(None)
+        else:
+            uniq, inv = torch.unique(row_h[where], return_inverse=True)
+            inv = inv.numpy()
         cols = fetch_columns(schema, segs[si], uniq, out_spec)
-        inv = inv.numpy()
         pks[where] = _objects(cols[pk])[inv]
         if has_entity:
             ents[where] = _objects(build_rows(segs[si], uniq, cols, names, out_spec))[inv]

@@ -165,13 +165,18 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, pool_per_centroid: in
 
 
 def coarse_probe(q: torch.Tensor, centroids: torch.Tensor, nprobe: int,
-                 metric: str) -> torch.Tensor:
-    """(nq, d) queries -> (nq, nprobe) int64 lists to scan, nearest first."""
+                 metric: str, c_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """(nq, d) queries -> (nq, nprobe) int64 lists to scan, nearest first. ``c_sq`` (nlist,)
+    are the centroids' squared norms when the caller keeps them (L2)."""
     qq = q.float()
     c = centroids.float()
     if metric == "COSINE":
         qq = qq / qq.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    d = pairwise_distance(qq, c, "L2" if metric == "L2" else "IP")
+    if metric == "L2":  # ||q||^2 is the same for every list of a query: rank without it
+        c_sq = (c * c).sum(1) if c_sq is None else c_sq
+        d = torch.addmm(c_sq[None, :], qq, c.T, alpha=-2.0)
+    else:
+        d = pairwise_distance(qq, c, "IP")
     return torch.topk(d, min(nprobe, c.shape[0]), dim=1, largest=False).indices
 
 
@@ -190,36 +195,40 @@ def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes:
                ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Small batches (a few queries): every query against every probed list, each list a
     view of ``x`` (no copy of its rows) written by one matmul into its slice of one
-    (rows, nq) buffer; the (query, row) pairs whose list that query did not probe are
-    dropped, then one top-k. A row's number is worked out for the k winners only. None
-    when the buffer would pass ``SMALL_BATCH_CELLS``."""
+    (rows, nq) buffer (for L2 the matmul also adds the rows' norms: ``||x||^2 - 2 x.q``);
+    the (query, row) pairs whose list that query did not probe are dropped, then one top-k.
+    A row's number and ``||q||^2`` are worked out for the k winners only. None when the
+    buffer would pass ``SMALL_BATCH_CELLS``. Kept to few tensor ops: at one query the
+    per-op cost, not the arithmetic, is most of the time."""
     nq = qf.shape[0]
-    lists = torch.unique(probes)                                   # (L,) sorted
+    lists = probes.reshape(-1) if nq == 1 else torch.unique(probes)  # (L,); topk: distinct
     starts_t, ends_t = offsets[lists], offsets[lists + 1]
     starts, ends = starts_t.tolist(), ends_t.tolist()
-    total = sum(e - s for s, e in zip(starts, ends))
+    total = sum(ends) - sum(starts)
     if nq * total > SMALL_BATCH_CELLS:
         return None
     dev = qf.device
     if total == 0:
         return _pad(torch.empty(nq, 0, device=dev), torch.empty(nq, 0, dtype=torch.int64,
                                                                device=dev), k)
-    dt = torch.empty(total, nq, device=dev)                        # rows x queries: x.q
-    qt = qf.T.contiguous()
+    exact = lo is not None or hi is not None  # range bounds need the true distance
+    dt = torch.empty(total, nq, device=dev)                        # rows x queries
+    qt = qf.T.contiguous() if metric == "L2" else qf.T.neg()       # IP/COSINE: -x.q
     at = 0
     for s, e in zip(starts, ends):
         if e > s:
-            torch.mm(x[s:e].float(), qt, out=dt[at:at + e - s])
+            if metric == "L2":
+                torch.addmm(x_sq[s:e, None], x[s:e].float(), qt, alpha=-2.0,
+                            out=dt[at:at + e - s])
+            else:
+                torch.mm(x[s:e].float(), qt, out=dt[at:at + e - s])
             at += e - s
-    if metric == "IP":
-        d = dt.T.neg()                                             # (nq, total)
-    else:
+    if metric == "COSINE":
         norms = torch.cat([x_sq[s:e] for s, e in zip(starts, ends)])
-        if metric == "L2":  # ||q||^2 + ||x||^2 - 2 q.x
-            d = (norms[None, :] - 2.0 * dt.T).add_((qf * qf).sum(1, keepdim=True))
-            d.clamp_min_(0.0)
-        else:
-            d = (dt.T / norms.sqrt().clamp_min(1e-30)[None, :]).neg_()
+        dt.div_(norms.sqrt_().clamp_min_(1e-30)[:, None])
+    d = dt.T                                                       # (nq, total) view
+    if exact and metric == "L2":
+        d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     lens = ends_t - starts_t
     if nq > 1:  # (nq, total): was this row's list probed by this query?
         probed = (probes[:, :, None] == lists[None, None, :]).any(1)  # (nq, L)
@@ -230,9 +239,11 @@ def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes:
     _masked(d, keep, lo, hi)
     kk = min(k, total)
     best, pos = torch.topk(d, kk, dim=1, largest=False)
+    if metric == "L2" and not exact:
+        best.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     ends_cum = torch.cumsum(lens, 0)
     li = torch.searchsorted(ends_cum, pos, right=True)           # which list each winner is in
-    idx = starts_t[li] + pos - (ends_cum - lens)[li]
+    idx = (starts_t - ends_cum + lens)[li] + pos
     if kk < k:
         best, idx = _pad(best, idx, k)
     return best, torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)

@@ -95,6 +95,9 @@ def test_search_hits_are_ragged_per_query_and_independent(client):
                          output_fields=["title", "color"])
     assert [len(h) for h in hits] == [3, 3, 3]
     assert {h["id"] for h in hits[2]} == {4, 33, 35}
+    for h in sum(hits, []):  # each hit's fields are its own row's, whichever segment won
+        assert h["entity"] == {"title": f"t{h['id'] % 7}",
+                               "color": ["red", "green", "blue"][h["id"] % 3]}
     first, second = hits[0][0], hits[1][0]
     assert first["id"] == second["id"] == 4 and first["distance"] == pytest.approx(0, abs=1e-4)
     assert first["entity"] == {"title": "t4", "color": "green"}

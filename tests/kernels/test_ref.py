@@ -155,3 +155,16 @@ def test_small_batch_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
             lst = int(torch.searchsorted(offsets, torch.tensor(row), right=True)) - 1
             assert bool(mask[row]) and lst in probes[qi].tolist()
             assert abs(float(full[qi, row]) - dist) <= 1e-4 * max(1.0, abs(dist))
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_coarse_probe_ranks_lists_by_true_distance(metric):
+    g = torch.Generator().manual_seed(8)
+    cent = torch.randn(64, 12, generator=g)
+    if metric != "L2":  # k-means leaves IP/COSINE centroids on the unit sphere
+        cent = torch.nn.functional.normalize(cent, dim=1)
+    q = torch.randn(7, 12, generator=g)
+    exp = torch.topk(_brute(q, cent, metric), 5, dim=1, largest=False).indices
+    assert torch.equal(ref.coarse_probe(q, cent, 5, metric), exp)
+    kept = (cent * cent).sum(1)  # the norms a loaded collection keeps resident
+    assert torch.equal(ref.coarse_probe(q, cent, 5, metric, c_sq=kept), exp)

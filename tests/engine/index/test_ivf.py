@@ -57,6 +57,7 @@ def test_index_parts_are_resident_and_counted(ivf_coll):
     c.load_collection("c")
     parts = c.memory_info("c")["parts"]
     assert parts["vec/centroids"] == 16 * 8 * 4
+    assert parts["vec/centroid_norms"] == 16 * 4  # kept for the coarse probe
     assert parts["vec/list_offsets"] == 3 * 17 * 8
     assert parts["vec"] == 600 * 8 * 4  # the list-ordered vectors: no second copy
     c.release_collection("c")
