@@ -723,6 +723,27 @@ class MilvusClient:
             return self.allocator.collection_info(collection_name)
         return self.allocator.memory_info()
 
+    def collection_schema(self, collection_name: str) -> CollectionSchema:
+        """The collection's schema object (``describe_collection`` gives Milvus's dict)."""
+        with self._lock.read():
+            return self._coll(collection_name).schema
+
+    def output_spec(self, collection_name: str,
+                    output_fields: list[str] | None) -> _search.OutputSpec:
+        """The schema fields and dynamic keys a search or query with ``output_fields``
+        returns, by the same rules (limited to the loaded fields while loaded)."""
+        with self._lock.read():
+            coll = self._coll(collection_name)
+            res = self._resident.get(collection_name)
+            loaded = res.fields if res is not None else coll.schema.names
+            return _search.output_spec(coll.schema, loaded, output_fields, include_pk=False)
+
+    def persistent_segments(self, collection_name: str) -> list[dict]:
+        """The sealed segments on disk: ``[{"segment_id", "partition", "num_rows"}]``."""
+        with self._lock.read():
+            return [{"segment_id": s.id, "partition": s.partition, "num_rows": s.num_rows}
+                    for s in self._coll(collection_name).sealed]
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

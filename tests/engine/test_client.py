@@ -422,3 +422,23 @@ def test_delete_in_one_partition_only(tmp_path, device):
     assert e.value.code == 200
     assert c.delete("c", ids=[0]) == {"delete_count": 2}  # no partition: every partition
     c.close()
+
+
+def test_schema_output_spec_and_segments_for_servers(client):
+    """The public accessors the protocol servers use instead of client internals."""
+    make_loaded(client, n=20, flush=True)
+    schema = client.collection_schema("c")
+    assert schema.primary.name == "id" and [f.name for f in schema.fields][:2] == ["id", "vec"]
+    spec = client.output_spec("c", ["title", "color"])
+    assert spec.fields == ("title",) and spec.dynamic_keys == ("color",)
+    assert client.output_spec("c", ["*"]).all_dynamic
+    segs = client.persistent_segments("c")
+    assert sum(s["num_rows"] for s in segs) == 20 and {s["partition"] for s in segs} == {"_default"}
+    client.release_collection("c")
+    client.load_collection("c", load_fields=["id", "vec"])
+    with pytest.raises(MilvusException) as e:
+        client.output_spec("c", ["title"])  # not loaded: the same error search gives
+    assert "not loaded" in e.value.message
+    with pytest.raises(MilvusException) as e:
+        client.collection_schema("missing")
+    assert e.value.code == 100

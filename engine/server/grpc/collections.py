@@ -19,7 +19,7 @@ def create(c: MilvusClient, req) -> common_pb2.Status:
 def describe(c: MilvusClient, req) -> milvus_pb2.DescribeCollectionResponse:
     name = req.collection_name
     d = c.describe_collection(name)
-    schema = c._colls[name].schema
+    schema = c.collection_schema(name)
     return milvus_pb2.DescribeCollectionResponse(
         status=OK, schema=schema_to_proto(name, schema), collectionID=d["collection_id"],
         collection_name=name, shards_num=1, num_partitions=d["num_partitions"],

@@ -11,14 +11,14 @@ from .translate import columns_from_fields
 
 
 def _ids(c: MilvusClient, name: str, ids: list) -> schema_pb2.IDs:
-    if c._colls[name].pk.dtype == DataType.INT64:
+    if c.collection_schema(name).primary.dtype == DataType.INT64:
         return schema_pb2.IDs(int_id=schema_pb2.LongArray(data=ids))
     return schema_pb2.IDs(str_id=schema_pb2.StringArray(data=ids))
 
 
 def _write(c: MilvusClient, req, fn) -> milvus_pb2.MutationResult:
-    coll = c._coll(req.collection_name)
-    cols = columns_from_fields(coll.schema, req.fields_data, req.num_rows)
+    schema = c.collection_schema(req.collection_name)
+    cols = columns_from_fields(schema, req.fields_data, req.num_rows)
     try:
         res = fn(req.collection_name, cols, partition_name=req.partition_name or "")
     except DataError as e:

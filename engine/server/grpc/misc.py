@@ -29,10 +29,10 @@ def health(c: MilvusClient, req) -> milvus_pb2.CheckHealthResponse:
 
 
 def segments(c: MilvusClient, req) -> milvus_pb2.GetPersistentSegmentInfoResponse:
-    coll = c._coll(req.collectionName)
-    infos = [milvus_pb2.PersistentSegmentInfo(segmentID=s.id, collectionID=0, partitionID=0,
-                                              num_rows=s.num_rows, state=common_pb2.Flushed)
-             for s in coll.sealed]
+    infos = [milvus_pb2.PersistentSegmentInfo(segmentID=s["segment_id"], collectionID=0,
+                                              partitionID=0, num_rows=s["num_rows"],
+                                              state=common_pb2.Flushed)
+             for s in c.persistent_segments(req.collectionName)]
     return milvus_pb2.GetPersistentSegmentInfoResponse(status=OK, infos=infos)
 
 

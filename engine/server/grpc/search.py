@@ -8,7 +8,6 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from ...client import MilvusClient
 from ...errors import ParamError
 from ...schema import DataType
-from ...search import output_spec
 from .entities import _ids
 from .status import OK
 from .translate import kv, queries_from_placeholder, rows_to_fields
@@ -17,10 +16,7 @@ from .translate import kv, queries_from_placeholder, rows_to_fields
 def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
     """Schema fields to return as FieldData, and whether $meta goes back too: the engine's
     own output rules (called after the engine accepted ``requested``)."""
-    schema = c._colls[name].schema
-    res = c._resident.get(name)
-    loaded = res.fields if res is not None else schema.names
-    spec = output_spec(schema, loaded, requested, include_pk=False)
+    spec = c.output_spec(name, requested)
     return list(spec.fields), spec.all_dynamic or bool(spec.dynamic_keys)
 
 
@@ -36,7 +32,7 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
                     search_params=sp, partition_names=list(req.partition_names) or None,
                     anns_field=p.get("anns_field") or None)
-    schema = c._colls[name].schema
+    schema = c.collection_schema(name)
     pk = schema.primary.name
     flat = [h for per in hits for h in per]
     ids = [h[pk] for h in flat]
@@ -68,7 +64,7 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
         raise ParamError("empty expression should be used with limit")
     rows = c.query(name, req.expr, output_fields=output or None, limit=limit, offset=offset,
                    partition_names=list(req.partition_names) or None)
-    schema = c._colls[name].schema
+    schema = c.collection_schema(name)
     fields, dynamic = _outputs(c, name, output)
     pk = schema.primary.name
     if pk not in fields:
