@@ -1,5 +1,8 @@
 """Load and release rules of API.md, and memory_info properties. CPU and (gpu) CUDA."""
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -255,6 +258,52 @@ def test_rule9_load_intent_persists(tmp_path, device):
     assert c.get_load_state("other") == {"state": LoadState.NotLoad}
     assert _part_names(c, "c") == {"id", "vec", "title", "$deleted"}
     assert c.query("c", "id == 4", output_fields=["title"]) == [{"id": 4, "title": "t4"}]
+    c.close()
+
+
+_EXIT_WHILE_LOADING = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("alive at exit:", sorted(
+    t.name for t in threading.enumerate() if t.name.startswith("hotset-load"))))
+from engine import MilvusClient
+from engine.transfer import HostToDevice
+real = HostToDevice.load
+def slow(self, *a, **k):
+    time.sleep(0.2)
+    return real(self, *a, **k)
+HostToDevice.load = slow
+c = MilvusClient(sys.argv[1], device="cpu")
+print("state:", c.get_load_state("c")["state"])
+"""
+
+
+def test_exit_during_a_restored_load_stops_it_and_keeps_the_intent(tmp_path):
+    """A script that opens a data directory and exits while the persisted load is still
+    being restored in the background: the load is cancelled and waited for at exit (a
+    daemon thread inside torch at interpreter teardown aborted the process), and the
+    intent survives for the next open."""
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    for i in range(4):
+        c.insert("c", basic_rows(20, start=i * 20))
+        c.flush("c")
+    c.release_collection("c")
+    c.load_collection("c", load_fields=["id", "vec"])
+    c.close()
+    run = subprocess.run([sys.executable, "-c", _EXIT_WHILE_LOADING, path], text=True,
+                         capture_output=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert "state: Loading" in run.stdout and "alive at exit: []" in run.stdout
+    c = MilvusClient(path, device="cpu")
+    assert c.get_load_state("c")["state"] in (LoadState.Loading, LoadState.Loaded)
+    c.close()
+    c = MilvusClient(path, device="cpu")
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    assert _part_names(c, "c") == {"id", "vec", "$meta", "$deleted"}
     c.close()
 
 
