@@ -194,12 +194,13 @@ def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes:
                hi: float | None, x_sq: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Small batches (a few queries): every query against every probed list, each list a
-    view of ``x`` (no copy of its rows) written by one matmul into its slice of one
-    (rows, nq) buffer (for L2 the matmul also adds the rows' norms: ``||x||^2 - 2 x.q``);
-    the (query, row) pairs whose list that query did not probe are dropped, then one top-k.
-    A row's number and ``||q||^2`` are worked out for the k winners only. None when the
-    buffer would pass ``SMALL_BATCH_CELLS``. Kept to few tensor ops: at one query the
-    per-op cost, not the arithmetic, is most of the time."""
+    view of ``x`` (no copy of its rows) written by one plain matmul into its slice of one
+    (rows, nq) buffer; everything else is a handful of whole-buffer ops, the same count
+    at any nprobe: the probed rows' numbers (one index for norms, mask and winners), the
+    norms added, the (query, row) pairs whose list that query did not probe dropped, one
+    top-k. ``||q||^2`` is added to the k winners only. None when the buffer would pass
+    ``SMALL_BATCH_CELLS``. (A plain mm per list measured faster than addmm with the norms
+    fused in: at one query the per-op cost, not the arithmetic, is most of the time.)"""
     nq = qf.shape[0]
     lists = probes.reshape(-1) if nq == 1 else torch.unique(probes)  # (L,); topk: distinct
     starts_t, ends_t = offsets[lists], offsets[lists + 1]
@@ -214,36 +215,33 @@ def _ivf_small(qf: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes:
     exact = lo is not None or hi is not None  # range bounds need the true distance
     dt = torch.empty(total, nq, device=dev)                        # rows x queries
     qt = qf.T.contiguous() if metric == "L2" else qf.T.neg()       # IP/COSINE: -x.q
+    cast = x.dtype != torch.float32
     at = 0
     for s, e in zip(starts, ends):
         if e > s:
-            if metric == "L2":
-                torch.addmm(x_sq[s:e, None], x[s:e].float(), qt, alpha=-2.0,
-                            out=dt[at:at + e - s])
-            else:
-                torch.mm(x[s:e].float(), qt, out=dt[at:at + e - s])
+            torch.mm(x[s:e].float() if cast else x[s:e], qt, out=dt[at:at + e - s])
             at += e - s
-    if metric == "COSINE":
-        norms = torch.cat([x_sq[s:e] for s, e in zip(starts, ends)])
-        dt.div_(norms.sqrt_().clamp_min_(1e-30)[:, None])
-    d = dt.T                                                       # (nq, total) view
-    if exact and metric == "L2":
-        d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     lens = ends_t - starts_t
+    rows = torch.repeat_interleave(starts_t - (torch.cumsum(lens, 0) - lens), lens,
+                                   output_size=total)
+    rows += torch.arange(total, device=dev)                        # (total,) rows of x
+    if metric == "L2":  # ||x||^2 - 2 x.q
+        d = torch.add(x_sq[rows][None, :], dt.T, alpha=-2.0)        # (nq, total)
+        if exact:
+            d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
+    elif metric == "COSINE":
+        d = dt.T / x_sq[rows].sqrt_().clamp_min_(1e-30)[None, :]
+    else:
+        d = dt.T
     if nq > 1:  # (nq, total): was this row's list probed by this query?
         probed = (probes[:, :, None] == lists[None, None, :]).any(1)  # (nq, L)
         d.masked_fill_(~torch.repeat_interleave(probed, lens, dim=1, output_size=total), _INF)
-    keep = None
-    if mask is not None:
-        keep = torch.cat([mask[s:e] for s, e in zip(starts, ends)])
-    _masked(d, keep, lo, hi)
+    _masked(d, None if mask is None else mask[rows], lo, hi)
     kk = min(k, total)
     best, pos = torch.topk(d, kk, dim=1, largest=False)
     if metric == "L2" and not exact:
         best.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
-    ends_cum = torch.cumsum(lens, 0)
-    li = torch.searchsorted(ends_cum, pos, right=True)           # which list each winner is in
-    idx = (starts_t - ends_cum + lens)[li] + pos
+    idx = rows[pos]
     if kk < k:
         best, idx = _pad(best, idx, k)
     return best, torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
