@@ -267,14 +267,25 @@ class MilvusClient:
             coll = self._coll(collection_name)
             if ids is not None:
                 keys = self._keys(coll, ids)
-            else:
-                res = self._loaded(collection_name)
-                flt = compile_filter(filter, coll.schema, set(res.fields),
+            else:  # resident partitions are searched where they are; the others (or all,
+                # when not loaded) from a transient host copy of the filter's fields
+                want = ({self._partition(coll, partition_name)} if partition_name
+                        else set(coll.partitions))
+                res = self._resident.get(collection_name)
+                if res is not None and res.state != LoadState.Loaded:
+                    res = None
+                flt = compile_filter(filter, coll.schema, set(res.fields) if res else None,
                                      kwargs.get("filter_params"))
-                parts = {self._partition(coll, partition_name)} if partition_name else None
-                segs = res.all_segments(parts)
+                segs = res.all_segments(want & res.partitions) if res else []
+                rest = want - (res.partitions if res else set())
+                snap = None
+                if rest:
+                    names = [n for n in loaded_names(coll.schema, None, False)
+                             if n == coll.pk.name or n in flt.fields]
+                    snap = Loader.snapshot(coll, names, rest)
+                    segs += snap.all_segments(rest)
                 spec = _search.OutputSpec((coll.pk.name,), (), False)
-                rows = _search.query(res, segs, flt, spec, None, None, 0)
+                rows = _search.query(res if res is not None else snap, segs, flt, spec, None, None, 0)
                 keys = self._keys(coll, [r[coll.pk.name] for r in rows])
             if len(keys) == 0:
                 return {"delete_count": 0}

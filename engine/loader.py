@@ -296,6 +296,25 @@ class Loader:
                 self.allocator.free(coll.name, part, "growing")
             res.growing.clear()
 
+    # -- a transient host copy ------------------------------------------------------------
+    @staticmethod
+    def snapshot(coll: Collection, fields: list[str], partitions: set[str]) -> Resident:
+        """``fields`` of ``coll``'s rows in ``partitions`` (sealed and growing), copied into
+        host memory for one operation on a collection that is not loaded (a delete by
+        filter). It has an allocator of its own and no listener: nothing of it is counted
+        as resident, and it is gone when the caller drops it. The caller holds the
+        client's lock."""
+        loader = Loader(DeviceAllocator(torch.device("cpu")), lock=None)
+        res = Resident(coll, fields, None, False, set(partitions))
+        for seg in coll.sealed:
+            if seg.partition in partitions:
+                loader._load_sealed(res, seg)
+        for part, g in coll.growing.items():
+            if part in partitions:
+                loader._load_growing(res, part, g)
+        res.state = LoadState.Loaded
+        return res
+
     # -- release --------------------------------------------------------------------------
     def _drop(self, res: Resident) -> None:
         if res.collection.listener is not None:

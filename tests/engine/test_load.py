@@ -413,3 +413,37 @@ def test_insert_into_loaded_collection_that_cannot_grow_writes_nothing(tmp_path,
     c.release_collection("c")
     assert c.insert("c", basic_rows(3000, start=100))["insert_count"] == 3000  # unloaded: fine
     c.close()
+
+
+def test_rule1_delete_by_filter_works_in_any_state(client):
+    """Delete by filter on a released collection, and on partitions that are not loaded:
+    the filter's fields are read from disk for the call (Milvus answers 101 instead), the
+    matching rows go in sealed and growing segments alike, and nothing becomes resident."""
+    client.create_collection("c", schema=basic_schema(), index_params=index_params())
+    client.create_partition("c", "p1")
+    client.insert("c", basic_rows(20))                               # ids 0-19, _default
+    client.flush("c")
+    client.insert("c", basic_rows(10, start=20, seed=1))            # growing, _default
+    client.insert("c", basic_rows(10, start=100, seed=2), partition_name="p1")
+    live = {*range(30), *range(100, 110)}
+    client.release_collection("c")
+    # age = id % 50, title = f"t{id % 7}", color (a dynamic key) blue when id % 3 == 2
+    gone = {i for i in live if i % 50 < 3 or i % 7 == 6 or i % 3 == 2}
+    n = client.delete("c", filter="age < 3 or title == 't6' or color == 'blue'")
+    assert n == {"delete_count": len(gone)} and len(gone) > 10
+    live -= gone
+    assert client.memory_info("c") == {"bytes": 0, "parts": {}}
+    gone = {i for i in live if i >= 105}
+    assert client.delete("c", filter="id >= 105", partition_name="p1") == {
+        "delete_count": len(gone)}
+    live -= gone
+    client.load_partitions("c", ["_default"])  # p1 stays on disk only
+    before = client.memory_info("c")
+    gone = live & {4, 22, 103}
+    assert len(gone) == 3
+    assert client.delete("c", filter="id in [4, 22, 103, 106]") == {"delete_count": 3}
+    live -= gone
+    assert client.memory_info("c") == before  # p1's copy was transient
+    client.release_collection("c")
+    client.load_collection("c")
+    assert sorted(r["id"] for r in client.query("c", "id >= 0")) == sorted(live)
