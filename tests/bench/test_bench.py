@@ -138,3 +138,26 @@ def test_bench_search_milvus_lite_peer_columns():
     assert 0.5 < row["lite_recall"] <= 1.0  # (the peer is not exact even at nprobe = nlist)
     assert row["recall@10"] == 1.0
     assert row["qps_vs_lite"] == row["qps"] / row["lite_qps"]
+
+
+def test_run_batches_times_the_best_of_repeated_passes():
+    """A warm-up call, then whole passes until min_seconds were spent (at most max_passes);
+    the best pass counts and every query is answered once per pass."""
+    import time
+
+    from bench.search import _run_batches
+
+    calls, delays = [], iter([0.0, 0.03, 0.01, 0.02, 0.0, 0.0])
+
+    def fn(b):
+        calls.append(len(b))
+        time.sleep(next(delays))
+        return [[0]] * len(b)
+
+    found, best = _run_batches(fn, np.zeros((4, 2)), 4, min_seconds=0.05, max_passes=5)
+    assert calls == [4, 4, 4, 4] and len(found) == 4  # warm-up + 3 passes (0.06 s >= 0.05)
+    assert 0.01 <= best < 0.02
+    calls.clear()
+    delays = iter([0.0] * 10)
+    _run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2)
+    assert calls == [2, 2, 2, 2, 2]  # warm-up + 2 passes of 2 batches: capped
