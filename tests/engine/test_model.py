@@ -9,6 +9,7 @@ import tempfile
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -31,6 +32,7 @@ def _schema():
 
 class CollectionModel(RuleBasedStateMachine):
     index_type = "FLAT"
+    device = "cpu"
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,7 +53,7 @@ class CollectionModel(RuleBasedStateMachine):
             self.client.load_collection("c")
 
     def _open(self) -> MilvusClient:
-        return MilvusClient(self.root, device="cpu", segment_max_bytes=SEAL_BYTES)
+        return MilvusClient(self.root, device=self.device, segment_max_bytes=SEAL_BYTES)
 
     def teardown(self) -> None:
         self.client.close()
@@ -194,6 +196,10 @@ class IvfCollectionModel(CollectionModel):
     index_type = "IVF_FLAT"
 
 
+class CudaIvfCollectionModel(IvfCollectionModel):
+    device = "cuda"
+
+
 _SETTINGS = settings(max_examples=int(os.environ.get("HOTSET_MODEL_EXAMPLES", 30)),
                      stateful_step_count=30, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
@@ -201,3 +207,6 @@ TestFlatModel = CollectionModel.TestCase
 TestFlatModel.settings = _SETTINGS
 TestIvfModel = IvfCollectionModel.TestCase
 TestIvfModel.settings = _SETTINGS
+TestCudaIvfModel = pytest.mark.gpu(pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA")(CudaIvfCollectionModel.TestCase))
+TestCudaIvfModel.settings = _SETTINGS
