@@ -148,19 +148,27 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "L2", iters: int = 10,
 def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, pool_per_centroid: int = 16
               ) -> torch.Tensor:
     """k-means++ seeding (D^2 sampling) on at most ``pool_per_centroid * k`` rows; one
-    step per centroid, each a vectorised distance update."""
+    step per centroid. A step's distances to the new centroid are one matrix-vector
+    product (``||p||^2 - 2 p.c + ||c||^2``, the pool's norms computed once): the direct
+    ``((pool - c) ** 2).sum(1)`` wrote a pool-sized temporary each step and made seeding
+    most of an index build (7.9 of 11 s training 1024 lists)."""
     n = x.shape[0]
     pool = x[torch.randperm(n, generator=g)[: min(n, pool_per_centroid * k)].to(x.device)]
     m = pool.shape[0]
+    p_sq = (pool * pool).sum(1)  # (m,)
+
+    def dist_to(c: torch.Tensor) -> torch.Tensor:  # (d,) -> (m,) squared distances
+        return torch.addmv(p_sq + (c * c).sum(), pool, c, alpha=-2.0).clamp_min_(0.0)
+
     cent = torch.empty(k, x.shape[1], dtype=x.dtype, device=x.device)
     cent[0] = pool[int(torch.randint(m, (1,), generator=g))]
-    d2 = ((pool - cent[0]) ** 2).sum(1)  # (m,)
+    d2 = dist_to(cent[0])
     u = torch.rand(k, generator=g, dtype=torch.float64).to(x.device)
     for i in range(1, k):
         cum = torch.cumsum(d2.double(), 0)
         idx = torch.searchsorted(cum, (u[i] * cum[-1]).reshape(1)).clamp_max(m - 1)
         cent[i] = pool[idx[0]]
-        d2 = torch.minimum(d2, ((pool - cent[i]) ** 2).sum(1))
+        d2 = torch.minimum(d2, dist_to(cent[i]))
     return cent
 
 
