@@ -292,20 +292,21 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     pair_ids, dists, rows = [], [], []
     cast = x.dtype != torch.float32
     sq_row = x_sq[None, :] if x_sq is not None else None             # (1, n) view
+    q_pairs = qf[qidx]                   # (nq * nprobe, d): each list's queries, contiguous
     for lst, s, c in zip(uniq.tolist(), starts, counts.tolist()):
         r0, r1 = off[lst], off[lst + 1]
         if r1 == r0:
             continue
-        qs = qidx[s:s + c]
+        qs = q_pairs[s:s + c]
         xs = x[r0:r1].float() if cast else x[r0:r1]
         if metric == "L2":  # ||x||^2 - 2 q.x ; ||q||^2 is added to the k winners only
-            d = torch.addmm(sq_row[:, r0:r1], qf[qs], xs.T, alpha=-2.0)
+            d = torch.addmm(sq_row[:, r0:r1], qs, xs.T, alpha=-2.0)
         elif metric == "IP":
-            d = (qf[qs] @ xs.T).neg_()
+            d = (qs @ xs.T).neg_()
         else:
-            d = (qf[qs] @ xs.T).div_(sq_row[:, r0:r1].sqrt().clamp_min(1e-30)).neg_()
+            d = (qs @ xs.T).div_(sq_row[:, r0:r1].sqrt().clamp_min(1e-30)).neg_()
         if exact and metric == "L2":
-            d.add_((qf[qs] ** 2).sum(1, keepdim=True))
+            d.add_((qs ** 2).sum(1, keepdim=True))
         if mask is not None or exact:
             _masked(d, None if mask is None else mask[r0:r1], lo, hi)
         kk = min(k, r1 - r0)
