@@ -12,9 +12,11 @@ import time
 
 import numpy as np
 
+from .cli import int_list
 from .datasets import manifold
 from .report import emit
 from .server_proc import hotset_server
+from .timing import run_batches
 
 
 def _fill(client, data: np.ndarray, nlist: int) -> float:
@@ -38,11 +40,9 @@ def _fill(client, data: np.ndarray, nlist: int) -> float:
 
 def _qps(client, queries: np.ndarray, batch: int, nprobe: int) -> float:
     sp = {"metric_type": "L2", "params": {"nprobe": nprobe}}
-    client.search("bench", queries[:batch].tolist(), limit=10, search_params=sp)
-    t0 = time.perf_counter()
-    for s in range(0, len(queries), batch):
-        client.search("bench", queries[s:s + batch].tolist(), limit=10, search_params=sp)
-    return len(queries) / (time.perf_counter() - t0)
+    _, seconds = run_batches(lambda b: client.search("bench", b.tolist(), limit=10,
+                                                     search_params=sp), queries, batch)
+    return len(queries) / seconds
 
 
 def run(args) -> None:
@@ -90,14 +90,13 @@ def _measure(args, root: str, port: int, data: np.ndarray, queries: np.ndarray) 
 
 
 def add_parser(sub) -> None:
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     p = sub.add_parser("grpc", help="pymilvus search QPS: Hotset server vs Milvus Lite")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--nq", type=int, default=500)
     p.add_argument("--nlist", type=int, default=256)
     p.add_argument("--nprobe", type=int, default=16)
-    p.add_argument("--batch", type=ints, default=[1, 100])
+    p.add_argument("--batch", type=int_list, default=[1, 100])
     p.add_argument("--no-lite", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")

@@ -19,6 +19,7 @@ import torch
 from engine.index import ivf
 from kernels import ref
 
+from .cli import int_list
 from .datasets import manifold
 from .report import emit
 from .timing import best_seconds, peak_bandwidth
@@ -77,13 +78,12 @@ def run(args) -> None:
 
 
 def add_parser(sub) -> None:
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     p = sub.add_parser("kernels", help="IVF scan kernels alone on CUDA (tuning sweep)")
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--nq", type=int, default=1000)
     p.add_argument("--nlist", type=int, default=1024)
-    p.add_argument("--nprobe", type=ints, default=[8, 32, 128])
+    p.add_argument("--nprobe", type=int_list, default=[8, 32, 128])
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--device", default="cuda")

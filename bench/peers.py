@@ -11,6 +11,8 @@ import time
 
 import numpy as np
 
+from .timing import run_batches
+
 
 @contextlib.contextmanager
 def _peer_collection(dim: int, with_text: bool):
@@ -96,12 +98,11 @@ def milvus_lite_search(data: np.ndarray, queries: np.ndarray, nlist: int, nprobe
         out = {}
         for nprobe in nprobes:
             sp = {"metric_type": "L2", "params": {"nprobe": nprobe}}
-            client.search("peer", queries[:batch].tolist(), limit=k, search_params=sp)
-            found: list[list[int]] = []
-            t0 = time.perf_counter()
-            for s in range(0, len(queries), batch):
-                hits = client.search("peer", queries[s:s + batch].tolist(), limit=k,
-                                     search_params=sp)
-                found += [[h["id"] for h in q] for q in hits]
-            out[nprobe] = {"found": found, "qps": len(queries) / (time.perf_counter() - t0)}
+
+            def ids(b: np.ndarray) -> list[list[int]]:
+                hits = client.search("peer", b.tolist(), limit=k, search_params=sp)
+                return [[h["id"] for h in q] for q in hits]
+
+            found, seconds = run_batches(ids, queries, batch)
+            out[nprobe] = {"found": found, "qps": len(queries) / seconds}
     return out

@@ -21,10 +21,11 @@ import torch
 from engine import DataType, MilvusClient
 from kernels import ref
 
+from .cli import int_list
 from .datasets import manifold
 from .peers import milvus_lite_search
 from .report import emit
-from .timing import peak_bandwidth, sync
+from .timing import peak_bandwidth, run_batches, sync
 
 NAME = "bench_search"
 
@@ -32,24 +33,6 @@ NAME = "bench_search"
 def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     hits = sum(len(set(f[:k]) & set(t[:k].tolist())) for f, t in zip(found, truth))
     return hits / (len(found) * k)
-
-
-def _run_batches(fn, queries: np.ndarray, batch: int, min_seconds: float = 1.0,
-                 max_passes: int = 5) -> tuple[list[list[int]], float]:
-    """Every query, ``batch`` at a time, after one warm-up call (JIT, caches): passes are
-    repeated until ``min_seconds`` were spent (at most ``max_passes``) and the best pass
-    counts, so a GPU pass of a few milliseconds is not one noisy sample."""
-    fn(queries[:batch])  # warm-up
-    best, spent, passes = float("inf"), 0.0, 0
-    found: list[list[int]] = []
-    while passes < max_passes and (passes == 0 or spent < min_seconds):
-        t0 = time.perf_counter()
-        found = []
-        for s in range(0, len(queries), batch):
-            found += fn(queries[s:s + batch])
-        el = time.perf_counter() - t0
-        best, spent, passes = min(best, el), spent + el, passes + 1
-    return found, best
 
 
 def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray):
@@ -115,7 +98,7 @@ def run(args) -> None:
                     return [[h["id"] for h in hits] for hits in
                             client.search(NAME, b, limit=k, search_params=sp)]
 
-                found, el = _run_batches(ours, qs, batch)
+                found, el = run_batches(ours, qs, batch)
                 row = {"index": "IVF_FLAT" if nprobe else "FLAT", "nlist": args.nlist,
                        "nprobe": nprobe, "batch": batch, "recall@10": _recall(found, truth, k),
                        "qps": nq / el}
@@ -125,7 +108,7 @@ def run(args) -> None:
                     def theirs(b: np.ndarray) -> list[list[int]]:
                         return fidx.search(b, k)[1].tolist()
 
-                    ffound, fel = _run_batches(theirs, qs, batch)
+                    ffound, fel = run_batches(theirs, qs, batch)
                     row.update({"faiss_recall": _recall(ffound, truth, k), "faiss_qps": nq / fel,
                                 "qps_vs_faiss": fel / el})
                 if dev.type == "cuda":
@@ -173,7 +156,7 @@ def _cpu_baseline(root: str, queries: np.ndarray, nprobes: list[int], batch: int
     try:
         for nprobe in nprobes:
             sp = {"params": {"nprobe": nprobe}} if nprobe else None
-            _, el = _run_batches(lambda b: client.search(NAME, b, limit=k, search_params=sp),
+            _, el = run_batches(lambda b: client.search(NAME, b, limit=k, search_params=sp),
                                  queries, batch)
             for row in rows:
                 if row["nprobe"] == nprobe and row["batch"] == batch:
@@ -211,7 +194,6 @@ def _plot(rows: list[dict], path: str) -> None:
 
 
 def add_parser(sub) -> None:
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
     p = sub.add_parser("search", help="IVF/FLAT recall and QPS vs faiss-cpu")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
@@ -219,8 +201,8 @@ def add_parser(sub) -> None:
     p.add_argument("--single-nq", type=int, default=200, help="queries timed at batch 1")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nlist", type=int, default=1024, help="0: FLAT")
-    p.add_argument("--nprobe", type=ints, default=[8, 32, 128])
-    p.add_argument("--batch", type=ints, default=[1000])
+    p.add_argument("--nprobe", type=int_list, default=[8, 32, 128])
+    p.add_argument("--batch", type=int_list, default=[1000])
     p.add_argument("--no-faiss", dest="faiss", action="store_false")
     p.add_argument("--milvus-lite", action="store_true",
                    help="also time Milvus Lite's IVF_FLAT on the same data (largest batch)")

@@ -145,7 +145,7 @@ def test_run_batches_times_the_best_of_repeated_passes():
     the best pass counts and every query is answered once per pass."""
     import time
 
-    from bench.search import _run_batches
+    from bench.timing import run_batches
 
     calls, delays = [], iter([0.0, 0.03, 0.01, 0.02, 0.0, 0.0])
 
@@ -154,10 +154,10 @@ def test_run_batches_times_the_best_of_repeated_passes():
         time.sleep(next(delays))
         return [[0]] * len(b)
 
-    found, best = _run_batches(fn, np.zeros((4, 2)), 4, min_seconds=0.05, max_passes=5)
+    found, best = run_batches(fn, np.zeros((4, 2)), 4, min_seconds=0.05, max_passes=5)
     assert calls == [4, 4, 4, 4] and len(found) == 4  # warm-up + 3 passes (0.06 s >= 0.05)
     assert 0.01 <= best < 0.02
     calls.clear()
     delays = iter([0.0] * 10)
-    _run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2)
+    run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2)
     assert calls == [2, 2, 2, 2, 2]  # warm-up + 2 passes of 2 batches: capped
