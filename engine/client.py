@@ -267,31 +267,33 @@ class MilvusClient:
             coll = self._coll(collection_name)
             if ids is not None:
                 keys = self._keys(coll, ids)
-            else:  # resident partitions are searched where they are; the others (or all,
-                # when not loaded) from a transient host copy of the filter's fields
-                want = ({self._partition(coll, partition_name)} if partition_name
-                        else set(coll.partitions))
-                res = self._resident.get(collection_name)
-                if res is not None and res.state != LoadState.Loaded:
-                    res = None
-                flt = compile_filter(filter, coll.schema, set(res.fields) if res else None,
-                                     kwargs.get("filter_params"))
-                segs = res.all_segments(want & res.partitions) if res else []
-                rest = want - (res.partitions if res else set())
-                snap = None
-                if rest:
-                    names = [n for n in loaded_names(coll.schema, None, False)
-                             if n == coll.pk.name or n in flt.fields]
-                    snap = Loader.snapshot(coll, names, rest)
-                    segs += snap.all_segments(rest)
-                spec = _search.OutputSpec((coll.pk.name,), (), False)
-                rows = _search.query(res if res is not None else snap, segs, flt, spec, None, None, 0)
-                keys = self._keys(coll, [r[coll.pk.name] for r in rows])
+            else:
+                keys = self._matching_keys(coll, filter, partition_name,
+                                           kwargs.get("filter_params"))
             if len(keys) == 0:
                 return {"delete_count": 0}
             part = self._partition(coll, partition_name) if partition_name else ""
             n = coll.write(Kind.DELETE, part, Batch(len(keys), {"pk": keys}))
             return {"delete_count": n}
+
+    def _matching_keys(self, coll: Collection, filter: str, partition_name: str | None,
+                       params: dict | None) -> Any:
+        """Primary keys of the live rows matching ``filter`` (in one partition, or all).
+        Resident partitions are filtered where they are; the others (all of them when the
+        collection is not loaded) on a transient host copy of the filter's fields, so a
+        delete by filter works in any load state (API.md rule 1)."""
+        want = {self._partition(coll, partition_name)} if partition_name else set(coll.partitions)
+        res = self._resident.get(coll.name)
+        loaded = res.partitions if res is not None and res.state == LoadState.Loaded else set()
+        flt = compile_filter(filter, coll.schema, set(res.fields) if loaded else None, params)
+        segs = res.all_segments(want & loaded) if loaded else []
+        if want - loaded:
+            names = [n for n in loaded_names(coll.schema, None, False)
+                     if n == coll.pk.name or n in flt.fields]
+            segs += Loader.snapshot(coll, names, want - loaded).all_segments(want - loaded)
+        spec = _search.OutputSpec((coll.pk.name,), (), False)
+        rows = _search.query(coll.schema, segs, flt, spec, None, None, 0)
+        return self._keys(coll, [r[coll.pk.name] for r in rows])
 
     def _keys(self, coll: Collection, ids: Any) -> Any:
         if isinstance(ids, (int, str, np.integer)):
@@ -413,7 +415,7 @@ class MilvusClient:
                 if keys is None:
                     return [{"count(*)": _search.count(segs, flt)}]
                 spec = _search.OutputSpec((coll.pk.name,), (), False)
-                return [{"count(*)": len(_search.query(res, segs, flt, spec, keys, None, 0))}]
+                return [{"count(*)": len(_search.query(coll.schema, segs, flt, spec, keys, None, 0))}]
             if flt is None and ids is None and limit is None:
                 raise ParamError("empty expression should be used with limit: give a filter, "
                                  "ids= or limit=")
@@ -421,7 +423,7 @@ class MilvusClient:
                 raise ParamError(f"limit must be a non-negative integer, got {limit!r}")
             keys = self._keys(coll, ids) if ids is not None else None
             spec = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=True)
-            return _search.query(res, segs, flt, spec, keys, limit, offset)
+            return _search.query(coll.schema, segs, flt, spec, keys, limit, offset)
 
     def get(self, collection_name: str, ids: Any, output_fields: list[str] | None = None,
             timeout: float | None = None, partition_names: list[str] | None = None,

@@ -262,9 +262,8 @@ def _objects(values: list) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-def query(res: Resident, segs: list[ResidentSegment], flt: Filter | None, spec: OutputSpec,
-          ids: Any, limit: int | None, offset: int) -> list[dict]:
-    schema = res.collection.schema
+def query(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filter | None,
+          spec: OutputSpec, ids: Any, limit: int | None, offset: int) -> list[dict]:
     out: list[dict] = []
     skip = offset
     for seg in segs:
