@@ -4,10 +4,7 @@ engine modules; this file checks arguments, takes the lock and translates.
 """
 from __future__ import annotations
 
-import atexit
 import re
-import threading
-import weakref
 import zlib
 from typing import Any
 
@@ -39,23 +36,6 @@ DEFAULT_SEAL_BYTES = 512 << 20
 MAX_NQ = 16384
 
 
-_OPEN_CLIENTS: "weakref.WeakSet[MilvusClient]" = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_background_loads() -> None:
-    """At interpreter exit, cancel the loads still copying in background threads (a restored
-    load intent, ``_async=True``) and wait for them: a daemon thread caught inside torch
-    while the interpreter tears down aborts the process. The persisted intent is kept, so
-    the next open restores the load again."""
-    running = [res for c in list(_OPEN_CLIENTS) for res in list(c._resident.values())
-               if res.state == LoadState.Loading]
-    for res in running:
-        res.cancelled = True
-    for res in running:
-        res.done.wait(timeout=60)
-
-
 class MilvusClient:
     """``MilvusClient(uri="./data", *, device="auto", memory_limit=None)``.
 
@@ -82,7 +62,6 @@ class MilvusClient:
         self._resident: dict[str, Resident] = {}
         self._load_errors: dict[str, MilvusException] = {}
         self._closed = False
-        _OPEN_CLIENTS.add(self)
         for name in self._dir.names():
             self._colls[name] = Collection(self._dir.collection_path(name),
                                            _read_manifest(self._dir.collection_path(name)),
@@ -617,8 +596,7 @@ class MilvusClient:
                                  "partitions": sorted(parts) if partitions else None}
         coll.save_manifest()
         if _async:
-            threading.Thread(target=self._loader.run, args=(res,), daemon=True,
-                             name=f"hotset-load-{coll.name}").start()
+            self._loader.start(res)
         else:
             self._loader.run(res)
         return res

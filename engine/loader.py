@@ -8,6 +8,7 @@ persisted load intent, which the client records.
 """
 from __future__ import annotations
 
+import atexit
 import enum
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +23,23 @@ from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
 from .storage.segments import has_valid, read_arrow
 from .transfer import Cancelled, HostToDevice
+
+
+_background: dict[int, "Resident"] = {}  # loads running in background threads, by id
+_background_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_background_loads() -> None:
+    """At interpreter exit, cancel the loads still copying in background threads and wait
+    for them: a daemon thread caught inside torch while the interpreter tears down aborts
+    the process. The persisted intent is kept, so the next open restores the load."""
+    with _background_lock:
+        running = list(_background.values())
+    for res in running:
+        res.cancelled = True
+    for res in running:
+        res.done.wait(timeout=60)
 
 
 class LoadState(enum.IntEnum):
@@ -110,6 +128,22 @@ class Loader:
         return total
 
     # -- load -----------------------------------------------------------------------------
+    def start(self, res: Resident) -> None:
+        """``run`` in a background thread (``_async=True``, a restored load intent); the
+        load is cancelled and waited for if the interpreter exits first."""
+        with _background_lock:
+            _background[id(res)] = res
+
+        def body() -> None:
+            try:
+                self.run(res)
+            finally:
+                with _background_lock:
+                    _background.pop(id(res), None)
+
+        threading.Thread(target=body, daemon=True,
+                         name=f"hotset-load-{res.collection.name}").start()
+
     def run(self, res: Resident) -> None:
         """Copy everything planned; on any failure roll back. Runs in the caller's thread
         (sync load) or a background thread (``_async=True``)."""
