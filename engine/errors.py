@@ -119,4 +119,14 @@ class DirectoryLocked(MilvusException):
 
 
 class StorageError(MilvusException):
+    """A collection's files could not be read (missing, truncated or corrupt)."""
+
     default_code = 65535
+
+    def __init__(self, collection: str, what: str, path: object, cause: BaseException) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"cannot read {what} of collection {collection} from {path}: {cause}. Nothing "
+            "of the collection was made resident and nothing on disk was changed: restore "
+            "that file from a backup, or drop the collection and insert its rows again"
+        )

@@ -14,14 +14,15 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import torch
 
 from .allocator import DeviceAllocator, Owner
 from .collection import Collection
-from .errors import InsufficientMemory, MilvusException
+from .errors import InsufficientMemory, MilvusException, StorageError
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
-from .storage.segments import has_valid, read_arrow
+from .storage.segments import has_valid, read_arrow, shard_path
 from .transfer import Cancelled, HostToDevice
 
 
@@ -226,20 +227,26 @@ class Loader:
             if name not in sizes:
                 continue
             f = coll.schema.field(name)
-            if f is None or not f.is_fixed:
-                arr = read_arrow(seg_dir, name)
-                rs.put(name, arr)
-                if self._on_device(coll, name):
-                    res.copied += sizes[name]
-            else:
-                try:
+            fixed = f is not None and f.is_fixed
+            try:
+                if not fixed:
+                    arr = read_arrow(seg_dir, name)
+                else:
                     t = self.h2d.load(seg_dir, name, on_bytes=copied, cancelled=cancelled)
                     v = None
                     if f.nullable and has_valid(seg_dir, name):
                         v = self.h2d.load(seg_dir, name, "valid", copied, cancelled)
-                except Cancelled:
-                    raise LoadCancelled() from None
+            except Cancelled:
+                raise LoadCancelled() from None
+            except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid, bad JSON
+                raise StorageError(coll.name, f"field {name} of segment {seg.id}",
+                                   shard_path(seg_dir, name, fixed), e) from e
+            if fixed:
                 rs.put(name, t, v)
+            else:
+                rs.put(name, arr)
+                if self._on_device(coll, name):
+                    res.copied += sizes[name]
             if res.cancelled:
                 raise LoadCancelled()
         rs.put_deleted(self.h2d.to_device(seg.deleted.clone()))

@@ -60,7 +60,6 @@ class HostToDevice:
         try:
             for i, off in enumerate(range(0, st.nbytes, self.chunk)):
                 if cancelled():
-                    stream.synchronize()
                     raise Cancelled()
                 b = i % 2
                 if done[b] is not None:
@@ -76,7 +75,9 @@ class HostToDevice:
                     on_bytes(n)
         finally:
             os.close(fd)
-        stream.synchronize()
+            # Also on a failed read or a cancel: no copy may still be writing into `out` or
+            # reading a staging buffer once the caller frees or reuses them.
+            stream.synchronize()
         return out
 
     def to_device(self, t: torch.Tensor) -> torch.Tensor:

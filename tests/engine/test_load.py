@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine import LoadState, MilvusClient
-from engine.errors import MilvusException
+from engine.errors import MilvusException, StorageError
 from engine.transfer import HostToDevice
 
 from ..conftest import basic_rows, basic_schema, index_params, make_loaded
@@ -173,6 +173,51 @@ def test_rule7_too_big_fails_1400_and_leaves_nothing(tmp_path, device):
     assert c.get_load_state("c") == {"state": LoadState.NotLoad}
     assert c.memory_info("c") == {"bytes": 0, "parts": {}}
     assert c._colls["c"].manifest["load"]["loaded"] is False
+    c.close()
+
+
+@pytest.mark.parametrize("broken", ["vec.safetensors", "title.arrow"])
+def test_a_file_that_cannot_be_read_rolls_the_load_back(tmp_path, device, broken):
+    """A segment file truncated on disk (the second of two segments, so the first was
+    already resident): the load fails naming the file, nothing stays resident (on CUDA,
+    memory_allocated is back), the file is untouched; once it is restored the same load
+    works. A background load reports the same error through take_load_error."""
+    c = MilvusClient(str(tmp_path / "d"), device=device)
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    for i in range(2):
+        c.insert("c", basic_rows(50, start=i * 50, seed=i))
+        c.flush("c")
+    c.release_collection("c")
+    seg_dirs = sorted((c._dir.collection_path("c") / "segments").iterdir())
+    path = seg_dirs[-1] / broken
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) - 40])
+    used = c.memory_info()["used_bytes"]
+    cuda_before = torch.cuda.memory_allocated() if device == "cuda" else 0
+    for background in (False, True):
+        if background:
+            c.load_collection("c", _async=True)
+            deadline = time.time() + 30
+            while c.get_load_state("c")["state"] == LoadState.Loading and time.time() < deadline:
+                time.sleep(0.01)
+            err = c.take_load_error("c")
+        else:
+            with pytest.raises(StorageError) as e:
+                c.load_collection("c")
+            err = e.value
+        assert isinstance(err, StorageError) and str(path) in err.message
+        assert "restore" in err.message
+        assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+        assert c.memory_info("c") == {"bytes": 0, "parts": {}}
+        assert c.memory_info()["used_bytes"] == used
+        if device == "cuda":
+            torch.cuda.synchronize()
+            assert torch.cuda.memory_allocated() == cuda_before
+        assert path.read_bytes() == good[: len(good) - 40]  # nothing on disk changed
+    path.write_bytes(good)
+    c.load_collection("c")
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 100}]
+    assert c.query("c", "id == 77", output_fields=["title"])[0]["title"] == "t0"
     c.close()
 
 
