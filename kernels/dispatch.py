@@ -4,7 +4,8 @@ here and nowhere else.
 - CPU: the plain-torch reference (``ref``) for everything.
 - CUDA: the IVF list scan goes through the fused Triton kernel (``triton_ivf``) when Triton
   imports and ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
-  in chunks. ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
+  in chunks. Large searches are sliced so their temporaries stay bounded (``FLAT_CELLS``,
+  ``IVF_CELLS``). ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
 Asking for Triton explicitly (``HOTSET_KERNELS=triton``) where it is missing is an error
 that says how to install it; nothing falls back silently.
 """
@@ -53,13 +54,32 @@ def _triton():
     return _triton_ivf
 
 
+# Bounds on the temporary memory of one search, whatever nq and k (up to 16384 each):
+# FLAT holds a (queries, rows) distance block; IVF holds, per (query, probed list) pair, that
+# pair's best min(k, list size) candidates. Larger searches go in slices of rows (FLAT) or
+# of queries (IVF), each slice scanned as a batch.
+FLAT_CELLS = 1 << 26     # 256 MB of float32 distances
+IVF_CELLS = 1 << 24      # 192 MB of (float32 distance, int64 row) candidates
+GRID_Y_MAX = 65535       # a CUDA grid's second dimension (the Triton kernel's nprobe)
+
+
 def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
                 mask: torch.Tensor | None = None, lo: float | None = None,
                 hi: float | None = None, x_sq: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) -> (nq, k) float32, (nq, k) int64
     chunk = 1 << 18 if x.is_cuda else 1 << 16
+    chunk = max(1024, min(chunk, FLAT_CELLS // q.shape[0]))
     return ref.flat_search(q, x, k, metric, mask, chunk=chunk, lo=lo, hi=hi, x_sq=x_sq)
+
+
+def query_step(nq: int, nprobe: int, k: int, offsets: torch.Tensor) -> int:
+    """How many queries one IVF pass takes so that its candidates stay under IVF_CELLS (all
+    of them, unless the search is large: only then are the list sizes looked at)."""
+    if nq * nprobe * k <= IVF_CELLS:
+        return nq
+    longest = int((offsets[1:] - offsets[:-1]).max()) if offsets.numel() > 1 else 0
+    return max(1, IVF_CELLS // (nprobe * max(1, min(k, longest))))
 
 
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
@@ -69,9 +89,17 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
     mode = _mode()
     want_triton = mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton"))
-    if want_triton and k <= 64:
-        return _triton().ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
-    return ref.ivf_search(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
+    if want_triton and k <= 64 and probes.shape[1] <= GRID_Y_MAX:
+        scan = _triton().ivf_search
+    else:
+        scan = ref.ivf_search
+    nq = q.shape[0]
+    step = query_step(nq, probes.shape[1], k, offsets)
+    if step >= nq:
+        return scan(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
+    parts = [scan(q[s:s + step], x, offsets, probes[s:s + step], k, metric, mask, lo, hi, x_sq)
+             for s in range(0, nq, step)]
+    return torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])
 
 
 merge_topk = ref.merge_topk

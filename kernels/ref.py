@@ -289,6 +289,9 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     uniq, counts = torch.unique_consecutive(flat_l[order], return_counts=True)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
     off = offsets.tolist()
+    # A (query, list) pair has at most that list's rows as candidates: keep each pair's
+    # best min(k, longest list) (not k, which may be 16384 against lists of a few hundred).
+    width = min(k, max((off[u + 1] - off[u] for u in uniq.tolist()), default=0))
     pair_ids, dists, rows = [], [], []
     cast = x.dtype != torch.float32
     sq_row = x_sq[None, :] if x_sq is not None else None             # (1, n) view
@@ -312,20 +315,22 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         kk = min(k, r1 - r0)
         dd, ii = torch.topk(d, kk, dim=1, largest=False)
         ii += r0                                                      # rows of x
-        if kk < k:
-            dd, ii = _pad(dd, ii, k)
+        if kk < width:
+            dd, ii = _pad(dd, ii, width)
         pair_ids.append(order[s:s + c])
         dists.append(dd)
         rows.append(ii)
-    best_d = torch.full((nq * nprobe, k), _INF, device=dev)
-    best_i = torch.full((nq * nprobe, k), -1, dtype=torch.int64, device=dev)
+    best_d = torch.full((nq * nprobe, width), _INF, device=dev)
+    best_i = torch.full((nq * nprobe, width), -1, dtype=torch.int64, device=dev)
     if pair_ids:
         pid = torch.cat(pair_ids)
         best_d[pid] = torch.cat(dists)
         best_i[pid] = torch.cat(rows)
-    d, pos = torch.topk(best_d.reshape(nq, -1), min(k, nprobe * k), dim=1, largest=False)
+    d, pos = torch.topk(best_d.reshape(nq, -1), min(k, nprobe * width), dim=1, largest=False)
     i = torch.gather(best_i.reshape(nq, -1), 1, pos)
     if metric == "L2" and not exact:
         d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
+    if d.shape[1] < k:
+        d, i = _pad(d, i, k)
     i = torch.where(torch.isinf(d), torch.full_like(i, -1), i)
     return d, i

@@ -1,0 +1,101 @@
+"""kernels/dispatch.py: large searches are sliced (rows for FLAT, queries for IVF) so their
+temporaries stay bounded, with the same results as one pass; the Triton kernel is only
+launched within a CUDA grid's limits."""
+import pytest
+import torch
+
+from kernels import dispatch, ref
+
+from .test_ref import _ivf_layout
+
+
+def _data(n=600, d=12, nq=40, nlist=8, metric="L2", seed=11):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    q = torch.randn(nq, d, generator=g)
+    cent, xs, offsets = _ivf_layout(x, nlist, metric)
+    return cent, xs, offsets, q
+
+
+def _same(got, want):
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    assert torch.equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_ivf_slices_queries_when_candidates_pass_the_budget(metric, monkeypatch):
+    cent, xs, offsets, q = _data(metric=metric)
+    probes = ref.coarse_probe(q, cent, 3, metric)
+    mask = torch.arange(xs.shape[0]) % 5 != 0
+    want = ref.ivf_search(q, xs, offsets, probes, 10, metric, mask)
+    calls = []
+    real = ref.ivf_search
+
+    def counted(q_, *a, **k):
+        calls.append(q_.shape[0])
+        return real(q_, *a, **k)
+
+    monkeypatch.setattr(ref, "ivf_search", counted)
+    monkeypatch.setattr(dispatch, "IVF_CELLS", 3 * 10 * 7)  # 7 queries a pass
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 10, metric, mask), want)
+    assert calls == [7] * 5 + [5]
+    calls.clear()
+    monkeypatch.setattr(dispatch, "IVF_CELLS", 1 << 24)
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 10, metric, mask), want)
+    assert calls == [40]
+
+
+def test_query_step_bounds_candidates_by_the_longest_list_not_k():
+    offsets = torch.tensor([0, 100, 350, 400])  # longest list: 250 rows
+    assert dispatch.query_step(1000, 3, 10, offsets) == 1000  # 30k cells: one pass
+    step = dispatch.query_step(16384, 3, 16384, offsets)
+    assert step * 3 * 250 <= dispatch.IVF_CELLS < (step + 1) * 3 * 250
+    assert dispatch.query_step(5, 70000, 16384, torch.tensor([0, 10**6])) == 1
+
+
+def test_ivf_with_k_above_every_list_equals_flat():
+    """k far above the longest list (the large-batch path keeps min(k, list) candidates per
+    (query, list) pair, then pads to k): all lists probed, it is exact search."""
+    cent, xs, offsets, q = _data(n=300, nlist=6, nq=20)
+    probes = ref.coarse_probe(q, cent, 6, "L2")
+    d, i = ref.ivf_search(q, xs, offsets, probes, 500, "L2")
+    fd, fi = ref.flat_search(q, xs, 500, "L2")
+    assert d.shape == (20, 500) and bool((i[:, 300:] == -1).all())
+    torch.testing.assert_close(d, fd, rtol=1e-4, atol=1e-4)
+    assert torch.equal(torch.sort(i, 1).values, torch.sort(fi, 1).values)
+
+
+def test_flat_slices_rows_when_the_distance_block_passes_the_budget(monkeypatch):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5000, 8, generator=g)
+    q = torch.randn(30, 8, generator=g)
+    want = ref.flat_search(q, x, 15, "IP", chunk=1 << 16)
+    chunks = []
+    real = ref.flat_search
+
+    def seen(*a, chunk, **k):
+        chunks.append(chunk)
+        return real(*a, chunk=chunk, **k)
+
+    monkeypatch.setattr(ref, "flat_search", seen)
+    monkeypatch.setattr(dispatch, "FLAT_CELLS", 30 * 1500)
+    _same(dispatch.flat_search(q, x, 15, "IP"), want)
+    assert chunks == [1500]
+
+
+def test_triton_is_not_launched_past_the_grid_limit(monkeypatch):
+    cent, xs, offsets, q = _data(nq=3)
+    probes = ref.coarse_probe(q, cent, 4, "L2")
+
+    class NoTriton:
+        def ivf_search(self, *a, **k):
+            raise AssertionError("launched with nprobe above the grid limit")
+
+    monkeypatch.setenv("HOTSET_KERNELS", "triton")
+    monkeypatch.setattr(dispatch, "_triton", lambda: NoTriton())
+    monkeypatch.setattr(dispatch, "GRID_Y_MAX", 3)
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"),
+          ref.ivf_search(q, xs, offsets, probes, 5, "L2"))
+    monkeypatch.setattr(dispatch, "GRID_Y_MAX", 4)
+    with pytest.raises(AssertionError, match="grid limit"):
+        dispatch.ivf_search(q, xs, offsets, probes, 5, "L2")
