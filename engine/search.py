@@ -8,6 +8,8 @@ field, with the dynamic field's keys flattened into the row as Milvus does.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -208,8 +210,24 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     dist = best if metric == "L2" else -best
     out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
                           spec.all_dynamic)
-    return _assemble(schema, segs, valid, rows, seg_of, only, dist, out_spec,
-                     keep_pk=pk in spec.fields)
+    with _gc_paused():
+        return _assemble(schema, segs, valid, rows, seg_of, only, dist, out_spec,
+                         keep_pk=pk in spec.fields)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Build result rows without Python's cyclic collector: they hold no reference cycles,
+    and with it on, each pass over the young objects promotes them until full collections
+    walk everything built so far (80% of the time to build 3.3M hits, measured). It is
+    switched back on after, if it was on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torch.Tensor,
@@ -264,6 +282,12 @@ def _objects(values: list) -> np.ndarray:
 
 def query(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filter | None,
           spec: OutputSpec, ids: Any, limit: int | None, offset: int) -> list[dict]:
+    with _gc_paused():
+        return _query_rows(schema, segs, flt, spec, ids, limit, offset)
+
+
+def _query_rows(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filter | None,
+                spec: OutputSpec, ids: Any, limit: int | None, offset: int) -> list[dict]:
     out: list[dict] = []
     skip = offset
     for seg in segs:
