@@ -5,7 +5,7 @@ here and nowhere else.
 - CUDA: the IVF list scan goes through the fused Triton kernel (``triton_ivf``) when Triton
   imports and ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
   in chunks. Large searches are sliced so their temporaries stay bounded (``FLAT_CELLS``,
-  ``IVF_CELLS``). ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
+  ``IVF_BYTES``). ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
 Asking for Triton explicitly (``HOTSET_KERNELS=triton``) where it is missing is an error
 that says how to install it; nothing falls back silently.
 """
@@ -55,11 +55,12 @@ def _triton():
 
 
 # Bounds on the temporary memory of one search, whatever nq and k (up to 16384 each):
-# FLAT holds a (queries, rows) distance block; IVF holds, per (query, probed list) pair, that
-# pair's best min(k, list size) candidates. Larger searches go in slices of rows (FLAT) or
-# of queries (IVF), each slice scanned as a batch.
+# FLAT holds a (queries, rows) distance block; IVF holds, per (query, probed list) pair, a
+# copy of the query and that pair's best min(k, list size) candidates (float32 distance,
+# int64 row). Larger searches go in slices of rows (FLAT) or of queries (IVF), each slice
+# scanned as a batch.
 FLAT_CELLS = 1 << 26     # 256 MB of float32 distances
-IVF_CELLS = 1 << 24      # 192 MB of (float32 distance, int64 row) candidates
+IVF_BYTES = 256 << 20
 GRID_Y_MAX = 65535       # a CUDA grid's second dimension (the Triton kernel's nprobe)
 
 
@@ -73,13 +74,13 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
     return ref.flat_search(q, x, k, metric, mask, chunk=chunk, lo=lo, hi=hi, x_sq=x_sq)
 
 
-def query_step(nq: int, nprobe: int, k: int, offsets: torch.Tensor) -> int:
-    """How many queries one IVF pass takes so that its candidates stay under IVF_CELLS (all
+def query_step(nq: int, nprobe: int, k: int, dim: int, offsets: torch.Tensor) -> int:
+    """How many queries one IVF pass takes so that its temporaries stay under IVF_BYTES (all
     of them, unless the search is large: only then are the list sizes looked at)."""
-    if nq * nprobe * k <= IVF_CELLS:
+    if nq * nprobe * (k * 12 + dim * 4) <= IVF_BYTES:
         return nq
     longest = int((offsets[1:] - offsets[:-1]).max()) if offsets.numel() > 1 else 0
-    return max(1, IVF_CELLS // (nprobe * max(1, min(k, longest))))
+    return max(1, IVF_BYTES // (nprobe * (max(1, min(k, longest)) * 12 + dim * 4)))
 
 
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
@@ -94,7 +95,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     else:
         scan = ref.ivf_search
     nq = q.shape[0]
-    step = query_step(nq, probes.shape[1], k, offsets)
+    step = query_step(nq, probes.shape[1], k, q.shape[1], offsets)
     if step >= nq:
         return scan(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
     parts = [scan(q[s:s + step], x, offsets, probes[s:s + step], k, metric, mask, lo, hi, x_sq)

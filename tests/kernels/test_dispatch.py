@@ -36,21 +36,24 @@ def test_ivf_slices_queries_when_candidates_pass_the_budget(metric, monkeypatch)
         return real(q_, *a, **k)
 
     monkeypatch.setattr(ref, "ivf_search", counted)
-    monkeypatch.setattr(dispatch, "IVF_CELLS", 3 * 10 * 7)  # 7 queries a pass
+    monkeypatch.setattr(dispatch, "IVF_BYTES", 7 * 3 * (10 * 12 + 12 * 4))  # 7 queries
     _same(dispatch.ivf_search(q, xs, offsets, probes, 10, metric, mask), want)
     assert calls == [7] * 5 + [5]
     calls.clear()
-    monkeypatch.setattr(dispatch, "IVF_CELLS", 1 << 24)
+    monkeypatch.setattr(dispatch, "IVF_BYTES", 256 << 20)
     _same(dispatch.ivf_search(q, xs, offsets, probes, 10, metric, mask), want)
     assert calls == [40]
 
 
-def test_query_step_bounds_candidates_by_the_longest_list_not_k():
+def test_query_step_bounds_temporaries_by_the_longest_list_not_k():
     offsets = torch.tensor([0, 100, 350, 400])  # longest list: 250 rows
-    assert dispatch.query_step(1000, 3, 10, offsets) == 1000  # 30k cells: one pass
-    step = dispatch.query_step(16384, 3, 16384, offsets)
-    assert step * 3 * 250 <= dispatch.IVF_CELLS < (step + 1) * 3 * 250
-    assert dispatch.query_step(5, 70000, 16384, torch.tensor([0, 10**6])) == 1
+    assert dispatch.query_step(1000, 128, 10, 128, offsets) == 1000  # 81 MB: one pass
+    per_query = 128 * (250 * 12 + 128 * 4)  # k = 16384 but no list has over 250 rows
+    step = dispatch.query_step(16384, 128, 16384, 128, offsets)
+    assert step * per_query <= dispatch.IVF_BYTES < (step + 1) * per_query
+    step = dispatch.query_step(16384, 128, 10, 128, offsets)  # the queries' copies count
+    assert step * 128 * (10 * 12 + 128 * 4) <= dispatch.IVF_BYTES and step < 16384
+    assert dispatch.query_step(5, 70000, 16384, 128, torch.tensor([0, 10**6])) == 1
 
 
 def test_ivf_with_k_above_every_list_equals_flat():
