@@ -367,14 +367,19 @@ class MilvusClient:
                 arr = np.asarray(data, dtype=np.float32)
         except (ValueError, TypeError):
             raise ParamError(f"search data must be a list of {field.dim}-dimensional vectors") from None
-        if arr.ndim == 1:
+        if arr.ndim == 1 and arr.size:
             arr = arr[None, :]
+        if arr.size == 0 or arr.shape[0] > MAX_NQ:
+            raise ParamError(f"nq (number of search vectors) should be in range [1, {MAX_NQ}], "
+                             f"got {0 if arr.size == 0 else arr.shape[0]}")
         if arr.ndim != 2 or arr.shape[1] != field.dim:
             got = arr.shape[-1] if arr.ndim >= 1 else 0
             raise ParamError(f"the dim ({got}) of search data is not equal to the dim "
                              f"({field.dim}) of field {field.name}")
-        if not 1 <= arr.shape[0] <= MAX_NQ:
-            raise ParamError(f"nq (number of search vectors) should be in range [1, {MAX_NQ}]")
+        if not np.isfinite(arr).all():
+            row = int((~np.isfinite(arr)).any(1).nonzero()[0][0])
+            raise ParamError(f"search vector {row} holds NaN or infinity: no distance to it "
+                             "can be ranked; give finite numbers")
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
 
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -217,9 +218,13 @@ def _fixed_tensor(f: FieldSchema, vals: Any, n: int) -> torch.Tensor:
         if kind not in "iuf":
             raise DataError(f"field {f.name}: vector values must be numbers, got {arr.dtype}")
         if f.dtype == DataType.BFLOAT16_VECTOR:
-            return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(torch.bfloat16)
-        np_dtype = np.float16 if f.dtype == DataType.FLOAT16_VECTOR else np.float32
-        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np_dtype))
+            out = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(torch.bfloat16)
+        else:
+            np_dtype = np.float16 if f.dtype == DataType.FLOAT16_VECTOR else np.float32
+            with np.errstate(over="ignore"):  # an overflow is an inf: refused just below
+                out = torch.from_numpy(np.ascontiguousarray(arr, dtype=np_dtype))
+        _check_finite(f.name, out)  # after the cast: 1e6 is inf as FLOAT16
+        return out
     if arr.ndim != 1 or arr.shape[0] != n:
         raise DataError(f"field {f.name}: expected one {f.dtype.name} per row")
     if f.dtype == DataType.BOOL:
@@ -238,6 +243,19 @@ def _fixed_tensor(f: FieldSchema, vals: Any, n: int) -> torch.Tensor:
                         f"{_kind_name(arr)}")
     np_dtype = torch.empty((), dtype=f.torch_dtype).numpy().dtype
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np_dtype))
+
+
+def _check_finite(name: str, vectors: torch.Tensor) -> None:
+    """Milvus refuses NaN and infinity in float vectors ("value 'NaN' is not a number or
+    infinity"): no distance could rank such a row, and it would come back from no search."""
+    if not vectors.numel() or math.isfinite(float(vectors.sum())):
+        return  # one fast reduction; only a sum that is not finite needs a closer look
+    bad = (~torch.isfinite(vectors)).any(1)
+    if bool(bad.any()):  # else the sum overflowed: large values, all finite
+        row = int(bad.nonzero()[0])
+        raise DataError(f"field {name}: row {row} holds NaN or infinity (for FLOAT16 and "
+                        "BFLOAT16, also any value beyond the type's range), which no distance "
+                        "can rank: fix or leave out that row")
 
 
 def _kind_name(arr: np.ndarray) -> str:

@@ -286,6 +286,10 @@ def test_wal_replay_restores_unflushed_rows(tmp_path):
      "exceeds max length"),
     ({"id": "k", "vec": [1.0] * 8, "title": "a", "score": 1.0, "age": 1}, 1100, "INT64"),
     ({"id": 1, "vec": ["a"] * 8, "title": "a", "score": 1.0, "age": 1}, 1100, "vec"),
+    ({"id": 1, "vec": [1.0] * 7 + [float("nan")], "title": "a", "score": 1.0, "age": 1}, 1100,
+     "row 1 holds NaN or infinity"),
+    ({"id": 1, "vec": [float("-inf")] + [1.0] * 7, "title": "a", "score": 1.0, "age": 1}, 1100,
+     "NaN or infinity"),
 ])
 def test_bad_rows_rejected_and_nothing_written(client, bad, code, fragment):
     make_loaded(client, n=5)
@@ -296,6 +300,28 @@ def test_bad_rows_rejected_and_nothing_written(client, bad, code, fragment):
     with pytest.raises(MilvusException):
         client.upsert("c", [bad])
     assert (client.get_collection_stats("c"), _wal_size(client, "c")) == before
+
+
+def test_non_finite_vectors_rejected_in_columns_and_half_precision(cpu_client):
+    """Columnar inserts are checked too, and a FLOAT16 value beyond 65504 (inf once cast)
+    is refused like an inf; large finite float32 values whose sum overflows are fine."""
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+    s.add_field("h", DataType.FLOAT16_VECTOR, dim=4)
+    cpu_client.create_collection("c", schema=s)
+    vecs = np.ones((6, 4), dtype=np.float32)
+    vecs[4, 2] = np.nan
+    with pytest.raises(MilvusException, match="field v: row 4 holds NaN"):
+        cpu_client.insert("c", {"id": np.arange(6), "v": vecs, "h": np.ones((6, 4))})
+    big = np.ones((6, 4))
+    big[2, 0] = 1e6
+    with pytest.raises(MilvusException, match="field h: row 2 holds NaN or infinity"):
+        cpu_client.insert("c", {"id": np.arange(6), "v": np.ones((6, 4)), "h": big})
+    huge = np.full((6, 4), 3e38, dtype=np.float32)  # finite; their sum is not
+    assert cpu_client.insert("c", {"id": np.arange(6), "v": huge,
+                                   "h": np.ones((6, 4))})["insert_count"] == 6
+    assert cpu_client.get_collection_stats("c") == {"row_count": 6}
 
 
 def test_unexpected_field_without_dynamic(client):
@@ -329,6 +355,10 @@ def test_search_argument_errors(client):
                              ({"data": [[0] * 8], "search_params": {"metric_type": "IP"}},
                               "metric type not match"),
                              ({"data": [[0] * 8], "filter": "age >"}, "cannot parse"),
+                             ({"data": []}, r"nq .* got 0"),
+                             ({"data": [[0] * 8, [0] * 7 + [float("nan")]]},
+                              "search vector 1 holds NaN"),
+                             ({"data": np.full((1, 8), np.inf, dtype=np.float32)}, "infinity"),
                              ({"data": [[0] * 8], "anns_field": "title"}, "field not found")]:
         with pytest.raises(MilvusException, match=fragment):
             client.search("c", **kwargs)
