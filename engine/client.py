@@ -17,7 +17,7 @@ import kernels
 from .allocator import DeviceAllocator
 from .catalog import DataDir
 from .collection import DEFAULT_PARTITION, Collection
-from .columns import Batch, to_batch
+from .columns import Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
                      IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
@@ -34,6 +34,27 @@ from .storage.wal import Kind
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DEFAULT_SEAL_BYTES = 512 << 20
 MAX_NQ = 16384
+
+
+# pymilvus search keywords for features Hotset does not have: refused, never ignored.
+_UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
+                       "ranker", "search_aggregation", "order_by_fields")
+
+
+def _refuse_unsupported(kwargs: dict) -> None:
+    for name in _UNSUPPORTED_SEARCH:
+        if kwargs.get(name) not in (None, [], ""):
+            raise ParamError(f"{name} is not supported by Hotset's search: leave it out (for "
+                             "grouping, search with a larger limit and group the hits)")
+
+
+def _round_decimal(value: Any) -> int:
+    """pymilvus's round_decimal: -1 (the default) keeps distances as they are, 0..6 rounds
+    them to that many decimals."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 6:
+        raise ParamError(f"round_decimal must be an integer from -1 (no rounding) to 6, "
+                         f"got {value!r}")
+    return value
 
 
 class MilvusClient:
@@ -226,10 +247,17 @@ class MilvusClient:
         with self._lock:
             coll = self._coll(name)
             part = self._partition(coll, partition_name)
+            if isinstance(data, list) and not data:  # as pymilvus: nothing to write, count 0
+                return []
             batch = to_batch(coll.schema, data, auto_id_base=coll.next_seq() << 32,
                              keys_given=kind == Kind.UPSERT)
             if batch.num_rows == 0:
                 return []
+            if kind == Kind.UPSERT:
+                dup = first_duplicate(batch.cols[coll.pk.name])
+                if dup is not None:  # which row should win is not defined: refuse (Milvus 2.6)
+                    raise DataError(f"upsert holds primary key {dup!r} more than once: give "
+                                    "each key at most once per upsert call")
             coll.write(kind, part, batch)
             pk = batch.cols[coll.pk.name]
             return pk.tolist() if isinstance(pk, torch.Tensor) else pk.to_pylist()
@@ -313,14 +341,17 @@ class MilvusClient:
             if not isinstance(limit, int) or limit < 1 or limit + offset > _search.MAX_TOPK:
                 raise ParamError(f"limit (topk) should be in range [1, {_search.MAX_TOPK}], "
                                  f"got limit={limit}, offset={offset}")
+            _refuse_unsupported(kwargs)
+            decimals = _round_decimal(kwargs.get("round_decimal", -1))
+            growing = not (params.get("ignore_growing") or kwargs.get("ignore_growing"))
             q = self._queries(data, field)
             flt = compile_filter(filter, coll.schema, set(res.fields),
                                      kwargs.get("filter_params"))
             out = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=False)
             parts = self._searched_partitions(res, partition_names)
             plan = self._plan(coll, res, field.name, metric, q, params.get("params") or {})
-            hits = _search.search(res, res.all_segments(parts), field.name, plan, q,
-                                  limit + offset, flt, out)
+            hits = _search.search(res, res.all_segments(parts, growing), field.name, plan, q,
+                                  limit + offset, flt, out, decimals)
             return [h[offset:] for h in hits] if offset else hits
 
     def _plan(self, coll: Collection, res: Resident, field: str, metric: str, q: torch.Tensor,

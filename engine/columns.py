@@ -319,6 +319,18 @@ def check_default(f: FieldSchema) -> None:
 
 
 # -- batch operations -------------------------------------------------------------------
+def first_duplicate(keys: Any) -> Any:
+    """The smallest key that occurs more than once in ``keys`` (an int64 tensor or an Arrow
+    string array), or None."""
+    if isinstance(keys, torch.Tensor):
+        s = torch.sort(keys).values
+        dup = s[1:][s[1:] == s[:-1]]
+        return int(dup[0]) if dup.numel() else None
+    counts = pc.value_counts(keys)
+    dup = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    return pc.min(dup).as_py() if len(dup) else None
+
+
 def concat(batches: Sequence[Batch]) -> Batch:
     if len(batches) == 1:
         return batches[0]

@@ -86,10 +86,12 @@ class Resident:
             return 100 if self.state == LoadState.Loaded else 0
         return min(99, int(100 * self.copied / self.planned))
 
-    def all_segments(self, partitions: set[str] | None = None) -> list[ResidentSegment]:
+    def all_segments(self, partitions: set[str] | None = None,
+                     growing: bool = True) -> list[ResidentSegment]:
         parts = self.partitions if partitions is None else partitions
         segs: list[ResidentSegment] = [s for s in self.segments.values() if s.partition in parts]
-        segs += [g for p, g in self.growing.items() if p in parts and g.num_rows]
+        if growing:
+            segs += [g for p, g in self.growing.items() if p in parts and g.num_rows]
         return segs
 
 

@@ -175,8 +175,10 @@ def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
 
 
 def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Plan,
-           queries: torch.Tensor, limit: int, flt: Filter | None, spec: OutputSpec
-           ) -> list[list[dict]]:
+           queries: torch.Tensor, limit: int, flt: Filter | None, spec: OutputSpec,
+           round_decimal: int = -1) -> list[list[dict]]:
+    """One list of hits per query, best first. ``round_decimal`` >= 0 rounds the returned
+    distances to that many decimals (pymilvus's round_decimal; -1 leaves them)."""
     metric = plan.metric
     schema = res.collection.schema
     pk = schema.primary.name
@@ -208,6 +210,8 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     best = best.cpu()
     valid = torch.isfinite(best) & (rows >= 0)
     dist = best if metric == "L2" else -best
+    if round_decimal >= 0:
+        dist = torch.round(dist.double(), decimals=round_decimal)  # 0.123, not 0.12300000339
     out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
                           spec.all_dynamic)
     with _gc_paused():

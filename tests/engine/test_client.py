@@ -302,6 +302,24 @@ def test_bad_rows_rejected_and_nothing_written(client, bad, code, fragment):
     assert (client.get_collection_stats("c"), _wal_size(client, "c")) == before
 
 
+def test_upsert_refuses_a_key_twice_and_empty_writes_count_zero(client):
+    make_loaded(client, n=5)
+    before = (client.get_collection_stats("c"), _wal_size(client, "c"))
+    rows = basic_rows(3, start=10)
+    with pytest.raises(MilvusException) as e:
+        client.upsert("c", [*rows, {**rows[1], "title": "again"}])
+    assert e.value.code == 1100 and "primary key 11 more than once" in e.value.message
+    assert (client.get_collection_stats("c"), _wal_size(client, "c")) == before
+    assert client.insert("c", []) == {"insert_count": 0, "ids": []}
+    assert client.upsert("c", []) == {"upsert_count": 0, "ids": []}
+    assert (client.get_collection_stats("c"), _wal_size(client, "c")) == before
+    client.create_collection("s", dimension=4, id_type="string", max_length=8)
+    vec = [0.0, 1.0, 0.0, 0.0]
+    with pytest.raises(MilvusException, match="primary key 'b' more than once"):
+        client.upsert("s", [{"id": k, "vector": vec} for k in ["c", "b", "a", "b", "c"]])
+    assert client.upsert("s", [{"id": k, "vector": vec} for k in "abc"])["upsert_count"] == 3
+
+
 def test_non_finite_vectors_rejected_in_columns_and_half_precision(cpu_client):
     """Columnar inserts are checked too, and a FLOAT16 value beyond 65504 (inf once cast)
     is refused like an inf; large finite float32 values whose sum overflows are fine."""
@@ -362,6 +380,26 @@ def test_search_argument_errors(client):
                              ({"data": [[0] * 8], "anns_field": "title"}, "field not found")]:
         with pytest.raises(MilvusException, match=fragment):
             client.search("c", **kwargs)
+
+
+def test_search_round_decimal_ignore_growing_and_refused_keywords(client):
+    rows = make_loaded(client, n=20, flush=True)          # sealed
+    client.insert("c", basic_rows(5, start=100, seed=9))  # growing
+    q = [rows[0]["vec"]]
+    exact = client.search("c", q, limit=30)[0]
+    rounded = client.search("c", q, limit=30, round_decimal=2)[0]
+    assert [h["id"] for h in rounded] == [h["id"] for h in exact]
+    assert [h["distance"] for h in rounded] == [round(h["distance"], 2) for h in exact]
+    assert any(h["distance"] != round(h["distance"], 2) for h in exact)  # it did round
+    for how in ({"ignore_growing": True}, {"search_params": {"ignore_growing": True}}):
+        ids = {h["id"] for h in client.search("c", q, limit=30, **how)[0]}
+        assert ids == set(range(20))
+    assert {h["id"] for h in exact} == {*range(20), *range(100, 105)}
+    for kwargs in ({"round_decimal": 7}, {"round_decimal": "2"}, {"group_by_field": "age"},
+                   {"group_size": 2}, {"order_by_fields": [{"field": "age"}]}):
+        with pytest.raises(MilvusException) as e:
+            client.search("c", q, limit=3, **kwargs)
+        assert e.value.code == 1100 and next(iter(kwargs)) in e.value.message
 
 
 def test_uri_must_be_a_directory(tmp_path):

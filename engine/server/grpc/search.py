@@ -20,6 +20,23 @@ def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str
     return list(spec.fields), spec.all_dynamic or bool(spec.dynamic_keys)
 
 
+# Search options pymilvus sends as key-value pairs; the engine decides what they mean
+# (including that grouping is refused).
+_PASSED_ON = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
+              "order_by_fields")
+
+
+def _search_options(p: dict[str, str]) -> dict:
+    out: dict = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}
+    if p.get("round_decimal") not in (None, ""):
+        try:
+            out["round_decimal"] = int(p["round_decimal"])
+        except ValueError:
+            out["round_decimal"] = p["round_decimal"]  # the engine says what is wrong
+    out.update({k: p[k] for k in _PASSED_ON if p.get(k)})
+    return out
+
+
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     p = kv(req.search_params)
     name = req.collection_name
@@ -31,7 +48,7 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     output = list(req.output_fields)
     hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
                     search_params=sp, partition_names=list(req.partition_names) or None,
-                    anns_field=p.get("anns_field") or None)
+                    anns_field=p.get("anns_field") or None, **_search_options(p))
     schema = c.collection_schema(name)
     pk = schema.primary.name
     flat = [h for per in hits for h in per]

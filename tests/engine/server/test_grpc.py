@@ -75,6 +75,11 @@ def test_search_query_get_with_filters_and_outputs(client, docs):
     assert sorted(r["n"] for r in got) == [1, 5, 9]
     assert client.get("docs", ids=[7], output_fields=["title"])[0]["title"] == "t3"
     assert client.query("docs", filter="n < 5", output_fields=["count(*)"])[0]["count(*)"] == 5
+    near = client.search("docs", [[3.3, 0, 1, 2, 3]], limit=2, round_decimal=1)[0]
+    assert [(h["id"], h["distance"]) for h in near] == [(3, 0.1), (4, 0.5)]
+    with pytest.raises(MilvusException) as e:
+        client.search("docs", [[3.0, 0, 1, 2, 3]], limit=2, group_by_field="title")
+    assert e.value.code == 1100 and "group_by_field is not supported" in e.value.message
 
 
 def test_upsert_delete_stats(client, docs):
