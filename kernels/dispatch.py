@@ -59,7 +59,8 @@ def _triton():
 # copy of the query and that pair's best min(k, list size) candidates (float32 distance,
 # int64 row). Larger searches go in slices of rows (FLAT) or of queries (IVF), each slice
 # scanned as a batch.
-FLAT_CELLS = 1 << 26     # 256 MB of float32 distances
+FLAT_CELLS = 1 << 26     # 256 MB of float32 distances (CPU)
+FLAT_CELLS_CUDA = 1 << 28  # 1 GB: up to 1024 queries keep the 2^18-row blocks cuBLAS likes
 IVF_BYTES = 256 << 20
 GRID_Y_MAX = 65535       # a CUDA grid's second dimension (the Triton kernel's nprobe)
 
@@ -69,8 +70,8 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
                 hi: float | None = None, x_sq: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) -> (nq, k) float32, (nq, k) int64
-    chunk = 1 << 18 if x.is_cuda else 1 << 16
-    chunk = max(1024, min(chunk, FLAT_CELLS // q.shape[0]))
+    chunk, cells = (1 << 18, FLAT_CELLS_CUDA) if x.is_cuda else (1 << 16, FLAT_CELLS)
+    chunk = max(1024, min(chunk, cells // q.shape[0]))
     return ref.flat_search(q, x, k, metric, mask, chunk=chunk, lo=lo, hi=hi, x_sq=x_sq)
 
 
