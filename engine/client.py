@@ -44,8 +44,9 @@ _UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "group_size", "stric
 def _refuse_unsupported(kwargs: dict) -> None:
     for name in _UNSUPPORTED_SEARCH:
         if kwargs.get(name) not in (None, [], ""):
-            raise ParamError(f"{name} is not supported by Hotset's search: leave it out (for "
-                             "grouping, search with a larger limit and group the hits)")
+            hint = (" (to group, search with a larger limit and group the hits)"
+                    if name.startswith(("group", "strict")) else "")
+            raise ParamError(f"{name} is not supported by Hotset's search: leave it out{hint}")
 
 
 def _round_decimal(value: Any) -> int:
