@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from .columns import Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
                      IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
-                     PartitionNotFound, PartitionNotLoaded)
+                     PartitionNotFound, PartitionNotLoaded, StorageError)
 from .expr import compile_filter
 from .index import IndexParams, IndexSpec, ivf
 from .loader import Loader, LoadState, Resident
@@ -81,13 +82,16 @@ class MilvusClient:
         self._loader = Loader(self.allocator, self._lock)
         self._seal_bytes = int(segment_max_bytes)
         self._colls: dict[str, Collection] = {}
+        self._damaged: dict[str, tuple[Path, Exception]] = {}  # could not be opened
         self._resident: dict[str, Resident] = {}
         self._load_errors: dict[str, MilvusException] = {}
         self._closed = False
         for name in self._dir.names():
-            self._colls[name] = Collection(self._dir.collection_path(name),
-                                           _read_manifest(self._dir.collection_path(name)),
-                                           self._seal_bytes)
+            path = self._dir.collection_path(name)
+            try:
+                self._colls[name] = Collection(path, _read_manifest(path), self._seal_bytes)
+            except Exception as e:  # one damaged collection must not make the others unusable
+                self._damaged[name] = (path, e)
         for coll in self._colls.values():  # restore persisted load intent (rule 9)
             intent = coll.manifest["load"]
             if intent["loaded"]:
@@ -102,8 +106,16 @@ class MilvusClient:
             raise ParamError(f"collection_name must be a string, got {type(name).__name__}")
         coll = self._colls.get(name)
         if coll is None:
+            self._refuse_damaged(name)
             raise CollectionNotFound(name)
         return coll
+
+    def _refuse_damaged(self, name: str) -> None:
+        """Every call on a collection whose files could not be read says so (drop works)."""
+        if name in self._damaged:
+            path, cause = self._damaged[name]
+            raise StorageError(name, "the files", path, cause,
+                               "It cannot be used until it is repaired; the others work.")
 
     def _loaded(self, name: str) -> Resident:
         coll = self._coll(name)
@@ -174,6 +186,7 @@ class MilvusClient:
         schema.validate()
         specs = self._checked_specs(schema, index_params or [])
         with self._lock:
+            self._refuse_damaged(collection_name)
             if collection_name in self._colls:
                 existing = self._colls[collection_name]
                 if existing.schema == schema:
@@ -202,6 +215,9 @@ class MilvusClient:
                         **kwargs: Any) -> None:
         with self._lock:
             coll = self._colls.get(collection_name)
+            if self._damaged.pop(collection_name, None) is not None:
+                self._dir.remove(collection_name)
+                return
             if coll is None:
                 return  # Milvus: dropping a missing collection succeeds
             self._release(collection_name)
@@ -211,10 +227,10 @@ class MilvusClient:
 
     def has_collection(self, collection_name: str, timeout: float | None = None,
                        **kwargs: Any) -> bool:
-        return collection_name in self._colls
+        return collection_name in self._colls or collection_name in self._damaged
 
     def list_collections(self, **kwargs: Any) -> list[str]:
-        return sorted(self._colls)
+        return sorted([*self._colls, *self._damaged])
 
     def describe_collection(self, collection_name: str, timeout: float | None = None,
                             **kwargs: Any) -> dict:
@@ -659,6 +675,7 @@ class MilvusClient:
         with self._lock.read():
             coll = self._colls.get(collection_name)
             if coll is None:
+                self._refuse_damaged(collection_name)
                 return {"state": LoadState.NotExist}
             if partition_name and partition_name not in coll.partitions:
                 return {"state": LoadState.NotExist}

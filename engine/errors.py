@@ -123,10 +123,12 @@ class StorageError(MilvusException):
 
     default_code = 65535
 
-    def __init__(self, collection: str, what: str, path: object, cause: BaseException) -> None:
+    def __init__(self, collection: str, what: str, path: object, cause: BaseException,
+                 outcome: str) -> None:
+        self.collection = collection
         self.path = str(path)
         super().__init__(
-            f"cannot read {what} of collection {collection} from {path}: {cause}. Nothing "
-            "of the collection was made resident and nothing on disk was changed: restore "
-            "that file from a backup, or drop the collection and insert its rows again"
+            f"cannot read {what} of collection {collection} ({path}): "
+            f"{type(cause).__name__}: {cause}. {outcome} Nothing on disk was changed: restore "
+            "the damaged file from a backup, or drop the collection and insert its rows again"
         )

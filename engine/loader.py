@@ -242,7 +242,8 @@ class Loader:
                 raise LoadCancelled() from None
             except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid, bad JSON
                 raise StorageError(coll.name, f"field {name} of segment {seg.id}",
-                                   shard_path(seg_dir, name, fixed), e) from e
+                                   shard_path(seg_dir, name, fixed), e,
+                                   "The load was rolled back: nothing of it is resident.") from e
             if fixed:
                 rs.put(name, t, v)
             else:

@@ -64,3 +64,45 @@ def test_sigkill_loses_no_acknowledged_row(tmp_path, kill_after):
             c = MilvusClient(str(data), device="cpu")
             c.drop_collection("crash")
             c.close()
+
+
+@pytest.mark.parametrize("damaged", ["segments/00000001/id.safetensors", "manifest.json"])
+def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
+    """A file of one collection cut short behind the engine's back: the directory still
+    opens, the other collections work, every call on the damaged one is a StorageError that
+    names it and the fix, nothing rewrites the file, and dropping it frees the name."""
+    from engine.errors import StorageError
+
+    from ..conftest import basic_rows, basic_schema
+
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    for name in ("c", "ok"):
+        c.create_collection(name, schema=basic_schema(), index_params=index_params())
+        c.insert(name, basic_rows(20))
+        c.flush(name)
+    c.release_collection("ok")
+    c.close()
+    bad = tmp_path / "d" / "collections" / "c" / damaged
+    cut = bad.read_bytes()[:-30]
+    bad.write_bytes(cut)
+    c = MilvusClient(path, device="cpu")
+    assert c.list_collections() == ["c", "ok"] and c.has_collection("c")
+    c.load_collection("ok")
+    assert c.query("ok", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 20}]
+    calls = [lambda: c.describe_collection("c"), lambda: c.get_load_state("c"),
+             lambda: c.load_collection("c"), lambda: c.insert("c", basic_rows(1, start=50)),
+             lambda: c.search("c", [[0.0] * 8]), lambda: c.release_collection("c"),
+             lambda: c.create_collection("c", schema=basic_schema())]
+    for call in calls:
+        with pytest.raises(StorageError) as e:
+            call()
+        assert e.value.code == 65535 and "collection c" in e.value.message
+        assert str(tmp_path / "d" / "collections" / "c") in e.value.message
+        assert "drop the collection" in e.value.message
+    assert bad.read_bytes() == cut
+    c.drop_collection("c")
+    assert c.list_collections() == ["ok"] and not (tmp_path / "d" / "collections" / "c").exists()
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    assert c.insert("c", basic_rows(3))["insert_count"] == 3
+    c.close()
