@@ -4,7 +4,9 @@ is acknowledged.
 Record = header ``<4s Q B I I`` (magic ``HWAL``, sequence number, kind, payload length,
 crc32 of the payload) + payload (partition name, then a serialised column batch). Replay
 stops at the first torn or corrupt record and cuts the file there: such a record was
-never acknowledged, because the fsync that acknowledges it had not returned.
+never acknowledged, because the fsync that acknowledges it had not returned. That holds
+only for the tail: a damaged record followed by an intact one is damage to acknowledged
+writes (the disk, not a crash), and replay refuses it with the file left whole.
 """
 from __future__ import annotations
 
@@ -75,6 +77,11 @@ def replay(path: Path) -> Iterator[Record]:
         start = off + _HEADER.size
         payload = data[start:start + length]
         if magic != _MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+            later = _intact_record_after(data, off + 1)
+            if later is not None:
+                raise OSError(f"{path}: the record at byte {off} is damaged and an intact "
+                              f"record follows at byte {later}, so acknowledged writes lie "
+                              "past the damage; the log was left as it is")
             break
         (name_len,) = struct.unpack_from("<H", payload)
         partition = payload[2:2 + name_len].decode()
@@ -84,3 +91,17 @@ def replay(path: Path) -> Iterator[Record]:
         with open(path, "rb+") as fh:
             fh.truncate(good)
             os.fsync(fh.fileno())
+
+
+def _intact_record_after(data: bytes, pos: int) -> int | None:
+    """Offset of the first intact record (magic, length and crc all right) at or after
+    ``pos``, or None."""
+    at = data.find(_MAGIC, pos)
+    while at != -1 and at + _HEADER.size <= len(data):
+        _, _, _, length, crc = _HEADER.unpack_from(data, at)
+        start = at + _HEADER.size
+        payload = data[start:start + length]
+        if len(payload) == length and zlib.crc32(payload) == crc:
+            return at
+        at = data.find(_MAGIC, at + 1)
+    return None

@@ -3,6 +3,7 @@ import json
 import os
 
 import pyarrow as pa
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,10 +104,34 @@ def test_wal_torn_tail_is_cut(tmp_path):
     assert [(r.seq, r.kind, r.partition) for r in recs] == [(1, Kind.INSERT, "_default"),
                                                              (2, Kind.DELETE, "p1")]
     assert path.stat().st_size == good
-    with open(path, "rb+") as fh:  # a flipped byte in a payload stops replay there too
+    with open(path, "rb+") as fh:  # a flipped byte in the last payload stops replay there
         fh.seek(good - 3)
         fh.write(b"\xff")
     assert [r.seq for r in replay(path)] == [1]
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+def test_wal_damage_before_an_intact_record_is_refused_not_cut(tmp_path, where):
+    """Only a damaged *tail* can be a write that was never acknowledged; a damaged record
+    with an intact one after it means acknowledged writes would be thrown away."""
+    path = tmp_path / "wal.log"
+    wal = WriteAheadLog(path)
+    b = Batch(2, {"pk": torch.tensor([1, 2])})
+    wal.append(1, Kind.INSERT, "_default", b)
+    first = path.stat().st_size
+    wal.append(2, Kind.INSERT, "_default", b)
+    wal.append(3, Kind.DELETE, "_default", Batch(1, {"pk": torch.tensor([1])}))
+    wal.close()
+    data = bytearray(path.read_bytes())
+    data[first + (30 if where == "payload" else 1)] ^= 0xFF  # inside record 2
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match=f"record at byte {first} is damaged"):
+        list(replay(path))
+    assert path.read_bytes() == bytes(data)  # nothing cut
+    data[first + (30 if where == "payload" else 1)] ^= 0xFF  # repaired, then zeros after the
+    path.write_bytes(bytes(data) + bytes(100))  # last record (a crash while extending): a tail
+    assert [r.seq for r in replay(path)] == [1, 2, 3]
+    assert path.stat().st_size == len(data)
 
 
 def test_deletes_file_round_trip(tmp_path):
