@@ -132,3 +132,13 @@ class StorageError(MilvusException):
             f"{type(cause).__name__}: {cause}. {outcome} Nothing on disk was changed: restore "
             "the damaged file from a backup, or drop the collection and insert its rows again"
         )
+
+
+class WriteFailed(MilvusException):
+    """The disk refused a write (full, read-only, I/O error)."""
+
+    default_code = 65535
+
+    def __init__(self, path: str, cause: BaseException, outcome: str) -> None:
+        self.path = path
+        super().__init__(f"could not write {path}: {type(cause).__name__}: {cause}. {outcome}")

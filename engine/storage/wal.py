@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..columns import Batch, batch_from_bytes, batch_to_bytes
+from ..errors import WriteFailed
 
 _HEADER = struct.Struct("<4sQBII")
 _MAGIC = b"HWAL"
@@ -39,29 +40,57 @@ class Record:
 
 
 class WriteAheadLog:
+    """Appends go straight to the file descriptor (no Python buffer that could hold half a
+    record). An append that fails (disk full, I/O error) is cut back off the file before the
+    error is raised, so the next record follows the last good one: otherwise replay would
+    find damage before intact, acknowledged records."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "ab")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size
+        self._broken: OSError | None = None
 
     def append(self, seq: int, kind: Kind, partition: str, batch: Batch) -> None:
+        if self._broken is not None:
+            raise WriteFailed(str(self.path), self._broken, "It could not be cut back after "
+                              "an earlier failed write: close the client and open the data "
+                              "directory again")
         name = partition.encode()
         payload = struct.pack("<H", len(name)) + name + batch_to_bytes(batch)
         header = _HEADER.pack(_MAGIC, seq, int(kind), len(payload), zlib.crc32(payload))
-        self._fh.write(header + payload)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        record = memoryview(header + payload)
+        try:
+            done = 0
+            while done < len(record):
+                done += os.write(self._fd, record[done:])
+            os.fsync(self._fd)
+        except OSError as e:
+            self._cut_back()
+            raise WriteFailed(str(self.path), e, "Nothing was written: free disk space or "
+                              "check the disk, then retry") from e
+        self._size += len(record)
+
+    def _cut_back(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        except OSError as e:
+            self._broken = e
 
     def reset(self) -> None:
         """Empty the log (after its records were sealed into segments)."""
-        self._fh.truncate(0)
-        self._fh.seek(0)
-        os.fsync(self._fh.fileno())
+        os.ftruncate(self._fd, 0)
+        os.fsync(self._fd)
+        self._size = 0
 
     def size(self) -> int:
-        return self._fh.tell()
+        return self._size
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def replay(path: Path) -> Iterator[Record]:

@@ -106,3 +106,35 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
     c.create_collection("c", schema=basic_schema(), index_params=index_params())
     assert c.insert("c", basic_rows(3))["insert_count"] == 3
     c.close()
+
+
+def test_a_write_the_disk_refuses_changes_nothing_and_the_next_one_lands(tmp_path, monkeypatch):
+    import errno
+
+    from engine.errors import WriteFailed
+    from engine.storage import wal as wal_mod
+
+    from ..conftest import basic_rows, basic_schema
+
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.insert("c", basic_rows(5))
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_write = wal_mod.os.write
+    monkeypatch.setattr(wal_mod.os, "write", full)
+    with pytest.raises(WriteFailed, match="free disk space"):
+        c.insert("c", basic_rows(3, start=10))
+    with pytest.raises(WriteFailed):
+        c.delete("c", ids=[0])
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 5}]
+    monkeypatch.setattr(wal_mod.os, "write", real_write)
+    c.insert("c", basic_rows(2, start=20))
+    c.close()
+    c = MilvusClient(path, device="cpu")
+    c.load_collection("c")
+    assert sorted(r["id"] for r in c.query("c", "id >= 0")) == [0, 1, 2, 3, 4, 20, 21]
+    c.close()

@@ -110,6 +110,39 @@ def test_wal_torn_tail_is_cut(tmp_path):
     assert [r.seq for r in replay(path)] == [1]
 
 
+def test_wal_append_that_fails_half_way_is_cut_back(tmp_path, monkeypatch):
+    """Disk full in the middle of a record: the half record is cut off before the error
+    is raised, so the next append follows the last good record and replay sees all of the
+    acknowledged ones."""
+    import errno
+
+    from engine.errors import WriteFailed
+    from engine.storage import wal as wal_mod
+
+    path = tmp_path / "wal.log"
+    wal = WriteAheadLog(path)
+    b = Batch(2, {"pk": torch.tensor([1, 2])})
+    wal.append(1, Kind.INSERT, "_default", b)
+    good = path.stat().st_size
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wal_mod.os, "write", half_then_full)
+    with pytest.raises(WriteFailed) as e:
+        wal.append(2, Kind.INSERT, "_default", b)
+    assert e.value.code == 65535 and "No space left" in e.value.message
+    assert "Nothing was written" in e.value.message
+    assert path.stat().st_size == good == wal.size()
+    monkeypatch.setattr(wal_mod.os, "write", real_write)
+    wal.append(2, Kind.DELETE, "_default", Batch(1, {"pk": torch.tensor([2])}))
+    wal.close()
+    wal.close()  # twice is fine
+    assert [(r.seq, r.kind) for r in replay(path)] == [(1, Kind.INSERT), (2, Kind.DELETE)]
+
+
 @pytest.mark.parametrize("where", ["payload", "header"])
 def test_wal_damage_before_an_intact_record_is_refused_not_cut(tmp_path, where):
     """Only a damaged *tail* can be a write that was never acknowledged; a damaged record
