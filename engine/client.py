@@ -5,6 +5,7 @@ engine modules; this file checks arguments, takes the lock and translates.
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .columns import Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
                      IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
-                     PartitionNotFound, PartitionNotLoaded, StorageError)
+                     PartitionNotFound, PartitionNotLoaded, StorageError, WriteFailed)
 from .expr import compile_filter
 from .index import IndexParams, IndexSpec, ivf
 from .loader import Loader, LoadState, Resident
@@ -817,7 +818,12 @@ class MilvusClient:
                 res = self._resident.pop(name, None)
                 if res is not None:
                     self._loader.release(res)  # the persisted intent stays
-                coll.flush()
+                try:
+                    coll.flush()
+                except WriteFailed as e:  # the rows are in the WAL: replayed at the next open
+                    warnings.warn(f"collection {name}: not sealed at close, its rows stay in "
+                                  f"the write-ahead log: {e.message}", RuntimeWarning,
+                                  stacklevel=3)
                 coll.close()
             self._closed = True
             self._dir.close()

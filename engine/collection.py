@@ -8,9 +8,11 @@ manifest's ``flushed_seq`` are skipped on replay; unlisted segment folders are r
 """
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +22,7 @@ import pyarrow.compute as pc
 import torch
 
 from .columns import Batch, take
+from .errors import WriteFailed
 from .index import ivf
 from .index.spec import IndexSpec
 from .schema import DYNAMIC_FIELD, CollectionSchema
@@ -132,7 +135,12 @@ class Collection:
         self.wal.append(seq, kind, partition, batch)
         deleted = self._apply(kind, partition, batch, seq)
         if sum(g.nbytes() for g in self.growing.values()) >= self.seal_bytes:
-            self.flush()
+            try:
+                self.flush()
+            except WriteFailed as e:  # the write is in the WAL: it stays acknowledged
+                warnings.warn(f"collection {self.name}: automatic seal failed, retried at "
+                              f"the next write or flush: {e.message}", RuntimeWarning,
+                              stacklevel=4)
         return deleted
 
     def _apply(self, kind: Kind, partition: str, batch: Batch, seq: int) -> int:
@@ -170,7 +178,6 @@ class Collection:
         if not any(g.num_rows for g in self.growing.values()) and not self._pending_deletes:
             return
         t0 = time.perf_counter()
-        m = self.manifest
         new: list[tuple[SealedSegment, GrowingSegment, torch.Tensor]] = []
         sealing = []
         for part, g in self.growing.items():
@@ -181,30 +188,31 @@ class Collection:
         spec = self.ivf_spec()
         if spec is not None and spec.field_name not in self.centroids:
             self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
-        for part, g, live, batch in sealing:
-            offsets = None
-            if spec is not None and spec.field_name in self.centroids:
-                perm, offsets = ivf.list_order(batch.cols[spec.field_name],
-                                               self.centroids[spec.field_name],
-                                               spec.metric_type, self.device)
-                batch, live = take(batch, perm), live[perm]
-            seg = self._write_sealed(part, batch, self.seq, spec if offsets is not None else None,
-                                     offsets)
-            new.append((seg, g, live))
-        if self._pending_deletes:
-            keys = [k for k, _, _ in self._pending_deletes]
-            lens = [len(k) for k in keys]  # one seq and one partition per delete call
-            seqs = torch.repeat_interleave(
-                torch.tensor([s for _, s, _ in self._pending_deletes], dtype=torch.int64),
-                torch.tensor(lens))
-            parts = np.repeat(np.array([p for *_, p in self._pending_deletes], dtype=object),
-                              lens)
-            all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
-            fname = f"{self.seq:016d}.arrow"
-            write_deletes(self.path / "deletes" / fname, all_keys, seqs, parts)
-            m["delete_files"].append(fname)
-        m["flushed_seq"] = self.seq
-        self.save_manifest()
+        m = copy.deepcopy(self.manifest)  # self.manifest changes once everything is on disk
+        written: list[Path] = []
+        try:
+            for part, g, live, batch in sealing:
+                offsets = None
+                if spec is not None and spec.field_name in self.centroids:
+                    perm, offsets = ivf.list_order(batch.cols[spec.field_name],
+                                                   self.centroids[spec.field_name],
+                                                   spec.metric_type, self.device)
+                    batch, live = take(batch, perm), live[perm]
+                seg = self._write_sealed(m, part, batch, self.seq,
+                                         spec if offsets is not None else None, offsets)
+                written.append(self.segment_dir(seg.id))
+                new.append((seg, g, live))
+            if self._pending_deletes:
+                written.append(self._write_pending_deletes(m))
+            m["flushed_seq"] = self.seq
+            write_json_atomic(self.path / MANIFEST, m)
+        except OSError as e:  # disk full or failing: undo this flush's files, keep the rows
+            for p in written:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            raise WriteFailed(str(self.path), e, "Nothing was sealed: the rows stay in memory "
+                              "and in the write-ahead log; free disk space and flush again"
+                              ) from e
+        self.manifest = m
         self.wal.reset()
         self.stats["seal_seconds"] += time.perf_counter() - t0
         self.stats["seals"] += 1
@@ -217,11 +225,25 @@ class Collection:
         if self.listener:
             self.listener("growing_cleared")
 
-    def _write_sealed(self, part: str, batch: Batch, sealed_seq: int, spec: Any,
+    def _write_pending_deletes(self, m: dict) -> Path:
+        """Write the deletes logged since the last flush as one Arrow file, listed in ``m``
+        (the caller saves it); returns the file."""
+        keys = [k for k, _, _ in self._pending_deletes]
+        lens = [len(k) for k in keys]  # one seq and one partition per delete call
+        seqs = torch.repeat_interleave(
+            torch.tensor([s for _, s, _ in self._pending_deletes], dtype=torch.int64),
+            torch.tensor(lens))
+        parts = np.repeat(np.array([p for *_, p in self._pending_deletes], dtype=object), lens)
+        all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
+        path = self.path / "deletes" / f"{self.seq:016d}.arrow"
+        write_deletes(path, all_keys, seqs, parts)
+        m["delete_files"].append(path.name)
+        return path
+
+    def _write_sealed(self, m: dict, part: str, batch: Batch, sealed_seq: int, spec: Any,
                       offsets: torch.Tensor | None) -> SealedSegment:
-        """Write ``batch`` as a new sealed segment folder and list it in the manifest
-        (in memory; the caller saves it)."""
-        m = self.manifest
+        """Write ``batch`` as a new sealed segment folder and list it in the manifest ``m``
+        (the caller saves it)."""
         seg_id = m["next_segment_id"]
         m["next_segment_id"] += 1
         seg_dir = self.segment_dir(seg_id)
@@ -295,11 +317,20 @@ class Collection:
             batch = read_segment(old_dir, columns)
             perm, offsets = ivf.list_order(batch.cols[spec.field_name], cent,
                                            spec.metric_type, self.device)
-            new = self._write_sealed(seg.partition, take(batch, perm), seg.sealed_seq, spec,
-                                     offsets)
+            m = copy.deepcopy(self.manifest)
+            new_id = m["next_segment_id"]
+            try:
+                new = self._write_sealed(m, seg.partition, take(batch, perm), seg.sealed_seq,
+                                         spec, offsets)
+                m["segments"] = [s for s in m["segments"] if s["id"] != seg.id]
+                write_json_atomic(self.path / MANIFEST, m)
+            except OSError as e:
+                shutil.rmtree(self.segment_dir(new_id), ignore_errors=True)
+                raise WriteFailed(str(self.path), e, "The index build stopped: segments not "
+                                  "rewritten yet keep their order and are scanned exactly; "
+                                  "free disk space and create the index again") from e
+            self.manifest = m
             new.deleted = seg.deleted[perm]
-            self.manifest["segments"] = [s for s in self.manifest["segments"] if s["id"] != seg.id]
-            self.save_manifest()
             shutil.rmtree(old_dir, ignore_errors=True)
             self.sealed[i] = new
 

@@ -138,3 +138,59 @@ def test_a_write_the_disk_refuses_changes_nothing_and_the_next_one_lands(tmp_pat
     c.load_collection("c")
     assert sorted(r["id"] for r in c.query("c", "id >= 0")) == [0, 1, 2, 3, 4, 20, 21]
     c.close()
+
+
+def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, monkeypatch):
+    """The disk fills up while a flush writes its second segment: the flush fails with
+    WriteFailed, the manifest and the segment folders are as before and every row is still
+    there once. A seal the disk refuses inside an insert or at close only warns: those rows
+    are durable in the WAL. Once there is room, flush works and nothing is doubled."""
+    import errno
+
+    from engine import collection as coll_mod
+    from engine.errors import WriteFailed
+
+    from ..conftest import basic_rows, basic_schema
+
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.create_partition("c", "p1")
+    c.insert("c", basic_rows(10))
+    c.insert("c", basic_rows(10, start=100), partition_name="p1")
+    c.delete("c", ids=[3])
+    want = [i for i in range(10) if i != 3] + list(range(100, 110))
+    root = tmp_path / "d" / "collections" / "c"
+    manifest = (root / "manifest.json").read_bytes()
+    real = coll_mod.write_segment
+    calls = []
+
+    def second_fails(seg_dir, batch):
+        calls.append(seg_dir)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(seg_dir, batch)
+
+    def full(seg_dir, batch):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(coll_mod, "write_segment", second_fails)
+    with pytest.raises(WriteFailed, match="Nothing was sealed"):
+        c.flush("c")
+    assert (root / "manifest.json").read_bytes() == manifest
+    assert list((root / "segments").iterdir()) == list((root / "deletes").iterdir()) == []
+    assert sorted(r["id"] for r in c.query("c", "id >= 0")) == want
+    monkeypatch.setattr(coll_mod, "write_segment", full)
+    with pytest.warns(RuntimeWarning, match="not sealed at close"):
+        c.close()
+    c = MilvusClient(path, device="cpu", segment_max_bytes=1)  # every insert seals
+    with pytest.warns(RuntimeWarning, match="automatic seal failed"):
+        assert c.insert("c", basic_rows(2, start=200))["insert_count"] == 2
+    monkeypatch.setattr(coll_mod, "write_segment", real)
+    c.flush("c")
+    c.close()
+    c = MilvusClient(path, device="cpu")
+    c.load_collection("c")
+    assert sorted(r["id"] for r in c.query("c", "id >= 0")) == want + [200, 201]
+    assert (root / "wal.log").stat().st_size == 0
+    c.close()
