@@ -207,9 +207,8 @@ class Loader:
             self.allocator.unreserve(res.collection.name)
 
     def _acquire(self, res: Resident) -> None:
-        while not self.lock.acquire(timeout=0.02):  # a release may hold the lock
-            if res.cancelled:
-                raise LoadCancelled()
+        if not self.lock.acquire(abandon=lambda: res.cancelled):  # a release may hold it
+            raise LoadCancelled()
 
     def _load_sealed(self, res: Resident, seg: SealedSegment) -> None:
         coll = res.collection

@@ -61,6 +61,61 @@ def test_timeout_while_a_reader_holds_it():
     assert got == [False]
 
 
+def _hammer(lock, kind, stop, counts, key):
+    while time.monotonic() < stop:
+        if kind == "w":
+            with lock:
+                time.sleep(0.002)
+        else:
+            with lock.read():
+                time.sleep(0.002)
+        counts[key] += 1
+
+
+def test_a_stream_of_writes_does_not_starve_readers_nor_reads_writers():
+    """Requests are served in arrival order: with two threads writing back to back a reader
+    still gets in after the writes queued before it, and with two readers overlapping all
+    the time a writer still gets its turn."""
+    for hogs, other in (("w", "r"), ("r", "w")):
+        lock = RWLock()
+        counts = {"hog0": 0, "hog1": 0, "other": 0}
+        stop = time.monotonic() + 0.6
+        threads = [threading.Thread(target=_hammer, args=(lock, hogs, stop, counts, f"hog{i}"))
+                   for i in range(2)]
+        threads.append(threading.Thread(target=_hammer, args=(lock, other, stop, counts,
+                                                                "other")))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # FIFO: the lone thread waits for at most the two requests ahead of it each time
+        assert counts["other"] >= min(counts["hog0"], counts["hog1"]) // 3 > 0, (hogs, counts)
+
+
+def test_abandoned_wait_keeps_nothing_and_lets_the_queue_move():
+    lock = RWLock()
+    flag = threading.Event()
+    got, entered = [], []
+    with lock.read():
+        t = threading.Thread(target=lambda: got.append(lock.acquire(abandon=flag.is_set)))
+        t.start()
+        time.sleep(0.05)
+        def reader():
+            with lock.read():
+                entered.append(1)
+
+        r = threading.Thread(target=reader)
+        r.start()  # queued behind the waiting writer
+        time.sleep(0.05)
+        assert entered == []
+        flag.set()
+        t.join(1)
+        r.join(1)
+    assert got == [False] and entered == [1]
+    assert lock.acquire(blocking=False)  # nothing left queued or held by the waits
+    lock.release()
+
+
 def test_concurrent_searches_and_inserts(cpu_client):
     make_loaded(cpu_client, n=200)
     q = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
