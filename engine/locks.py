@@ -88,7 +88,7 @@ class RWLock:
         with self._cond:
             counted = self._writer != me
             if counted:
-                if not nested:
+                if not nested and (self._writer is not None or self._queue):
                     ticket = object()
                     self._queue.append(ticket)
                     self._cond.wait_for(lambda: self._queue[0] is ticket
