@@ -286,6 +286,45 @@ def test_memory_info_after_release_is_zero(client):
         assert torch.cuda.memory_allocated() == cuda_before
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux /proc")
+def test_release_gives_host_memory_back_to_the_os(tmp_path):
+    """On the CPU device the bytes memory_info counts are real: the process's resident
+    memory grows by them on load and shrinks back on release (not just an accounting)."""
+    import gc
+
+    import numpy as np
+
+    from engine import DataType
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=128)
+    c.create_collection("c", schema=s)
+    rng = np.random.default_rng(0)
+    c.insert("c", {"id": np.arange(200_000), "v": rng.random((200_000, 128), dtype=np.float32)})
+    c.flush("c")
+    c.create_index("c", index_params("v"))
+    gc.collect()
+    base = _rss_mb()
+    c.load_collection("c")
+    resident = c.memory_info("c")["bytes"] / 2**20
+    grown = _rss_mb() - base
+    assert resident > 90 and grown > 0.8 * resident
+    c.release_collection("c")
+    gc.collect()
+    assert _rss_mb() - base < 0.1 * resident
+    c.close()
+
+
 def test_rule9_load_intent_persists(tmp_path, device):
     path = str(tmp_path / "d")
     c = MilvusClient(path, device=device)
