@@ -196,9 +196,20 @@ class MilvusClient:
                                  f"collection: {collection_name}: drop it first or pick "
                                  "another name")
             path = self._dir.collection_path(collection_name)
-            coll = Collection.create(path, collection_name, schema, self._seal_bytes)
-            coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
-            coll.save_manifest()
+            coll = None
+            try:
+                coll = Collection.create(path, collection_name, schema, self._seal_bytes)
+                coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
+                coll.save_manifest()
+            except (OSError, WriteFailed) as e:  # nothing of it may stay on disk
+                if coll is not None:
+                    coll.close()
+                if path.exists():
+                    self._dir.remove(collection_name)
+                if isinstance(e, WriteFailed):
+                    raise
+                raise WriteFailed(str(path), e, "The collection was not created: free disk "
+                                  "space and retry") from e
             self._colls[collection_name] = coll
         if quick or index_params is not None:
             self.load_collection(collection_name)
@@ -645,10 +656,17 @@ class MilvusClient:
         res.planned = self._loader.plan(res)
         self.allocator.reserve(coll.name, res.planned, f"collection {coll.name}")
         self._resident[coll.name] = res
-        coll.manifest["load"] = {"loaded": True, "load_fields": list(fields) if fields else None,
-                                 "skip_dynamic": skip_dynamic,
-                                 "partitions": sorted(parts) if partitions else None}
-        coll.save_manifest()
+        intent = {"loaded": True, "load_fields": list(fields) if fields else None,
+                  "skip_dynamic": skip_dynamic,
+                  "partitions": sorted(parts) if partitions else None}
+        if coll.manifest["load"] != intent:  # a restored load has it already
+            coll.manifest["load"] = intent
+            try:
+                coll.save_manifest()
+            except WriteFailed:
+                del self._resident[coll.name]
+                self.allocator.unreserve(coll.name)
+                raise
         if _async:
             self._loader.start(res)
         else:

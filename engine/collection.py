@@ -80,9 +80,13 @@ class Collection:
         tmp = path.with_name(path.name + ".creating")
         if tmp.exists():
             shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        write_json_atomic(tmp / MANIFEST, new_manifest(name, schema))
-        tmp.rename(path)
+        try:
+            tmp.mkdir(parents=True)
+            write_json_atomic(tmp / MANIFEST, new_manifest(name, schema))
+            tmp.rename(path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return cls(path, new_manifest(name, schema), seal_bytes)
 
     def _open_segments(self) -> None:
@@ -187,7 +191,12 @@ class Collection:
                 sealing.append((part, g, live, batch))
         spec = self.ivf_spec()
         if spec is not None and spec.field_name not in self.centroids:
-            self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
+            try:
+                self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
+            except OSError as e:  # the centroids file
+                raise WriteFailed(str(self.path), e, "Nothing was sealed: the rows stay in "
+                                  "memory and in the write-ahead log; free disk space and "
+                                  "flush again") from e
         m = copy.deepcopy(self.manifest)  # self.manifest changes once everything is on disk
         written: list[Path] = []
         try:
@@ -293,8 +302,8 @@ class Collection:
         for d in self.manifest["indexes"]:
             if d["index_name"] == spec.index_name:
                 d["trained"] = True
+        self.save_manifest()  # refused: undone, and the centroids are not used
         self.centroids[spec.field_name] = cent
-        self.save_manifest()
         if self.listener:
             self.listener("trained", spec.field_name, cent)
         return True
@@ -351,7 +360,19 @@ class Collection:
         return added
 
     def save_manifest(self) -> None:
-        write_json_atomic(self.path / MANIFEST, self.manifest)
+        """Replace the manifest on disk with ``self.manifest``. If the disk refuses, the
+        in-memory manifest goes back to the one on disk, so the change is undone in both
+        places, and WriteFailed says so."""
+        try:
+            write_json_atomic(self.path / MANIFEST, self.manifest)
+        except OSError as e:
+            try:
+                with open(self.path / MANIFEST) as fh:
+                    self.manifest = json.load(fh)
+            except (OSError, ValueError):
+                pass  # the error below still says the change was not saved
+            raise WriteFailed(str(self.path / MANIFEST), e, "The change was not saved and is "
+                              "undone: free disk space and retry") from e
 
     # -- reads ------------------------------------------------------------------------
     def row_count(self) -> int:

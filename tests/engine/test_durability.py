@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import MilvusClient
+from engine import LoadState, MilvusClient
 
 from ..conftest import index_params
 
@@ -193,4 +193,51 @@ def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, mon
     c.load_collection("c")
     assert sorted(r["id"] for r in c.query("c", "id >= 0")) == want + [200, 201]
     assert (root / "wal.log").stat().st_size == 0
+    c.close()
+
+
+def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
+    """Every state change that only rewrites the manifest (create a collection or a
+    partition, record a load) is undone in memory too when the disk refuses it, and says
+    so; opening a directory whose loads are restored writes nothing, so it works on a full
+    disk."""
+    import errno
+
+    from engine import collection as coll_mod
+    from engine.errors import WriteFailed
+
+    from ..conftest import basic_rows, basic_schema
+
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.insert("c", basic_rows(10))
+    c.release_collection("c")
+    real = coll_mod.write_json_atomic
+
+    def full(*a):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(coll_mod, "write_json_atomic", full)
+    for call in (lambda: c.create_partition("c", "p1"), lambda: c.load_collection("c"),
+                 lambda: c.create_collection("d", schema=basic_schema())):
+        with pytest.raises(WriteFailed, match="free disk space"):
+            call()
+    assert c.list_partitions("c") == ["_default"]
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    assert c.memory_info()["used_bytes"] == 0
+    assert c.list_collections() == ["c"]
+    assert sorted(p.name for p in (tmp_path / "d" / "collections").iterdir()) == ["c"]
+    monkeypatch.setattr(coll_mod, "write_json_atomic", real)
+    c.create_partition("c", "p1")
+    c.load_collection("c")
+    c.close()
+    monkeypatch.setattr(coll_mod, "write_json_atomic", full)
+    c = MilvusClient(path, device="cpu")  # restores the load: no manifest write needed
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 10}]
+    assert c.list_partitions("c") == ["_default", "p1"]
+    monkeypatch.setattr(coll_mod, "write_json_atomic", real)
     c.close()
