@@ -33,6 +33,8 @@ from .storage.segments import (read_arrow, read_deletes, read_segment, read_tens
 from .storage.wal import Kind, WriteAheadLog, replay
 
 MANIFEST = "manifest.json"
+_NOT_SEALED = ("Nothing was sealed: the rows stay in memory and in the write-ahead log; free "
+               "disk space and flush again")
 DEFAULT_PARTITION = "_default"
 FORMAT = 1
 
@@ -194,9 +196,7 @@ class Collection:
             try:
                 self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
             except OSError as e:  # the centroids file
-                raise WriteFailed(str(self.path), e, "Nothing was sealed: the rows stay in "
-                                  "memory and in the write-ahead log; free disk space and "
-                                  "flush again") from e
+                raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
         m = copy.deepcopy(self.manifest)  # self.manifest changes once everything is on disk
         written: list[Path] = []
         try:
@@ -218,11 +218,8 @@ class Collection:
         except OSError as e:  # disk full or failing: undo this flush's files, keep the rows
             for p in written:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-            raise WriteFailed(str(self.path), e, "Nothing was sealed: the rows stay in memory "
-                              "and in the write-ahead log; free disk space and flush again"
-                              ) from e
+            raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
         self.manifest = m
-        self.wal.reset()
         self.stats["seal_seconds"] += time.perf_counter() - t0
         self.stats["seals"] += 1
         self._pending_deletes = []
@@ -233,6 +230,12 @@ class Collection:
                 self.listener("seal", seg, g, live)
         if self.listener:
             self.listener("growing_cleared")
+        try:
+            self.wal.reset()
+        except OSError as e:  # harmless: replay skips records at or below flushed_seq
+            warnings.warn(f"collection {self.name}: the write-ahead log could not be emptied "
+                          f"({e}); its records are sealed and skipped on replay, and it is "
+                          "emptied at the next flush", RuntimeWarning, stacklevel=2)
 
     def _write_pending_deletes(self, m: dict) -> Path:
         """Write the deletes logged since the last flush as one Arrow file, listed in ``m``

@@ -241,3 +241,35 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     assert c.list_partitions("c") == ["_default", "p1"]
     monkeypatch.setattr(coll_mod, "write_json_atomic", real)
     c.close()
+
+
+def test_a_wal_that_cannot_be_emptied_after_a_seal_only_warns(tmp_path, monkeypatch):
+    """The seal is on disk (manifest saved) when emptying the WAL fails: the flush warns
+    and counts as done; the rows are not sealed a second time and the old records are
+    skipped at the next open."""
+    import errno
+
+    from engine.storage import wal as wal_mod
+
+    from ..conftest import basic_rows, basic_schema
+
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.insert("c", basic_rows(10))
+
+    def refuse(fd, size):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(wal_mod.os, "ftruncate", refuse)
+    with pytest.warns(RuntimeWarning, match="could not be emptied"):
+        c.flush("c")
+    assert len(c.persistent_segments("c")) == 1
+    monkeypatch.undo()
+    c.flush("c")  # nothing new to seal
+    assert len(c.persistent_segments("c")) == 1
+    c.close()
+    c = MilvusClient(path, device="cpu")
+    c.load_collection("c")
+    assert sorted(r["id"] for r in c.query("c", "id >= 0")) == list(range(10))
+    c.close()
