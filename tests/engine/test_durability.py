@@ -1,5 +1,6 @@
 """Disk is the truth: a process killed with SIGKILL mid insert/flush loses no acknowledged
 row, and every crash leaves a store that opens."""
+import errno
 import os
 import signal
 import subprocess
@@ -10,11 +11,27 @@ from pathlib import Path
 import pytest
 
 from engine import LoadState, MilvusClient
+from engine import collection as coll_mod
+from engine.errors import StorageError, WriteFailed
+from engine.storage import wal as wal_mod
 
-from ..conftest import index_params
+from ..conftest import basic_rows, basic_schema, index_params
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 BATCH = 37
+
+
+def _client_with_rows(tmp_path, n: int, **kwargs) -> tuple[str, MilvusClient]:
+    """A data directory with collection "c" (loaded, FLAT) holding rows 0..n-1, growing."""
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu", **kwargs)
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.insert("c", basic_rows(n))
+    return path, c
+
+
+def _no_space(*args):
+    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def _acked(ack: Path) -> tuple[int, set[int]]:
@@ -71,10 +88,6 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
     """A file of one collection cut short behind the engine's back: the directory still
     opens, the other collections work, every call on the damaged one is a StorageError that
     names it and the fix, nothing rewrites the file, and dropping it frees the name."""
-    from engine.errors import StorageError
-
-    from ..conftest import basic_rows, basic_schema
-
     path = str(tmp_path / "d")
     c = MilvusClient(path, device="cpu")
     for name in ("c", "ok"):
@@ -109,23 +122,9 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
 
 
 def test_a_write_the_disk_refuses_changes_nothing_and_the_next_one_lands(tmp_path, monkeypatch):
-    import errno
-
-    from engine.errors import WriteFailed
-    from engine.storage import wal as wal_mod
-
-    from ..conftest import basic_rows, basic_schema
-
-    path = str(tmp_path / "d")
-    c = MilvusClient(path, device="cpu")
-    c.create_collection("c", schema=basic_schema(), index_params=index_params())
-    c.insert("c", basic_rows(5))
-
-    def full(fd, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
+    path, c = _client_with_rows(tmp_path, 5)
     real_write = wal_mod.os.write
-    monkeypatch.setattr(wal_mod.os, "write", full)
+    monkeypatch.setattr(wal_mod.os, "write", _no_space)
     with pytest.raises(WriteFailed, match="free disk space"):
         c.insert("c", basic_rows(3, start=10))
     with pytest.raises(WriteFailed):
@@ -145,18 +144,8 @@ def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, mon
     WriteFailed, the manifest and the segment folders are as before and every row is still
     there once. A seal the disk refuses inside an insert or at close only warns: those rows
     are durable in the WAL. Once there is room, flush works and nothing is doubled."""
-    import errno
-
-    from engine import collection as coll_mod
-    from engine.errors import WriteFailed
-
-    from ..conftest import basic_rows, basic_schema
-
-    path = str(tmp_path / "d")
-    c = MilvusClient(path, device="cpu")
-    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    path, c = _client_with_rows(tmp_path, 10)
     c.create_partition("c", "p1")
-    c.insert("c", basic_rows(10))
     c.insert("c", basic_rows(10, start=100), partition_name="p1")
     c.delete("c", ids=[3])
     want = [i for i in range(10) if i != 3] + list(range(100, 110))
@@ -171,16 +160,13 @@ def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, mon
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(seg_dir, batch)
 
-    def full(seg_dir, batch):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
     monkeypatch.setattr(coll_mod, "write_segment", second_fails)
     with pytest.raises(WriteFailed, match="Nothing was sealed"):
         c.flush("c")
     assert (root / "manifest.json").read_bytes() == manifest
     assert list((root / "segments").iterdir()) == list((root / "deletes").iterdir()) == []
     assert sorted(r["id"] for r in c.query("c", "id >= 0")) == want
-    monkeypatch.setattr(coll_mod, "write_segment", full)
+    monkeypatch.setattr(coll_mod, "write_segment", _no_space)
     with pytest.warns(RuntimeWarning, match="not sealed at close"):
         c.close()
     c = MilvusClient(path, device="cpu", segment_max_bytes=1)  # every insert seals
@@ -201,24 +187,10 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     partition, record a load) is undone in memory too when the disk refuses it, and says
     so; opening a directory whose loads are restored writes nothing, so it works on a full
     disk."""
-    import errno
-
-    from engine import collection as coll_mod
-    from engine.errors import WriteFailed
-
-    from ..conftest import basic_rows, basic_schema
-
-    path = str(tmp_path / "d")
-    c = MilvusClient(path, device="cpu")
-    c.create_collection("c", schema=basic_schema(), index_params=index_params())
-    c.insert("c", basic_rows(10))
+    path, c = _client_with_rows(tmp_path, 10)
     c.release_collection("c")
     real = coll_mod.write_json_atomic
-
-    def full(*a):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(coll_mod, "write_json_atomic", full)
+    monkeypatch.setattr(coll_mod, "write_json_atomic", _no_space)
     for call in (lambda: c.create_partition("c", "p1"), lambda: c.load_collection("c"),
                  lambda: c.create_collection("d", schema=basic_schema())):
         with pytest.raises(WriteFailed, match="free disk space"):
@@ -232,7 +204,7 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     c.create_partition("c", "p1")
     c.load_collection("c")
     c.close()
-    monkeypatch.setattr(coll_mod, "write_json_atomic", full)
+    monkeypatch.setattr(coll_mod, "write_json_atomic", _no_space)
     c = MilvusClient(path, device="cpu")  # restores the load: no manifest write needed
     deadline = time.time() + 30
     while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
@@ -247,16 +219,7 @@ def test_a_wal_that_cannot_be_emptied_after_a_seal_only_warns(tmp_path, monkeypa
     """The seal is on disk (manifest saved) when emptying the WAL fails: the flush warns
     and counts as done; the rows are not sealed a second time and the old records are
     skipped at the next open."""
-    import errno
-
-    from engine.storage import wal as wal_mod
-
-    from ..conftest import basic_rows, basic_schema
-
-    path = str(tmp_path / "d")
-    c = MilvusClient(path, device="cpu")
-    c.create_collection("c", schema=basic_schema(), index_params=index_params())
-    c.insert("c", basic_rows(10))
+    path, c = _client_with_rows(tmp_path, 10)
 
     def refuse(fd, size):
         raise OSError(errno.EIO, "Input/output error")
