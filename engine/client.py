@@ -859,7 +859,10 @@ def _read_manifest(path: Any) -> dict:
     from .collection import MANIFEST
 
     with open(path / MANIFEST) as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except ValueError as e:
+            raise ValueError(f"{path / MANIFEST} is not valid JSON ({e})") from e
 
 
 __all__ = ["MilvusClient", "DataError", "DYNAMIC_FIELD"]

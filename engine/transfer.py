@@ -65,7 +65,7 @@ class HostToDevice:
                 if done[b] is not None:
                     done[b].synchronize()  # the DMA that last used this buffer has finished
                 n = min(self.chunk, st.nbytes - off)
-                read_range(fd, st.offset + off, bufs[b][:n])
+                read_range(fd, st.offset + off, bufs[b][:n], st.path)
                 with torch.cuda.stream(stream):
                     dst[off:off + n].copy_(bufs[b][:n], non_blocking=True)
                     ev = torch.cuda.Event()

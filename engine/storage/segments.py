@@ -108,24 +108,25 @@ _READERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
 _PIECE = 4 << 20  # a 32 MB staging chunk is read by 8 threads at once
 
 
-def _pread_into(fd: int, offset: int, view: memoryview) -> int:
+def _pread_into(fd: int, offset: int, view: memoryview, path: Path) -> int:
     got = 0
     while got < len(view):
         n = os.preadv(fd, [view[got:]], offset + got)  # releases the GIL
         if not n:
-            raise OSError(f"truncated shard: expected {len(view)} bytes at offset {offset}")
+            raise OSError(f"{path} is cut short: expected {len(view)} bytes at offset {offset}")
         got += n
     return got
 
 
-def read_range(fd: int, offset: int, dst: torch.Tensor) -> None:
-    """Fill the CPU uint8 tensor ``dst`` from file descriptor ``fd`` at ``offset``: pieces
-    read in parallel with ``preadv`` (one kernel copy each, from the page cache)."""
+def read_range(fd: int, offset: int, dst: torch.Tensor, path: Path) -> None:
+    """Fill the CPU uint8 tensor ``dst`` from file descriptor ``fd`` (of ``path``) at
+    ``offset``: pieces read in parallel with ``preadv`` (one kernel copy each, from the page
+    cache)."""
     view = memoryview(dst.numpy())
     if len(view) <= _PIECE:
-        _pread_into(fd, offset, view)
+        _pread_into(fd, offset, view, path)
         return
-    jobs = [_READERS.submit(_pread_into, fd, offset + o, view[o:o + _PIECE])
+    jobs = [_READERS.submit(_pread_into, fd, offset + o, view[o:o + _PIECE], path)
             for o in range(0, len(view), _PIECE)]
     for j in jobs:
         j.result()
@@ -143,7 +144,7 @@ def read_tensor(seg_dir: Path, name: str, key: str = "data", chunk: int = 64 << 
     try:
         for off in range(0, st.nbytes, chunk):
             part = raw[off:off + chunk]
-            read_range(fd, st.offset + off, part)
+            read_range(fd, st.offset + off, part, st.path)
             if on_bytes is not None:
                 on_bytes(part.numel())
     finally:
