@@ -18,7 +18,7 @@ import kernels
 
 from .allocator import DeviceAllocator
 from .catalog import DataDir
-from .collection import DEFAULT_PARTITION, Collection
+from .collection import DEFAULT_PARTITION, Collection, read_manifest
 from .columns import Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
@@ -39,12 +39,12 @@ MAX_NQ = 16384
 
 
 # pymilvus search keywords for features Hotset does not have: refused, never ignored.
-_UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
+UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
                        "ranker", "search_aggregation", "order_by_fields")
 
 
 def _refuse_unsupported(kwargs: dict) -> None:
-    for name in _UNSUPPORTED_SEARCH:
+    for name in UNSUPPORTED_SEARCH:
         if kwargs.get(name) not in (None, [], ""):
             hint = (" (to group, search with a larger limit and group the hits)"
                     if name.startswith(("group", "strict")) else "")
@@ -90,7 +90,7 @@ class MilvusClient:
         for name in self._dir.names():
             path = self._dir.collection_path(name)
             try:
-                self._colls[name] = Collection(path, _read_manifest(path), self._seal_bytes)
+                self._colls[name] = Collection(path, read_manifest(path), self._seal_bytes)
             except Exception as e:  # one damaged collection must not make the others unusable
                 self._damaged[name] = (path, e)
         for coll in self._colls.values():  # restore persisted load intent (rule 9)
@@ -201,15 +201,12 @@ class MilvusClient:
                 coll = Collection.create(path, collection_name, schema, self._seal_bytes)
                 coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
                 coll.save_manifest()
-            except (OSError, WriteFailed) as e:  # nothing of it may stay on disk
+            except WriteFailed:  # nothing of it may stay on disk
                 if coll is not None:
                     coll.close()
                 if path.exists():
                     self._dir.remove(collection_name)
-                if isinstance(e, WriteFailed):
-                    raise
-                raise WriteFailed(str(path), e, "The collection was not created: free disk "
-                                  "space and retry") from e
+                raise
             self._colls[collection_name] = coll
         if quick or index_params is not None:
             self.load_collection(collection_name)
@@ -851,18 +848,6 @@ class MilvusClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _read_manifest(path: Any) -> dict:
-    import json
-
-    from .collection import MANIFEST
-
-    with open(path / MANIFEST) as fh:
-        try:
-            return json.load(fh)
-        except ValueError as e:
-            raise ValueError(f"{path / MANIFEST} is not valid JSON ({e})") from e
 
 
 __all__ = ["MilvusClient", "DataError", "DYNAMIC_FIELD"]

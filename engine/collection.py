@@ -39,6 +39,15 @@ DEFAULT_PARTITION = "_default"
 FORMAT = 1
 
 
+def read_manifest(path: Path) -> dict:
+    """The manifest on disk of the collection folder ``path``."""
+    with open(path / MANIFEST) as fh:
+        try:
+            return json.load(fh)
+        except ValueError as e:
+            raise ValueError(f"{path / MANIFEST} is not valid JSON ({e})") from e
+
+
 def new_manifest(name: str, schema: CollectionSchema) -> dict:
     return {"format": FORMAT, "name": name, "schema": schema.to_dict(), "indexes": [],
             "partitions": [DEFAULT_PARTITION], "segments": [], "delete_files": [],
@@ -86,9 +95,10 @@ class Collection:
             tmp.mkdir(parents=True)
             write_json_atomic(tmp / MANIFEST, new_manifest(name, schema))
             tmp.rename(path)
-        except OSError:
+        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            raise WriteFailed(str(path), e, "The collection was not created: free disk space "
+                              "and retry") from e
         return cls(path, new_manifest(name, schema), seal_bytes)
 
     def _open_segments(self) -> None:
@@ -349,8 +359,7 @@ class Collection:
     def adopt_new_segments(self) -> list[SealedSegment]:
         """Open segments that the manifest on disk lists and this process does not know yet
         (written by a bulk import or another tool); returns them."""
-        with open(self.path / MANIFEST) as fh:
-            on_disk = json.load(fh)
+        on_disk = read_manifest(self.path)
         known = {s.id for s in self.sealed}
         new_meta = [m for m in on_disk["segments"] if m["id"] not in known]
         if not new_meta:
@@ -370,8 +379,7 @@ class Collection:
             write_json_atomic(self.path / MANIFEST, self.manifest)
         except OSError as e:
             try:
-                with open(self.path / MANIFEST) as fh:
-                    self.manifest = json.load(fh)
+                self.manifest = read_manifest(self.path)
             except (OSError, ValueError):
                 pass  # the error below still says the change was not saved
             raise WriteFailed(str(self.path / MANIFEST), e, "The change was not saved and is "

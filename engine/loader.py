@@ -43,6 +43,11 @@ def _stop_background_loads() -> None:
         res.done.wait(timeout=60)
 
 
+def _centroid_bytes(cent: torch.Tensor) -> int:
+    """Resident bytes of an IVF index's centroids: float32 rows plus their squared norms."""
+    return (cent.numel() + cent.shape[0]) * 4
+
+
 class LoadState(enum.IntEnum):
     NotExist = 0
     NotLoad = 1
@@ -119,8 +124,7 @@ class Loader:
 
     def plan(self, res: Resident) -> int:
         coll = res.collection
-        total = sum((c.numel() + c.shape[0]) * 4 for f, c in coll.centroids.items()
-                    if f in res.fields)  # centroids and their norms
+        total = sum(_centroid_bytes(c) for f, c in coll.centroids.items() if f in res.fields)
         for seg in coll.sealed:
             if seg.partition in res.partitions:
                 total += self._segment_bytes(coll, seg, res.fields)
@@ -265,7 +269,7 @@ class Loader:
         self.allocator.register(Owner(res.collection.name, "", "index",
                                       f"{name}/centroid_norms"), sq)
         res.centroid_sq[name] = sq
-        res.copied += (cent.numel() + cent.shape[0]) * 4
+        res.copied += _centroid_bytes(cent)
 
     def _growing_of(self, res: Resident, part: str) -> ResidentGrowing:
         """The partition's resident growing segment, or a new empty one (not yet attached:

@@ -5,7 +5,7 @@ import json
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from ...client import MilvusClient
+from ...client import UNSUPPORTED_SEARCH, MilvusClient
 from ...errors import ParamError
 from ...schema import DataType
 from .entities import _ids
@@ -20,20 +20,16 @@ def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str
     return list(spec.fields), spec.all_dynamic or bool(spec.dynamic_keys)
 
 
-# Search options pymilvus sends as key-value pairs; the engine decides what they mean
-# (including that grouping is refused).
-_PASSED_ON = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
-              "order_by_fields")
-
-
 def _search_options(p: dict[str, str]) -> dict:
+    """Search options pymilvus sends as key-value pairs, passed to the engine, which decides
+    what they mean (including refusing the ones in UNSUPPORTED_SEARCH)."""
     out: dict = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}
     if p.get("round_decimal") not in (None, ""):
         try:
             out["round_decimal"] = int(p["round_decimal"])
         except ValueError:
             out["round_decimal"] = p["round_decimal"]  # the engine says what is wrong
-    out.update({k: p[k] for k in _PASSED_ON if p.get(k)})
+    out.update({k: p[k] for k in UNSUPPORTED_SEARCH if p.get(k)})
     return out
 
 
