@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 # On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
-# offline). What the box lacks (lark; it has pytest, hypothesis, triton) comes from wheels
+# offline). What the box lacks (lark, xxhash; it has pytest, hypothesis, triton) comes from wheels
 # in .whl/ (`make wheels` on a connected machine), installed into .gpu-site/. Each step
 # runs even if an earlier one failed (make prints "Error ... (ignored)"), so one device
 # session gets every figure.
@@ -42,7 +42,7 @@ gpu-check:
 		--dict-rows 0 --peer-rows 0
 
 wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark xxhash
 
 bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128

@@ -1,9 +1,15 @@
-"""The data directory: an exclusive lock, and one folder per collection.
+"""The data directory: an exclusive lock, a catalog of names, one folder per collection.
 
 Layout::
 
     <uri>/.lock                       flock'd by the one process that writes here
-    <uri>/collections/<name>/manifest.json, wal.log, segments/, deletes/
+    <uri>/catalog.json                {"next_id": n, "collections": {name: id}}, checksummed
+    <uri>/collections/<id>/           manifest.json, wal.log, segments/, deletes/, index/
+
+Folders are named by ids the catalog assigns (``00000001``), never by a name a user gave.
+The catalog is replaced atomically. A create writes its folder first and lists it last; a
+drop unlists first and removes the folder after: a folder the catalog does not list is a
+create or drop that did not finish, and is removed at open.
 
 A second process that opens the directory gets a clear error instead of a store that two
 writers corrupt.
@@ -15,15 +21,20 @@ import os
 import shutil
 from pathlib import Path
 
-from .collection import MANIFEST
-from .errors import DirectoryLocked
+from .errors import DirectoryLocked, StorageError
+from .storage.checksum import CorruptFile, open_json, sealed_json
+from .storage.files import write_atomic
+
+CATALOG = "catalog.json"
+FORMAT = 2
 
 
 class DataDir:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "collections").mkdir(exist_ok=True)
+        self.base = self.root / "collections"
+        self.base.mkdir(exist_ok=True)
         self._lock_fh = open(self.root / ".lock", "a+")
         try:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -34,32 +45,72 @@ class DataDir:
             raise DirectoryLocked(
                 f"data directory {self.root} is in use by {holder}: close that client "
                 "(client.close()) or point this one at another uri") from None
-        self._lock_fh.seek(0)
-        self._lock_fh.truncate()
-        self._lock_fh.write(f"pid {os.getpid()}")
-        self._lock_fh.flush()
+        try:
+            self._lock_fh.seek(0)
+            self._lock_fh.truncate()
+            self._lock_fh.write(f"pid {os.getpid()}")
+            self._lock_fh.flush()
+            self._catalog = read_catalog(self.root)
+        except BaseException:
+            self.close()
+            raise
 
-    def collection_path(self, name: str) -> Path:
-        return self.root / "collections" / name
-
-    def names(self) -> list[str]:
-        base = self.root / "collections"
-        out = []
-        for child in sorted(base.iterdir()):
-            if child.is_dir() and (child / MANIFEST).exists() and not child.name.endswith(
-                    (".creating", ".dropping")):
-                out.append(child.name)
-            elif child.name.endswith((".creating", ".dropping")):
+    def names(self) -> dict[str, Path]:
+        """Every listed collection's folder; folders not listed are removed (unfinished
+        creates and drops)."""
+        listed = {self._folder(i) for i in self._catalog["collections"].values()}
+        for child in self.base.iterdir():
+            if child not in listed:
                 shutil.rmtree(child, ignore_errors=True)
-        return out
+        return {name: self._folder(i) for name, i in sorted(self._catalog["collections"].items())}
 
-    def remove(self, name: str) -> None:
-        path = self.collection_path(name)
-        trash = path.with_name(path.name + ".dropping")
-        os.replace(path, trash)  # one rename: the collection is gone, even if rmtree stops
+    def _folder(self, cid: int) -> Path:
+        return self.base / f"{int(cid):08d}"
+
+    def new_folder(self) -> Path:
+        """A fresh collection folder path (not created) under a new id; ``add`` lists it."""
+        cid = self._catalog["next_id"]
+        self._catalog["next_id"] += 1
+        return self._folder(cid)
+
+    def add(self, name: str, folder: Path) -> None:
+        """List ``folder`` (from ``new_folder``, already written) as collection ``name``."""
+        cat = {**self._catalog, "collections": {**self._catalog["collections"],
+                                                 name: int(folder.name)}}
+        self._save(cat)
+
+    def remove(self, name: str, folder: Path) -> None:
+        """Unlist ``name`` (durably), then delete its folder."""
+        cols = {n: i for n, i in self._catalog["collections"].items() if n != name}
+        self._save({**self._catalog, "collections": cols})
+        trash = folder.with_name(folder.name + ".dropping")
+        if folder.exists():
+            os.replace(folder, trash)  # one rename: the collection is gone, even if rmtree stops
         shutil.rmtree(trash, ignore_errors=True)
+
+    def _save(self, cat: dict) -> None:
+        write_atomic(self.root / CATALOG, sealed_json(cat))
+        self._catalog = cat
 
     def close(self) -> None:
         if not self._lock_fh.closed:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
             self._lock_fh.close()
+
+
+def read_catalog(root: Path) -> dict:
+    """The catalog of the data directory ``root`` (an empty one when there is none yet)."""
+    path = root / CATALOG
+    if not path.exists():
+        if any((root / "collections").iterdir()):
+            raise StorageError("(all)", "the catalog", path, FileNotFoundError("missing"),
+                               "Collections exist but the catalog that names them does not: "
+                               "this directory was written by an older Hotset or the catalog "
+                               "was deleted.")
+        return {"format": FORMAT, "next_id": 1, "collections": {}}
+    try:
+        cat = open_json(path.read_bytes(), path)
+    except (OSError, CorruptFile) as e:
+        raise StorageError("(all)", "the catalog", path, e,
+                           "The data directory cannot be opened.") from e
+    return cat

@@ -4,7 +4,7 @@ engine modules; this file checks arguments, takes the lock and translates.
 """
 from __future__ import annotations
 
-import re
+import shutil
 import warnings
 import zlib
 from pathlib import Path
@@ -28,12 +28,12 @@ from .expr import compile_filter
 from .index import IndexParams, IndexSpec, ivf
 from .loader import Loader, LoadState, Resident
 from .locks import RWLock
+from .names import check_name, check_names
 from .resident import loaded_names
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from . import search as _search
 from .storage.wal import Kind
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 DEFAULT_SEAL_BYTES = 512 << 20
 MAX_NQ = 16384
 
@@ -87,8 +87,7 @@ class MilvusClient:
         self._resident: dict[str, Resident] = {}
         self._load_errors: dict[str, MilvusException] = {}
         self._closed = False
-        for name in self._dir.names():
-            path = self._dir.collection_path(name)
+        for name, path in self._dir.names().items():
             try:
                 self._colls[name] = Collection(path, read_manifest(path), self._seal_bytes)
             except Exception as e:  # one damaged collection must not make the others unusable
@@ -103,8 +102,7 @@ class MilvusClient:
     def _coll(self, name: str) -> Collection:
         if self._closed:
             raise MilvusException("client is closed: create a new MilvusClient")
-        if not isinstance(name, str):
-            raise ParamError(f"collection_name must be a string, got {type(name).__name__}")
+        check_name("collection", name)
         coll = self._colls.get(name)
         if coll is None:
             self._refuse_damaged(name)
@@ -126,7 +124,7 @@ class MilvusClient:
         return res
 
     def _partition(self, coll: Collection, name: str | None) -> str:
-        part = name or DEFAULT_PARTITION
+        part = check_name("partition", name) if name else DEFAULT_PARTITION
         if part not in coll.partitions:
             raise PartitionNotFound(part)
         return part
@@ -134,8 +132,7 @@ class MilvusClient:
     def _searched_partitions(self, res: Resident, names: list[str] | None) -> set[str]:
         if not names:
             return set(res.partitions)
-        if isinstance(names, str):
-            names = [names]
+        names = check_names("partition", names)
         for p in names:
             if p not in res.collection.partitions:
                 raise PartitionNotFound(p)
@@ -163,9 +160,7 @@ class MilvusClient:
                           auto_id: bool = False, timeout: float | None = None,
                           schema: CollectionSchema | None = None,
                           index_params: IndexParams | None = None, **kwargs: Any) -> None:
-        if not isinstance(collection_name, str) or not _NAME.match(collection_name):
-            raise ParamError(f"collection name {collection_name!r} is invalid; use a letter or "
-                             "'_' followed by letters, digits or '_'")
+        check_name("collection", collection_name)
         quick = schema is None
         if quick:
             if dimension is None:
@@ -195,17 +190,21 @@ class MilvusClient:
                 raise ParamError(f"create duplicate collection with different parameters, "
                                  f"collection: {collection_name}: drop it first or pick "
                                  "another name")
-            path = self._dir.collection_path(collection_name)
+            path = self._dir.new_folder()
             coll = None
             try:
                 coll = Collection.create(path, collection_name, schema, self._seal_bytes)
                 coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
                 coll.save_manifest()
+                try:
+                    self._dir.add(collection_name, path)
+                except OSError as e:
+                    raise WriteFailed(str(self._dir.root), e, "The collection was not "
+                                      "created: free disk space and retry") from e
             except WriteFailed:  # nothing of it may stay on disk
                 if coll is not None:
                     coll.close()
-                if path.exists():
-                    self._dir.remove(collection_name)
+                shutil.rmtree(path, ignore_errors=True)
                 raise
             self._colls[collection_name] = coll
         if quick or index_params is not None:
@@ -222,20 +221,23 @@ class MilvusClient:
 
     def drop_collection(self, collection_name: str, timeout: float | None = None,
                         **kwargs: Any) -> None:
+        check_name("collection", collection_name)
         with self._lock:
             coll = self._colls.get(collection_name)
-            if self._damaged.pop(collection_name, None) is not None:
-                self._dir.remove(collection_name)
+            damaged = self._damaged.pop(collection_name, None)
+            if damaged is not None:
+                self._dir.remove(collection_name, damaged[0])
                 return
             if coll is None:
                 return  # Milvus: dropping a missing collection succeeds
             self._release(collection_name)
             coll.close()
             del self._colls[collection_name]
-            self._dir.remove(collection_name)
+            self._dir.remove(collection_name, coll.path)
 
     def has_collection(self, collection_name: str, timeout: float | None = None,
                        **kwargs: Any) -> bool:
+        check_name("collection", collection_name)
         return collection_name in self._colls or collection_name in self._damaged
 
     def list_collections(self, **kwargs: Any) -> list[str]:
@@ -512,6 +514,8 @@ class MilvusClient:
     def _index_entry(self, coll: Collection, spec: IndexSpec) -> dict:
         """The manifest entry of a new index; AUTOINDEX resolves by size, here and once."""
         entry = spec.to_dict()
+        entry["index_id"] = coll.manifest["next_index_id"]
+        coll.manifest["next_index_id"] += 1
         etype, eparams = spec.index_type, dict(spec.params)
         if etype == "AUTOINDEX" and coll.schema.field(spec.field_name).is_vector:
             if coll.row_count() >= ivf.AUTO_IVF_MIN_ROWS:
@@ -528,6 +532,7 @@ class MilvusClient:
 
     def describe_index(self, collection_name: str, index_name: str,
                        timeout: float | None = None, **kwargs: Any) -> dict:
+        check_name("index", index_name)
         with self._lock:
             coll = self._coll(collection_name)
             for d in coll.manifest["indexes"]:
@@ -545,6 +550,7 @@ class MilvusClient:
 
     def drop_index(self, collection_name: str, index_name: str, timeout: float | None = None,
                    **kwargs: Any) -> None:
+        check_name("index", index_name)
         with self._lock:
             coll = self._coll(collection_name)
             if collection_name in self._resident:
@@ -559,7 +565,7 @@ class MilvusClient:
             for d in before:
                 if d["index_name"] == index_name:
                     coll.centroids.pop(d["field_name"], None)
-                    ivf.centroid_path(coll.path, index_name).unlink(missing_ok=True)
+                    ivf.centroid_path(coll.path, d["index_id"]).unlink(missing_ok=True)
 
     # -- load and release ---------------------------------------------------------------
     def load_collection(self, collection_name: str, timeout: float | None = None,
@@ -719,8 +725,7 @@ class MilvusClient:
                          timeout: float | None = None, **kwargs: Any) -> None:
         with self._lock:
             coll = self._coll(collection_name)
-            if not isinstance(partition_name, str) or not _NAME.match(partition_name):
-                raise ParamError(f"partition name {partition_name!r} is invalid")
+            check_name("partition", partition_name)
             if partition_name in coll.partitions:
                 return
             coll.manifest["partitions"].append(partition_name)
@@ -733,10 +738,12 @@ class MilvusClient:
         return self._coll(collection_name).partitions
 
     def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
+        check_name("partition", partition_name)
         return partition_name in self._coll(collection_name).partitions
 
     def drop_partition(self, collection_name: str, partition_name: str,
                        timeout: float | None = None, **kwargs: Any) -> None:
+        check_name("partition", partition_name)
         with self._lock:
             coll = self._coll(collection_name)
             if partition_name == DEFAULT_PARTITION:
@@ -751,8 +758,7 @@ class MilvusClient:
 
     def load_partitions(self, collection_name: str, partition_names: list[str],
                         timeout: float | None = None, **kwargs: Any) -> None:
-        if isinstance(partition_names, str):
-            partition_names = [partition_names]
+        partition_names = check_names("partition", partition_names)
         with self._lock:
             coll = self._coll(collection_name)
             for p in partition_names:
@@ -779,8 +785,7 @@ class MilvusClient:
 
     def release_partitions(self, collection_name: str, partition_names: list[str],
                            timeout: float | None = None, **kwargs: Any) -> None:
-        if isinstance(partition_names, str):
-            partition_names = [partition_names]
+        partition_names = check_names("partition", partition_names)
         with self._lock:
             coll = self._coll(collection_name)
             res = self._resident.get(collection_name)

@@ -9,7 +9,6 @@ manifest's ``flushed_seq`` are skipped on replay; unlisted segment folders are r
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 import warnings
@@ -20,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from safetensors import SafetensorError
 
 from .columns import Batch, take
 from .errors import WriteFailed
@@ -27,33 +27,49 @@ from .index import ivf
 from .index.spec import IndexSpec
 from .schema import DYNAMIC_FIELD, CollectionSchema
 from .segment import GrowingSegment, SealedSegment, match_keys
-from .storage.files import write_json_atomic
+from .storage.checksum import CorruptFile, open_json, sealed_json
+from .storage.files import write_atomic
 from .storage.segments import (read_arrow, read_deletes, read_segment, read_tensor,
-                               write_deletes, write_segment)
+                               shard_path, write_deletes, write_segment)
 from .storage.wal import Kind, WriteAheadLog, replay
 
 MANIFEST = "manifest.json"
 _NOT_SEALED = ("Nothing was sealed: the rows stay in memory and in the write-ahead log; free "
                "disk space and flush again")
 DEFAULT_PARTITION = "_default"
-FORMAT = 1
+FORMAT = 2
 
 
 def read_manifest(path: Path) -> dict:
-    """The manifest on disk of the collection folder ``path``."""
-    with open(path / MANIFEST) as fh:
-        try:
-            return json.load(fh)
-        except ValueError as e:
-            raise ValueError(f"{path / MANIFEST} is not valid JSON ({e})") from e
+    """The manifest on disk of the collection folder ``path``, checked against its
+    checksum (CorruptFile if damaged)."""
+    with open(path / MANIFEST, "rb") as fh:
+        m = open_json(fh.read(), path / MANIFEST)
+    if m.get("format") != FORMAT:
+        raise CorruptFile(f"{path / MANIFEST} has format {m.get('format')!r}; this Hotset "
+                          f"reads format {FORMAT}")
+    return m
+
+
+def write_manifest(path: Path, m: dict) -> None:
+    """Replace the manifest of the collection folder ``path`` atomically, checksummed."""
+    write_atomic(path / MANIFEST, sealed_json(m))
 
 
 def new_manifest(name: str, schema: CollectionSchema) -> dict:
     return {"format": FORMAT, "name": name, "schema": schema.to_dict(), "indexes": [],
             "partitions": [DEFAULT_PARTITION], "segments": [], "delete_files": [],
-            "flushed_seq": 0, "next_segment_id": 1,
+            "delete_sums": {}, "flushed_seq": 0, "next_segment_id": 1, "next_index_id": 1,
             "load": {"loaded": False, "load_fields": None, "skip_dynamic": False,
                      "partitions": None}}
+
+
+def column_stems(schema: CollectionSchema) -> dict[str, str]:
+    """Column name -> the stem of its files: ``f<field id>`` (ids as describe_collection
+    gives them), ``meta`` for the dynamic field. No file is named after a user's string."""
+    stems = {f.name: f"f{100 + i}" for i, f in enumerate(schema.fields)}
+    stems[DYNAMIC_FIELD] = "meta"
+    return stems
 
 
 class Collection:
@@ -72,11 +88,13 @@ class Collection:
         # Set by the loader while the collection is resident: called with (event, *args).
         self.listener: Callable[..., None] | None = None
         self.device = torch.device("cpu")  # where index training runs; set by the client
+        self.stems = column_stems(self.schema)
+        self.verify = True  # check every file read against its checksum
         self.centroids: dict[str, torch.Tensor] = {}
         for d in manifest["indexes"]:
             if d.get("trained"):
                 self.centroids[d["field_name"]] = ivf.load_centroids(
-                    ivf.centroid_path(path, d["index_name"]))
+                    ivf.centroid_path(path, d["index_id"]), d["checksum"])
         (path / "segments").mkdir(exist_ok=True)
         (path / "deletes").mkdir(exist_ok=True)
         self._open_segments()
@@ -93,7 +111,7 @@ class Collection:
             shutil.rmtree(tmp)
         try:
             tmp.mkdir(parents=True)
-            write_json_atomic(tmp / MANIFEST, new_manifest(name, schema))
+            write_manifest(tmp, new_manifest(name, schema))
             tmp.rename(path)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -106,7 +124,8 @@ class Collection:
         for child in (self.path / "segments").iterdir():
             if child.name not in listed:  # a seal that crashed before its manifest landed
                 shutil.rmtree(child)
-        deletes = [read_deletes(self.path / "deletes" / f) for f in self.manifest["delete_files"]]
+        deletes = [read_deletes(self.path / "deletes" / f, self.manifest["delete_sums"][f])
+                   for f in self.manifest["delete_files"]]
         listed_del = set(self.manifest["delete_files"])
         for child in (self.path / "deletes").iterdir():
             if child.name not in listed_del:
@@ -116,13 +135,15 @@ class Collection:
 
     def _open_segment(self, s: dict, deletes: list) -> SealedSegment:
         seg_dir = self.segment_dir(s["id"])
-        pk = (read_tensor(seg_dir, self.pk.name) if self.pk.is_fixed
-              else read_arrow(seg_dir, self.pk.name))
+        stem, sums = self.stems[self.pk.name], self.file_sums(s, self.pk.name)
+        pk = (read_tensor(seg_dir, stem, sums=sums) if self.pk.is_fixed
+              else read_arrow(seg_dir, stem, sums))
         seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
                             torch.zeros(len(pk), dtype=torch.bool))
         if s.get("ivf"):
             seg.ivf_field = s["ivf"]
-            seg.ivf_offsets = ivf.load_offsets(seg_dir, s["ivf"])
+            path = ivf.offsets_path(seg_dir, self.stems[s["ivf"]])
+            seg.ivf_offsets = ivf.load_offsets(path, s["files"][path.name]["file"])
         for keys, seqs, parts in deletes:
             mine = pc.or_(pc.equal(parts, ""), pc.equal(parts, seg.partition))
             applies = pc.and_(pa.array((seqs > seg.sealed_seq).numpy()), mine)
@@ -138,6 +159,17 @@ class Collection:
 
     def segment_dir(self, seg_id: int) -> Path:
         return self.path / "segments" / f"{seg_id:08d}"
+
+    def file_sums(self, seg: dict | int, column: str, fixed: bool | None = None) -> dict | None:
+        """The recorded checksums of one column file of a segment (its manifest entry or
+        id), or None when verification is off."""
+        if not self.verify:
+            return None
+        meta = seg if isinstance(seg, dict) else self.segment_meta(seg)
+        if fixed is None:
+            f = self.schema.field(column)
+            fixed = f is not None and f.is_fixed
+        return meta["files"].get(shard_path(Path(), self.stems[column], fixed).name)
 
     # -- writes -----------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -205,7 +237,7 @@ class Collection:
         if spec is not None and spec.field_name not in self.centroids:
             try:
                 self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
-            except OSError as e:  # the centroids file
+            except (OSError, SafetensorError) as e:  # the centroids file
                 raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
         m = copy.deepcopy(self.manifest)  # self.manifest changes once everything is on disk
         written: list[Path] = []
@@ -224,8 +256,8 @@ class Collection:
             if self._pending_deletes:
                 written.append(self._write_pending_deletes(m))
             m["flushed_seq"] = self.seq
-            write_json_atomic(self.path / MANIFEST, m)
-        except OSError as e:  # disk full or failing: undo this flush's files, keep the rows
+            write_manifest(self.path, m)
+        except (OSError, SafetensorError) as e:  # disk full or failing: undo, keep the rows
             for p in written:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
@@ -258,7 +290,11 @@ class Collection:
         parts = np.repeat(np.array([p for *_, p in self._pending_deletes], dtype=object), lens)
         all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
         path = self.path / "deletes" / f"{self.seq:016d}.arrow"
-        write_deletes(path, all_keys, seqs, parts)
+        try:
+            m["delete_sums"][path.name] = write_deletes(path, all_keys, seqs, parts)
+        except BaseException:
+            path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+            raise
         m["delete_files"].append(path.name)
         return path
 
@@ -269,13 +305,18 @@ class Collection:
         seg_id = m["next_segment_id"]
         m["next_segment_id"] += 1
         seg_dir = self.segment_dir(seg_id)
-        sizes = write_segment(seg_dir, batch)
+        try:
+            sizes, sums = write_segment(seg_dir, batch, self.stems)
+        except BaseException:
+            shutil.rmtree(seg_dir.with_name(seg_dir.name + ".tmp"), ignore_errors=True)
+            raise
         meta = {"id": seg_id, "partition": part, "num_rows": batch.num_rows,
-                "sealed_seq": sealed_seq, "bytes": sizes}
+                "sealed_seq": sealed_seq, "bytes": sizes, "files": sums}
         seg = SealedSegment(seg_id, part, sealed_seq, batch.cols[self.pk.name],
                             torch.zeros(batch.num_rows, dtype=torch.bool))
         if offsets is not None:
-            ivf.save_offsets(seg_dir, spec.field_name, offsets)
+            path = ivf.offsets_path(seg_dir, self.stems[spec.field_name])
+            sums[path.name] = {"file": ivf.save_offsets(path, offsets)}
             meta["ivf"] = seg.ivf_field = spec.field_name
             seg.ivf_offsets = offsets
         self.stats["sealed_bytes"] += sum(sizes.values())
@@ -302,7 +343,8 @@ class Collection:
         for seg in self.sealed:
             if have >= target:
                 break
-            v = read_tensor(self.segment_dir(seg.id), spec.field_name)
+            v = read_tensor(self.segment_dir(seg.id), self.stems[spec.field_name],
+                            sums=self.file_sums(seg.id, spec.field_name))
             parts.append(v[~seg.deleted])
             have += len(parts[-1])
         if have < nlist:
@@ -311,10 +353,10 @@ class Collection:
         g = torch.Generator().manual_seed(0)
         sample = pool[torch.randperm(len(pool), generator=g)[:target]]
         cent = ivf.train(sample, nlist, spec.metric_type, self.device)
-        ivf.save_centroids(ivf.centroid_path(self.path, spec.index_name), cent)
-        for d in self.manifest["indexes"]:
-            if d["index_name"] == spec.index_name:
-                d["trained"] = True
+        entry = next(d for d in self.manifest["indexes"] if d["index_name"] == spec.index_name)
+        entry["checksum"] = ivf.save_centroids(ivf.centroid_path(self.path, entry["index_id"]),
+                                               cent)
+        entry["trained"] = True
         self.save_manifest()  # refused: undone, and the centroids are not used
         self.centroids[spec.field_name] = cent
         if self.listener:
@@ -329,14 +371,14 @@ class Collection:
         if spec.field_name not in self.centroids and not self._train(spec, []):
             return
         cent = self.centroids[spec.field_name]
-        columns = {f.name: f.is_fixed for f in self.schema.fields}
+        columns = {f.name: (self.stems[f.name], f.is_fixed) for f in self.schema.fields}
         if self.schema.enable_dynamic_field:
-            columns[DYNAMIC_FIELD] = False
+            columns[DYNAMIC_FIELD] = (self.stems[DYNAMIC_FIELD], False)
         for i, seg in enumerate(list(self.sealed)):
             if seg.ivf_field == spec.field_name:
                 continue
             old_dir = self.segment_dir(seg.id)
-            batch = read_segment(old_dir, columns)
+            batch = read_segment(old_dir, columns, self.segment_meta(seg.id)["files"])
             perm, offsets = ivf.list_order(batch.cols[spec.field_name], cent,
                                            spec.metric_type, self.device)
             m = copy.deepcopy(self.manifest)
@@ -345,8 +387,8 @@ class Collection:
                 new = self._write_sealed(m, seg.partition, take(batch, perm), seg.sealed_seq,
                                          spec, offsets)
                 m["segments"] = [s for s in m["segments"] if s["id"] != seg.id]
-                write_json_atomic(self.path / MANIFEST, m)
-            except OSError as e:
+                write_manifest(self.path, m)
+            except (OSError, SafetensorError) as e:
                 shutil.rmtree(self.segment_dir(new_id), ignore_errors=True)
                 raise WriteFailed(str(self.path), e, "The index build stopped: segments not "
                                   "rewritten yet keep their order and are scanned exactly; "
@@ -376,7 +418,7 @@ class Collection:
         in-memory manifest goes back to the one on disk, so the change is undone in both
         places, and WriteFailed says so."""
         try:
-            write_json_atomic(self.path / MANIFEST, self.manifest)
+            write_manifest(self.path, self.manifest)
         except OSError as e:
             try:
                 self.manifest = read_manifest(self.path)

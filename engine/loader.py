@@ -233,19 +233,21 @@ class Loader:
                 continue
             f = coll.schema.field(name)
             fixed = f is not None and f.is_fixed
+            stem, sums = coll.stems[name], coll.file_sums(seg.id, name, fixed)
             try:
                 if not fixed:
-                    arr = read_arrow(seg_dir, name)
+                    arr = read_arrow(seg_dir, stem, sums)
                 else:
-                    t = self.h2d.load(seg_dir, name, on_bytes=copied, cancelled=cancelled)
+                    t = self.h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled,
+                                      sums=sums)
                     v = None
-                    if f.nullable and has_valid(seg_dir, name):
-                        v = self.h2d.load(seg_dir, name, "valid", copied, cancelled)
+                    if f.nullable and has_valid(seg_dir, stem):
+                        v = self.h2d.load(seg_dir, stem, "valid", copied, cancelled, sums)
             except Cancelled:
                 raise LoadCancelled() from None
             except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid, bad JSON
                 raise StorageError(coll.name, f"field {name} of segment {seg.id}",
-                                   shard_path(seg_dir, name, fixed), e,
+                                   shard_path(seg_dir, stem, fixed), e,
                                    "The load was rolled back: nothing of it is resident.") from e
             if fixed:
                 rs.put(name, t, v)

@@ -13,7 +13,6 @@ Arrow arrays.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,9 +20,9 @@ import pyarrow as pa
 import torch
 
 from .errors import ParamError
+from .names import check_name
 
 DYNAMIC_FIELD = "$meta"
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
 class DataType(enum.IntEnum):
@@ -107,11 +106,7 @@ class FieldSchema:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ParamError(
-                f"field name {self.name!r} is invalid; use a letter or '_' followed by letters, "
-                "digits or '_' (at most 255 characters)"
-            )
+        check_name("field", self.name)
         t = self.dtype
         if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING, DataType.BINARY_VECTOR,
                  DataType.SPARSE_FLOAT_VECTOR):

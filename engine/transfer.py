@@ -13,9 +13,10 @@ from typing import Callable
 
 import torch
 
+from .storage.checksum import BLOCK, CorruptFile
 from .storage.segments import ShardTensor, byte_view, read_range, read_tensor, shard_tensor
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 32 << 20  # whole checksum blocks
 
 
 class Cancelled(Exception):
@@ -36,9 +37,12 @@ class HostToDevice:
             self._stream = torch.cuda.Stream(self.device)
         return self._staging
 
-    def load(self, seg_dir, name: str, key: str = "data",
+    def load(self, seg_dir, stem: str, key: str = "data",
              on_bytes: Callable[[int], None] | None = None,
-             cancelled: Callable[[], bool] = lambda: False) -> torch.Tensor:
+             cancelled: Callable[[], bool] = lambda: False,
+             sums: dict | None = None) -> torch.Tensor:
+        """One tensor of the shard ``stem`` of ``seg_dir`` on the device, verified against
+        ``sums`` (the file's checksums) when given."""
         if self.device.type == "cpu":
             def report(n: int) -> None:
                 if cancelled():
@@ -46,12 +50,14 @@ class HostToDevice:
                 if on_bytes is not None:
                     on_bytes(n)
 
-            return read_tensor(seg_dir, name, key, self.chunk, report)
-        return self._load_cuda(shard_tensor(seg_dir, name, key), on_bytes, cancelled)
+            return read_tensor(seg_dir, stem, key, self.chunk, report, sums)
+        return self._load_cuda(shard_tensor(seg_dir, stem, key, sums), on_bytes, cancelled)
 
     def _load_cuda(self, st: ShardTensor, on_bytes, cancelled) -> torch.Tensor:
         out = torch.empty(st.shape, dtype=st.dtype, device=self.device)
         dst = byte_view(out)
+        if dst.numel() != st.nbytes:
+            raise CorruptFile(f"{st.path} is damaged: its header does not match its data")
         bufs = self._buffers()
         stream = self._stream
         done: list[torch.cuda.Event | None] = [None, None]
@@ -65,7 +71,8 @@ class HostToDevice:
                 if done[b] is not None:
                     done[b].synchronize()  # the DMA that last used this buffer has finished
                 n = min(self.chunk, st.nbytes - off)
-                read_range(fd, st.offset + off, bufs[b][:n], st.path)
+                read_range(fd, st.offset + off, bufs[b][:n], st.path, st.blocks,
+                           off // BLOCK)
                 with torch.cuda.stream(stream):
                     dst[off:off + n].copy_(bufs[b][:n], non_blocking=True)
                     ev = torch.cuda.Event()

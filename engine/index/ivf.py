@@ -3,12 +3,12 @@
 Decisions (see README):
 - Centroids are trained once **per collection** (k-means in ``kernels`` on the collection's
   device, on a sample of at most ``SAMPLE_PER_LIST * nlist`` rows) and stored as
-  ``index/<index name>.safetensors``. One coarse quantisation per query batch then serves
-  every segment.
+  ``index/<index id>.safetensors`` (an id the engine assigns, never the index's name). One
+  coarse quantisation per query batch then serves every segment.
 - Each sealed segment is written in list order: all of its columns are permuted so that
-  list ``l`` is the contiguous row range ``offsets[l]:offsets[l+1]``; ``<field>.ivf.safetensors``
-  beside the shards holds ``offsets`` (nlist + 1,) int64. No second copy of the vectors
-  exists, on disk or on the device.
+  list ``l`` is the contiguous row range ``offsets[l]:offsets[l+1]``;
+  ``<stem>.ivf.safetensors`` beside the shards holds ``offsets`` (nlist + 1,) int64. No
+  second copy of the vectors exists, on disk or on the device.
 - Segments sealed before the centroids existed, and the growing segment, are scanned
   exactly (flat); results are then a superset in quality, never worse.
 - Rows have one order, so a collection has at most one IVF index.
@@ -18,12 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 import kernels
 
 from ..errors import ParamError
-from ..storage.files import fsync_path
+from ..storage import checksum
+from ..storage.files import write_atomic
 
 SAMPLE_PER_LIST = 64
 DEFAULT_NLIST = 128
@@ -68,35 +69,43 @@ def list_order(vectors: torch.Tensor, centroids: torch.Tensor, metric: str,
     return perm, offsets
 
 
-def centroid_path(coll_dir: Path, index_name: str) -> Path:
-    return coll_dir / "index" / f"{index_name}.safetensors"
+def centroid_path(coll_dir: Path, index_id: int) -> Path:
+    """The centroids of the index with engine-assigned id ``index_id``."""
+    return coll_dir / "index" / f"{int(index_id):08d}.safetensors"
 
 
-def _save_durable(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write a safetensors file beside ``path``, fsync it, rename it over ``path``."""
+def _save_durable(path: Path, tensors: dict[str, torch.Tensor]) -> str:
+    """Write a safetensors file beside ``path``, fsync it, rename it over ``path``; returns
+    its checksum. A failed write leaves nothing behind."""
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-    fsync_path(tmp)
-    tmp.replace(path)
-    fsync_path(path.parent)
+    data = save({k: v.contiguous() for k, v in tensors.items()})
+    write_atomic(path, data)
+    return checksum.digest(data)
 
 
-def save_centroids(path: Path, centroids: torch.Tensor) -> None:
-    _save_durable(path, {"centroids": centroids})
+def _load_checked(path: Path, expected: str | None) -> dict[str, torch.Tensor]:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    checksum.check(data, expected, path)
+    return load(data)
 
 
-def load_centroids(path: Path) -> torch.Tensor:
-    return load_file(str(path))["centroids"]
+def save_centroids(path: Path, centroids: torch.Tensor) -> str:
+    return _save_durable(path, {"centroids": centroids})
 
 
-def offsets_path(seg_dir: Path, field: str) -> Path:
-    return seg_dir / f"{field}.ivf.safetensors"
+def load_centroids(path: Path, expected: str | None) -> torch.Tensor:
+    return _load_checked(path, expected)["centroids"]
 
 
-def save_offsets(seg_dir: Path, field: str, offsets: torch.Tensor) -> None:
-    _save_durable(offsets_path(seg_dir, field), {"offsets": offsets})
+def offsets_path(seg_dir: Path, stem: str) -> Path:
+    """The list offsets beside the shard of the vector column with file stem ``stem``."""
+    return seg_dir / f"{stem}.ivf.safetensors"
 
 
-def load_offsets(seg_dir: Path, field: str) -> torch.Tensor:
-    return load_file(str(offsets_path(seg_dir, field)))["offsets"]
+def save_offsets(path: Path, offsets: torch.Tensor) -> str:
+    return _save_durable(path, {"offsets": offsets})
+
+
+def load_offsets(path: Path, expected: str | None) -> torch.Tensor:
+    return _load_checked(path, expected)["offsets"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ParamError
+from ..names import check_name
 
 VECTOR_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 SCALAR_INDEX_TYPES = ("", "AUTOINDEX", "INVERTED", "STL_SORT", "TRIE", "BITMAP")
@@ -26,10 +27,16 @@ class IndexSpec:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.field_name, str) or not self.field_name:
+        if not self.field_name:
             raise ParamError("add_index needs field_name")
+        check_name("field", self.field_name)
         if not self.index_name:
             object.__setattr__(self, "index_name", self.field_name)
+        check_name("index", self.index_name)
+        for what in ("index_type", "metric_type"):
+            value = getattr(self, what)
+            if value is not None and not isinstance(value, str):
+                raise ParamError(f"{what} must be a string, got {type(value).__name__}")
         object.__setattr__(self, "index_type", (self.index_type or "").upper())
         if self.metric_type:
             object.__setattr__(self, "metric_type", self.metric_type.upper())

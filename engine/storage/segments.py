@@ -1,10 +1,13 @@
 """Sealed segments and delete logs on disk.
 
 A sealed segment is a folder ``segments/<id>/`` holding one safetensors shard per
-fixed-width field (``<field>.safetensors``: tensor ``data``, plus ``valid`` for a nullable
-field) and one Arrow IPC file per variable-width field (``<field>.arrow``, one column).
+fixed-width field (``<stem>.safetensors``: tensor ``data``, plus ``valid`` for a nullable
+field) and one Arrow IPC file per variable-width field (``<stem>.arrow``, one column). The
+stem is the engine's name for the column (``f<field id>``, ``meta``), never a user's string.
 A folder is written under a temporary name, fsynced and renamed, so a segment either is
-complete or does not exist; the manifest names the segments that count.
+complete or does not exist; the manifest names the segments that count, with each file's
+checksums (``checksum.py``): a shard's header and each 4 MB block of each tensor, an Arrow
+file whole. Readers given those checksums verify every byte they return.
 
 Deletes that were sealed are kept as ``deletes/<seq>.arrow`` (columns ``pk``, ``seq`` and
 ``partition``, "" for all partitions) and applied at read time: a delete with sequence
@@ -27,40 +30,56 @@ import torch
 from safetensors.torch import save_file
 
 from ..columns import Batch
-from .files import fsync_dir, fsync_path
+from . import checksum
+from .files import fsync_dir, fsync_path, write_atomic
 
 
-def shard_path(seg_dir: Path, name: str, fixed: bool) -> Path:
-    return seg_dir / (f"{name}.safetensors" if fixed else f"{name}.arrow")
+def shard_path(seg_dir: Path, stem: str, fixed: bool) -> Path:
+    """The file of one column: ``stem`` is the engine's name for the column (``f101``,
+    ``meta``), never a name a user gave."""
+    return seg_dir / (f"{stem}.safetensors" if fixed else f"{stem}.arrow")
 
 
-def write_segment(seg_dir: Path, batch: Batch) -> dict[str, int]:
-    """Write ``batch`` as a segment folder; returns each column's on-disk payload bytes."""
+def write_segment(seg_dir: Path, batch: Batch,
+                  stems: dict[str, str]) -> tuple[dict[str, int], dict[str, dict]]:
+    """Write ``batch`` as a segment folder (``stems``: column name -> file stem); returns
+    each column's on-disk payload bytes and each file's checksums (by file name)."""
     tmp = seg_dir.with_name(seg_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     sizes: dict[str, int] = {}
+    sums: dict[str, dict] = {}
     for name, col in batch.cols.items():
         if isinstance(col, torch.Tensor):
             tensors = {"data": col.contiguous()}
             if name in batch.valid:
                 tensors["valid"] = batch.valid[name].contiguous()
-            path = shard_path(tmp, name, True)
+            path = shard_path(tmp, stems[name], True)
             save_file(tensors, str(path))
             sizes[name] = sum(t.numel() * t.element_size() for t in tensors.values())
+            with open(path, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                head = struct.pack("<Q", n) + fh.read(n)
+            sums[path.name] = {"header": checksum.digest(head),
+                               **{k: checksum.blocks(byte_view(t).numpy())
+                                  for k, t in tensors.items()}}
         else:
-            path = shard_path(tmp, name, False)
+            path = shard_path(tmp, stems[name], False)
+            sink = pa.BufferOutputStream()
             table = pa.table({name: col})
-            with pa.OSFile(str(path), "wb") as sink:
-                with pa.ipc.new_file(sink, table.schema) as w:
-                    w.write_table(table)
+            with pa.ipc.new_file(sink, table.schema) as w:
+                w.write_table(table)
+            buf = sink.getvalue()
+            with open(path, "wb") as fh:
+                fh.write(buf)
             sizes[name] = col.nbytes
+            sums[path.name] = {"file": checksum.digest(buf)}
         fsync_path(path)
     fsync_dir(tmp)
     os.replace(tmp, seg_dir)
     fsync_dir(seg_dir.parent)
-    return sizes
+    return sizes, sums
 
 
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
@@ -68,12 +87,20 @@ _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
               "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 
 
-def shard_header(path: Path) -> tuple[int, dict]:
-    """(offset of the data section, header) of a safetensors file."""
+def shard_header(path: Path, sums: dict | None = None) -> tuple[int, dict]:
+    """(offset of the data section, header) of a safetensors file, checked against its
+    recorded checksum when ``sums`` (the file's checksums) is given."""
     with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-    return 8 + n, header
+        raw = fh.read(8)
+        if len(raw) < 8:
+            raise OSError(f"{path} is cut short: no header")
+        (n,) = struct.unpack("<Q", raw)
+        if n > 100 << 20:
+            raise checksum.CorruptFile(f"{path} is damaged: header length {n}")
+        text = fh.read(n)
+    if sums is not None:
+        checksum.check(raw + text, sums.get("header"), path)
+    return 8 + n, json.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +112,17 @@ class ShardTensor:
     nbytes: int
     dtype: torch.dtype
     shape: tuple
+    blocks: list | None = None  # checksum per checksum.BLOCK bytes; None: not verified
 
 
-def shard_tensor(seg_dir: Path, name: str, key: str = "data") -> ShardTensor:
-    path = shard_path(seg_dir, name, True)
-    base, header = shard_header(path)
+def shard_tensor(seg_dir: Path, stem: str, key: str = "data",
+                 sums: dict | None = None) -> ShardTensor:
+    path = shard_path(seg_dir, stem, True)
+    base, header = shard_header(path, sums)
     meta = header[key]
     start, stop = meta["data_offsets"]
     return ShardTensor(path, base + start, stop - start, _ST_DTYPES[meta["dtype"]],
-                       tuple(meta["shape"]))
+                       tuple(meta["shape"]), None if sums is None else sums.get(key))
 
 
 def byte_view(t: torch.Tensor) -> torch.Tensor:
@@ -105,46 +134,61 @@ def byte_view(t: torch.Tensor) -> torch.Tensor:
 # keep up with a PCIe 5 link (~50 GB/s), a 2-core box gets 2.
 _READERS = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
                               thread_name_prefix="hotset-read")
-_PIECE = 4 << 20  # a 32 MB staging chunk is read by 8 threads at once
+_PIECE = checksum.BLOCK  # a 32 MB staging chunk is read by 8 threads at once
 
 
-def _pread_into(fd: int, offset: int, view: memoryview, path: Path) -> int:
+def _pread_into(fd: int, offset: int, view: memoryview, path: Path,
+                expected: str | None) -> int:
     got = 0
     while got < len(view):
         n = os.preadv(fd, [view[got:]], offset + got)  # releases the GIL
         if not n:
             raise OSError(f"{path} is cut short: expected {len(view)} bytes at offset {offset}")
         got += n
+    checksum.check(view, expected, path)
     return got
 
 
-def read_range(fd: int, offset: int, dst: torch.Tensor, path: Path) -> None:
+def read_range(fd: int, offset: int, dst: torch.Tensor, path: Path,
+               blocks: list | None = None, first: int = 0) -> None:
     """Fill the CPU uint8 tensor ``dst`` from file descriptor ``fd`` (of ``path``) at
     ``offset``: pieces read in parallel with ``preadv`` (one kernel copy each, from the page
-    cache)."""
+    cache). With ``blocks`` (the tensor's block checksums; ``dst`` starts at block
+    ``first``) each piece is verified by the thread that read it."""
     view = memoryview(dst.numpy())
+    pieces = range(0, len(view), _PIECE)
+    if blocks is not None and first + len(pieces) > len(blocks):
+        raise checksum.CorruptFile(f"{path} is damaged: longer than the data written")
+
+    def expected(i: int) -> str | None:
+        return None if blocks is None else blocks[first + i]
+
     if len(view) <= _PIECE:
-        _pread_into(fd, offset, view, path)
+        _pread_into(fd, offset, view, path, expected(0) if len(view) else None)
         return
-    jobs = [_READERS.submit(_pread_into, fd, offset + o, view[o:o + _PIECE], path)
-            for o in range(0, len(view), _PIECE)]
+    jobs = [_READERS.submit(_pread_into, fd, offset + o, view[o:o + _PIECE], path,
+                            expected(i)) for i, o in enumerate(pieces)]
     for j in jobs:
         j.result()
 
 
-def read_tensor(seg_dir: Path, name: str, key: str = "data", chunk: int = 64 << 20,
-                on_bytes: Callable[[int], None] | None = None) -> torch.Tensor:
+def read_tensor(seg_dir: Path, stem: str, key: str = "data", chunk: int = 64 << 20,
+                on_bytes: Callable[[int], None] | None = None,
+                sums: dict | None = None) -> torch.Tensor:
     """Materialise one tensor of a shard in fresh CPU memory (no mapping left behind),
     ``chunk`` bytes at a time, reporting each chunk to ``on_bytes`` (which may raise to
-    stop)."""
-    st = shard_tensor(seg_dir, name, key)
+    stop); verified against ``sums`` (the file's checksums) when given."""
+    assert chunk % _PIECE == 0, "chunks must hold whole checksum blocks"
+    st = shard_tensor(seg_dir, stem, key, sums)
     out = torch.empty(st.shape, dtype=st.dtype)
     raw = byte_view(out)
+    if raw.numel() != st.nbytes:
+        raise checksum.CorruptFile(f"{st.path} is damaged: its header does not match its data")
     fd = os.open(st.path, os.O_RDONLY)
     try:
         for off in range(0, st.nbytes, chunk):
             part = raw[off:off + chunk]
-            read_range(fd, st.offset + off, part, st.path)
+            read_range(fd, st.offset + off, part, st.path, st.blocks, off // _PIECE)
             if on_bytes is not None:
                 on_bytes(part.numel())
     finally:
@@ -153,52 +197,59 @@ def read_tensor(seg_dir: Path, name: str, key: str = "data", chunk: int = 64 << 
 
 
 
-def has_valid(seg_dir: Path, name: str) -> bool:
-    return "valid" in shard_header(shard_path(seg_dir, name, True))[1]
+def has_valid(seg_dir: Path, stem: str) -> bool:
+    return "valid" in shard_header(shard_path(seg_dir, stem, True))[1]
 
 
-def read_arrow(seg_dir: Path, name: str, memory_map: bool = False) -> pa.Array:
-    path = str(shard_path(seg_dir, name, False))
-    source: Any = pa.memory_map(path) if memory_map else pa.OSFile(path)
-    with source:
-        table = pa.ipc.open_file(source).read_all()
+def read_arrow(seg_dir: Path, stem: str, sums: dict | None = None) -> pa.Array:
+    """One Arrow column file, verified against ``sums`` (the file's checksums) when given."""
+    path = shard_path(seg_dir, stem, False)
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    if sums is not None:
+        checksum.check(raw, sums.get("file"), path)
+    table = pa.ipc.open_file(pa.BufferReader(raw)).read_all()
     col = table.column(0)
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
-def write_deletes(path: Path, pks: Any, seqs: torch.Tensor, partitions: Any) -> None:
+def write_deletes(path: Path, pks: Any, seqs: torch.Tensor, partitions: Any) -> str:
     """Sealed deletes: key, sequence number, and the partition they apply to ("" = all;
-    ``partitions`` is a sequence of str, one per key)."""
+    ``partitions`` is a sequence of str, one per key); returns the file's checksum."""
     pk = pa.array(pks.numpy()) if isinstance(pks, torch.Tensor) else pks
     table = pa.table({"pk": pk, "seq": pa.array(seqs.numpy()),
                       "partition": pa.array(partitions, type=pa.string())})
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink:
-        with pa.ipc.new_file(sink, table.schema) as w:
-            w.write_table(table)
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    buf = sink.getvalue()
+    write_atomic(path, buf)
+    return checksum.digest(buf)
 
 
-def read_deletes(path: Path) -> tuple[pa.Array, torch.Tensor, pa.Array]:
-    with pa.OSFile(str(path)) as src:
-        table = pa.ipc.open_file(src).read_all()
+def read_deletes(path: Path, expected: str | None) -> tuple[pa.Array, torch.Tensor, pa.Array]:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    checksum.check(raw, expected, path)
+    table = pa.ipc.open_file(pa.BufferReader(raw)).read_all()
     pk = table.column("pk").combine_chunks()
     seq = torch.from_numpy(table.column("seq").to_numpy().copy())
     part = table.column("partition").combine_chunks()
     return pk, seq, part
 
 
-def read_segment(seg_dir: Path, columns: dict[str, bool]) -> Batch:
-    """Every column of a segment (``columns``: name -> fixed-width?) as a Batch."""
+def read_segment(seg_dir: Path, columns: dict[str, tuple[str, bool]],
+                 sums: dict[str, dict]) -> Batch:
+    """Every column of a segment (``columns``: name -> (file stem, fixed-width?)) as a
+    Batch, verified against ``sums`` (checksums by file name)."""
     batch = Batch(0)
-    for name, fixed in columns.items():
+    for name, (stem, fixed) in columns.items():
+        file_sums = sums.get(shard_path(seg_dir, stem, fixed).name)
         if fixed:
-            batch.cols[name] = read_tensor(seg_dir, name)
-            if has_valid(seg_dir, name):
-                batch.valid[name] = read_tensor(seg_dir, name, "valid")
+            batch.cols[name] = read_tensor(seg_dir, stem, sums=file_sums)
+            if has_valid(seg_dir, stem):
+                batch.valid[name] = read_tensor(seg_dir, stem, "valid", sums=file_sums)
         else:
-            batch.cols[name] = read_arrow(seg_dir, name)
+            batch.cols[name] = read_arrow(seg_dir, stem, file_sums)
         batch.num_rows = len(batch.cols[name])
     return batch

@@ -10,7 +10,7 @@ from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
 
 def _wal_size(client, name):
-    return (client._dir.collection_path(name) / "wal.log").stat().st_size
+    return (client._colls[name].path / "wal.log").stat().st_size
 
 
 def test_quick_create_indexes_and_loads(client):
@@ -454,10 +454,12 @@ def test_index_lifecycle(client):
 
 def test_drop_collection_removes_everything(client):
     make_loaded(client, n=10, flush=True)
+    path = client._colls["c"].path
     client.drop_collection("c")
     assert not client.has_collection("c")
     assert client.memory_info("c") == {"bytes": 0, "parts": {}}
-    assert not client._dir.collection_path("c").exists()
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []
     client.drop_collection("c")  # idempotent
 
 

@@ -83,7 +83,7 @@ def test_sigkill_loses_no_acknowledged_row(tmp_path, kill_after):
             c.close()
 
 
-@pytest.mark.parametrize("damaged", ["segments/00000001/id.safetensors", "manifest.json"])
+@pytest.mark.parametrize("damaged", ["segments/00000001/f100.safetensors", "manifest.json"])
 def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
     """A file of one collection cut short behind the engine's back: the directory still
     opens, the other collections work, every call on the damaged one is a StorageError that
@@ -95,8 +95,9 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
         c.insert(name, basic_rows(20))
         c.flush(name)
     c.release_collection("ok")
+    folder = c._colls["c"].path
     c.close()
-    bad = tmp_path / "d" / "collections" / "c" / damaged
+    bad = folder / damaged
     cut = bad.read_bytes()[:-30]
     bad.write_bytes(cut)
     c = MilvusClient(path, device="cpu")
@@ -115,7 +116,7 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
         assert "drop the collection" in e.value.message
     assert bad.read_bytes() == cut
     c.drop_collection("c")
-    assert c.list_collections() == ["ok"] and not (tmp_path / "d" / "collections" / "c").exists()
+    assert c.list_collections() == ["ok"] and not folder.exists()
     c.create_collection("c", schema=basic_schema(), index_params=index_params())
     assert c.insert("c", basic_rows(3))["insert_count"] == 3
     c.close()
@@ -149,16 +150,16 @@ def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, mon
     c.insert("c", basic_rows(10, start=100), partition_name="p1")
     c.delete("c", ids=[3])
     want = [i for i in range(10) if i != 3] + list(range(100, 110))
-    root = tmp_path / "d" / "collections" / "c"
+    root = c._colls["c"].path
     manifest = (root / "manifest.json").read_bytes()
     real = coll_mod.write_segment
     calls = []
 
-    def second_fails(seg_dir, batch):
+    def second_fails(seg_dir, batch, stems):
         calls.append(seg_dir)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(seg_dir, batch)
+        return real(seg_dir, batch, stems)
 
     monkeypatch.setattr(coll_mod, "write_segment", second_fails)
     with pytest.raises(WriteFailed, match="Nothing was sealed"):
@@ -189,8 +190,8 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     disk."""
     path, c = _client_with_rows(tmp_path, 10)
     c.release_collection("c")
-    real = coll_mod.write_json_atomic
-    monkeypatch.setattr(coll_mod, "write_json_atomic", _no_space)
+    real = coll_mod.write_manifest
+    monkeypatch.setattr(coll_mod, "write_manifest", _no_space)
     for call in (lambda: c.create_partition("c", "p1"), lambda: c.load_collection("c"),
                  lambda: c.create_collection("d", schema=basic_schema())):
         with pytest.raises(WriteFailed, match="free disk space"):
@@ -199,19 +200,19 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     assert c.get_load_state("c") == {"state": LoadState.NotLoad}
     assert c.memory_info()["used_bytes"] == 0
     assert c.list_collections() == ["c"]
-    assert sorted(p.name for p in (tmp_path / "d" / "collections").iterdir()) == ["c"]
-    monkeypatch.setattr(coll_mod, "write_json_atomic", real)
+    assert list((tmp_path / "d" / "collections").iterdir()) == [c._colls["c"].path]
+    monkeypatch.setattr(coll_mod, "write_manifest", real)
     c.create_partition("c", "p1")
     c.load_collection("c")
     c.close()
-    monkeypatch.setattr(coll_mod, "write_json_atomic", _no_space)
+    monkeypatch.setattr(coll_mod, "write_manifest", _no_space)
     c = MilvusClient(path, device="cpu")  # restores the load: no manifest write needed
     deadline = time.time() + 30
     while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
         time.sleep(0.01)
     assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 10}]
     assert c.list_partitions("c") == ["_default", "p1"]
-    monkeypatch.setattr(coll_mod, "write_json_atomic", real)
+    monkeypatch.setattr(coll_mod, "write_manifest", real)
     c.close()
 
 

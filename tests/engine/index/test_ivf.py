@@ -42,7 +42,7 @@ def test_segments_are_rewritten_in_list_order(ivf_coll):
     assert len(coll.sealed) == 3
     for seg in coll.sealed:
         assert seg.ivf_field == "vec"
-        v = read_tensor(coll.segment_dir(seg.id), "vec")
+        v = read_tensor(coll.segment_dir(seg.id), coll.stems["vec"])
         lab = ref.assign(v, cent, "L2")
         assert bool((lab[1:] >= lab[:-1]).all())  # sorted by list
         assert seg.ivf_offsets[-1] == seg.num_rows

@@ -60,17 +60,21 @@ def test_wal_record_round_trip(batch):
 @given(batches())
 def test_segment_round_trip(tmp_path_factory, batch):
     seg = tmp_path_factory.mktemp("seg") / "00000001"
-    sizes = write_segment(seg, batch)
+    stems = {name: f"f{100 + i}" for i, name in enumerate(batch.cols)}
+    sizes, sums = write_segment(seg, batch, stems)
+    assert sorted(p.name for p in seg.iterdir()) == sorted(sums)  # every file has checksums
     back = Batch(batch.num_rows)
     for name, col in batch.cols.items():
+        stem = stems[name]
         if isinstance(col, torch.Tensor):
-            back.cols[name] = read_tensor(seg, name)
-            if has_valid(seg, name):
-                back.valid[name] = read_tensor(seg, name, "valid")
+            file_sums = sums[f"{stem}.safetensors"]
+            back.cols[name] = read_tensor(seg, stem, sums=file_sums)
+            if has_valid(seg, stem):
+                back.valid[name] = read_tensor(seg, stem, "valid", sums=file_sums)
             assert sizes[name] == col.numel() * col.element_size() + (
                 batch.num_rows if name in batch.valid else 0)
         else:
-            back.cols[name] = read_arrow(seg, name)
+            back.cols[name] = read_arrow(seg, stem, sums[f"{stem}.arrow"])
     _same(batch, back)
     assert not seg.with_name(seg.name + ".tmp").exists()
 
@@ -168,8 +172,9 @@ def test_wal_damage_before_an_intact_record_is_refused_not_cut(tmp_path, where):
 
 
 def test_deletes_file_round_trip(tmp_path):
-    write_deletes(tmp_path / "d.arrow", pa.array(["a", "b"]), torch.tensor([4, 9]), ["", "p1"])
-    keys, seqs, parts = read_deletes(tmp_path / "d.arrow")
+    digest = write_deletes(tmp_path / "d.arrow", pa.array(["a", "b"]), torch.tensor([4, 9]),
+                           ["", "p1"])
+    keys, seqs, parts = read_deletes(tmp_path / "d.arrow", digest)
     assert keys.to_pylist() == ["a", "b"] and seqs.tolist() == [4, 9]
     assert parts.to_pylist() == ["", "p1"]
 
