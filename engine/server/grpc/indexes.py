@@ -25,9 +25,10 @@ def create(c: MilvusClient, req) -> common_pb2.Status:
 
 
 def describe(c: MilvusClient, req) -> milvus_pb2.DescribeIndexResponse:
-    names = c.list_indexes(req.collection_name, req.field_name)
-    if req.index_name:
-        names = [n for n in names if n == req.index_name]
+    if req.index_name:  # the engine checks the name and answers 700 if it is not there
+        names = [req.index_name]
+    else:
+        names = c.list_indexes(req.collection_name, req.field_name)
     if not names:
         raise MilvusException(f"index not found[collection={req.collection_name}]", code=700)
     descs = []

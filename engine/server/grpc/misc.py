@@ -38,3 +38,9 @@ def segments(c: MilvusClient, req) -> milvus_pb2.GetPersistentSegmentInfoRespons
 
 def databases(c: MilvusClient, req) -> milvus_pb2.ListDatabasesResponse:
     return milvus_pb2.ListDatabasesResponse(status=OK, db_names=["default"], db_ids=[0])
+
+
+def timestamp(c: MilvusClient, req) -> milvus_pb2.AllocTimestampResponse:
+    """A hybrid timestamp as Milvus's (physical milliseconds << 18): Hotset is strongly
+    consistent in process, so any current time serves as a consistency point."""
+    return milvus_pb2.AllocTimestampResponse(status=OK, timestamp=int(time.time() * 1000) << 18)

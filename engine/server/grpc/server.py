@@ -9,13 +9,17 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from ...client import MilvusClient
-from .servicer import ROUTES, make_servicer
+from .servicer import answer, make_servicer, unary_methods
 from .status import unauthenticated
 
 
 class _Auth(grpc.ServerInterceptor):
+    """Every RPC without the token answers 1800 in its own response type (a bare Status
+    serialised as another message would read as success)."""
+
     def __init__(self, token: str) -> None:
         self.accepted = {token, base64.b64encode(token.encode()).decode()}
+        self.responses = unary_methods()
 
     def intercept_service(self, continuation, details):
         md = dict(details.invocation_metadata or ())
@@ -25,15 +29,14 @@ class _Auth(grpc.ServerInterceptor):
         if got in self.accepted:
             return continuation(details)
         name = details.method.rsplit("/", 1)[-1]
-        response = ROUTES.get(name, (None, None))[1]
+        response = self.responses.get(name)
 
         def deny(request, context):
-            status = unauthenticated()
-            return status if response is None else response(status=status)
+            return answer(response, unauthenticated(), context)
 
         handler = continuation(details)
-        if handler is None:
-            return None
+        if handler is None or response is None:
+            return handler
         return grpc.unary_unary_rpc_method_handler(
             deny, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

@@ -1,17 +1,22 @@
 """The MilvusService servicer: each RPC is one call into a family module, wrapped so that
-engine errors become Milvus statuses through the one table in ``status.py``. RPCs Hotset
-does not serve answer UNIMPLEMENTED (grpc's default), which pymilvus reports clearly."""
+engine errors become Milvus statuses through the one table in ``status.py``. Every other
+MilvusService RPC answers its own response type with status 10 ("service unimplemented")
+naming the RPC, so a Milvus client raises its usual MilvusException instead of a raw gRPC
+error. An unexpected exception is logged with its traceback and answered 65535 without its
+text."""
 from __future__ import annotations
 
 import logging
 from typing import Any, Callable
 
+import grpc
+from google.protobuf import message_factory
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from ...client import MilvusClient
 from ...errors import MilvusException
 from . import collections, entities, indexes, load, misc, partitions, search
-from .status import status_of
+from .status import internal_error, status_of, unimplemented
 
 log = logging.getLogger("hotset.grpc")
 
@@ -21,6 +26,7 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "GetVersion": (misc.version, milvus_pb2.GetVersionResponse),
     "CheckHealth": (misc.health, milvus_pb2.CheckHealthResponse),
     "ListDatabases": (misc.databases, milvus_pb2.ListDatabasesResponse),
+    "AllocTimestamp": (misc.timestamp, milvus_pb2.AllocTimestampResponse),
     "GetPersistentSegmentInfo": (misc.segments, milvus_pb2.GetPersistentSegmentInfoResponse),
     "CreateCollection": (collections.create, None),
     "DescribeCollection": (collections.describe, milvus_pb2.DescribeCollectionResponse),
@@ -54,22 +60,52 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
 }
 
 
+_SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
+
+
+def unary_methods() -> dict[str, Any]:
+    """Every unary MilvusService RPC -> its response message class."""
+    return {m.name: message_factory.GetMessageClass(m.output_type) for m in _SERVICE.methods
+            if not getattr(m, "client_streaming", False)
+            and not getattr(m, "server_streaming", False)}
+
+
+def answer(response: Any, status: common_pb2.Status, context: Any) -> Any:
+    """``status`` in the RPC's response type: the Status itself, a response carrying it, or
+    (for the few responses without a status field) a gRPC error with its text."""
+    if response is common_pb2.Status:
+        return status
+    if "status" in response.DESCRIPTOR.fields_by_name:
+        return response(status=status)
+    code = grpc.StatusCode.UNAUTHENTICATED if status.code == 1800 else \
+        grpc.StatusCode.UNIMPLEMENTED
+    context.abort(code, status.reason)
+
+
 def _rpc(client: MilvusClient, name: str, handler: Callable, response: Any) -> Callable:
     def call(self, request, context):
         try:
             return handler(client, request)
         except MilvusException as e:
             status = status_of(e)
-        except Exception as e:  # noqa: BLE001 - a bug must still answer the client
+        except Exception:  # noqa: BLE001 - a bug must still answer the client
             log.exception("%s failed", name)
-            status = common_pb2.Status(code=65535, reason=f"{name} failed: {e}",
-                                       error_code=common_pb2.UnexpectedError)
-        return status if response is None else response(status=status)
+            status = internal_error(name)
+        return answer(response, status, context)
+    call.__name__ = name
+    return call
+
+
+def _unserved(name: str, response: Any) -> Callable:
+    def call(self, request, context):
+        return answer(response, unimplemented(name), context)
     call.__name__ = name
     return call
 
 
 def make_servicer(client: MilvusClient) -> milvus_pb2_grpc.MilvusServiceServicer:
-    methods = {name: _rpc(client, name, h, resp) for name, (h, resp) in ROUTES.items()}
+    methods = {name: _unserved(name, resp) for name, resp in unary_methods().items()}
+    methods.update({name: _rpc(client, name, h, resp or common_pb2.Status)
+                    for name, (h, resp) in ROUTES.items()})
     cls = type("HotsetMilvusServicer", (milvus_pb2_grpc.MilvusServiceServicer,), methods)
     return cls()

@@ -23,3 +23,18 @@ def status_of(err: MilvusException) -> common_pb2.Status:
 def unauthenticated() -> common_pb2.Status:
     return common_pb2.Status(code=1800, reason="user hasn't authenticated",
                              error_code=common_pb2.PermissionDenied)
+
+
+def unimplemented(rpc: str) -> common_pb2.Status:
+    """Milvus's ErrServiceUnimplemented (10) for an RPC Hotset does not serve."""
+    return common_pb2.Status(
+        code=10, reason=f"service unimplemented: Hotset does not serve the {rpc} RPC; see the "
+        "compatibility table in Hotset's README for what it serves",
+        error_code=common_pb2.UnexpectedError)
+
+
+def internal_error(rpc: str) -> common_pb2.Status:
+    """A bug: the client gets a short message, the traceback goes to the server log."""
+    return common_pb2.Status(code=65535, reason=f"internal error while serving {rpc}: the "
+                             "server log has the details; please report it",
+                             error_code=common_pb2.UnexpectedError)
