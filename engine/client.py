@@ -337,8 +337,10 @@ class MilvusClient:
             ids = ids.tolist()
         ids = list(ids)
         if coll.pk.dtype == DataType.INT64:
-            if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
-                raise ParamError(f"primary key {coll.pk.name} is INT64: ids must be integers")
+            if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                       and -(1 << 63) <= i < (1 << 63) for i in ids):
+                raise ParamError(f"primary key {coll.pk.name} is INT64: ids must be integers "
+                                 "in the int64 range")
             return torch.tensor(ids, dtype=torch.int64)
         if not all(isinstance(i, str) for i in ids):
             raise ParamError(f"primary key {coll.pk.name} is VARCHAR: ids must be strings")

@@ -129,7 +129,7 @@ def _dynamic(columns: dict[str, Any], extra: set[str], n: int) -> pa.Array:
     out = []
     for i in range(n):
         row = {k: c[i] for k, c in zip(names, cols) if c[i] is not _MISSING}
-        out.append(_dumps(row, DYNAMIC_FIELD))
+        out.append(_dumps(row, DYNAMIC_FIELD, i))
     return pa.array(out, type=pa.string())
 
 
@@ -139,12 +139,35 @@ def _as_list(vals: Any) -> list:
     return list(vals)
 
 
-def _dumps(value: Any, name: str) -> str:
+# Deepest nesting of objects and arrays a JSON value (or a dynamic-field row) may have.
+# Deeper values are refused at insert: nothing that reads them later (filters, outputs,
+# clients' own JSON parsers) has to recurse further than this.
+MAX_JSON_DEPTH = 64
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests objects/arrays more than ``limit`` deep (no recursion)."""
+    if not isinstance(value, (dict, list, tuple)):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list, tuple)))
+    return False
+
+
+def _dumps(value: Any, name: str, row: int) -> str:
+    if json_too_deep(value):
+        raise DataError(f"field {name}: row {row} nests JSON objects or arrays more than "
+                        f"{MAX_JSON_DEPTH} levels deep: flatten it")
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
                           default=_json_default)
-    except (TypeError, ValueError) as e:
-        raise DataError(f"field {name}: value is not JSON-serialisable ({e})") from None
+    except (TypeError, ValueError, RecursionError) as e:
+        raise DataError(f"field {name}: row {row} is not JSON-serialisable ({e})") from None
 
 
 def _json_default(o: Any) -> Any:
@@ -281,7 +304,7 @@ def _arrow_array(f: FieldSchema, vals: Any, mask: np.ndarray | None) -> pa.Array
     if isinstance(vals, (np.ndarray, torch.Tensor)):
         vals = vals.tolist()
     if f.dtype == DataType.JSON:
-        vals = [None if v is None else _dumps(v, f.name) for v in vals]
+        vals = [None if v is None else _dumps(v, f.name, i) for i, v in enumerate(vals)]
     try:
         arr = pa.array(vals, type=f.arrow_type())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as e:

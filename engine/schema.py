@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from .errors import ParamError
-from .names import check_name
+from .names import check_name, shown
 
 DYNAMIC_FIELD = "$meta"
 
@@ -89,7 +89,8 @@ def _to_dtype(value: Any, what: str) -> DataType:
             return DataType[value.upper()]
         return DataType(int(value))
     except (KeyError, ValueError, TypeError):
-        raise ParamError(f"{what} {value!r} is not a Milvus data type; use DataType.X") from None
+        raise ParamError(f"{what} {shown(value)} is not a data type Hotset supports; use one "
+                         "of DataType's members") from None
 
 
 @dataclass(frozen=True, slots=True)

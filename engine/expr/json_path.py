@@ -23,6 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 import torch
 
+from ..columns import MAX_JSON_DEPTH
+from ..errors import ParamError
+
 _MISS = object()
 
 
@@ -76,9 +79,18 @@ def _walk(value: Any, path: tuple) -> Any:
 def extract(col: pa.Array, path: tuple, device: torch.device) -> JsonValues:
     """Typed columns of ``path`` in the JSON texts of ``col`` (a string array): Arrow's JSON
     reader (C++) when every row's value at the path has one JSON type, else one Python
-    pass."""
+    pass. Stored values nest at most ``columns.MAX_JSON_DEPTH`` deep (inserts refuse
+    deeper ones), so the recursion in ``canonical`` and ``json.loads`` is bounded; a value
+    that still exceeds Python's limit is a clear error, never a crash of the server."""
     fast = _extract_arrow(col, path, device)
-    return fast if fast is not None else _extract_python(col, path, device)
+    if fast is not None:
+        return fast
+    try:
+        return _extract_python(col, path, device)
+    except RecursionError:
+        raise ParamError("a stored JSON value is nested too deep to filter on: delete or "
+                         "rewrite the rows whose JSON nests more than "
+                         f"{MAX_JSON_DEPTH} levels") from None
 
 
 def _extract_arrow(col: pa.Array, path: tuple, device: torch.device) -> JsonValues | None:

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import zlib
 
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from ...client import MilvusClient
+from ...errors import ParamError
 from .status import OK
 from .translate import schema_from_proto, schema_to_proto
 
 
 def create(c: MilvusClient, req) -> common_pb2.Status:
-    proto = schema_pb2.CollectionSchema.FromString(req.schema)
+    try:
+        proto = schema_pb2.CollectionSchema.FromString(req.schema)
+    except DecodeError:
+        raise ParamError("schema is not a CollectionSchema message") from None
     c.create_collection(req.collection_name, schema=schema_from_proto(proto))
     return OK
 

@@ -6,15 +6,17 @@ import json
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from ...client import MilvusClient
-from ...errors import MilvusException
+from ...errors import MilvusException, ParamError
 from ...index import IndexParams
 from .status import OK
-from .translate import kv
+from .translate import json_of, kv
 
 
 def create(c: MilvusClient, req) -> common_pb2.Status:
     p = kv(req.extra_params)
-    params = json.loads(p.pop("params", "{}") or "{}")
+    params = json_of(p.pop("params", "{}") or "{}", "index params")
+    if not isinstance(params, dict):
+        raise ParamError("index params must be a JSON object")
     itype = p.pop("index_type", "") or params.pop("index_type", "")
     metric = p.pop("metric_type", None) or params.pop("metric_type", None)
     params.update({k: v for k, v in p.items() if k not in ("mmap.enabled",)})

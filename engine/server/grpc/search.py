@@ -1,8 +1,6 @@
 """Search and query: placeholder groups in, SearchResultData / FieldData out."""
 from __future__ import annotations
 
-import json
-
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from ...client import UNSUPPORTED_SEARCH, MilvusClient
@@ -10,7 +8,7 @@ from ...errors import ParamError
 from ...schema import DataType
 from .entities import _ids
 from .status import OK
-from .translate import kv, queries_from_placeholder, rows_to_fields
+from .translate import int_of, json_of, kv, queries_from_placeholder, rows_to_fields
 
 
 def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
@@ -25,10 +23,7 @@ def _search_options(p: dict[str, str]) -> dict:
     what they mean (including refusing the ones in UNSUPPORTED_SEARCH)."""
     out: dict = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}
     if p.get("round_decimal") not in (None, ""):
-        try:
-            out["round_decimal"] = int(p["round_decimal"])
-        except ValueError:
-            out["round_decimal"] = p["round_decimal"]  # the engine says what is wrong
+        out["round_decimal"] = int_of(p["round_decimal"], "round_decimal")
     out.update({k: p[k] for k in UNSUPPORTED_SEARCH if p.get(k)})
     return out
 
@@ -36,10 +31,10 @@ def _search_options(p: dict[str, str]) -> dict:
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     p = kv(req.search_params)
     name = req.collection_name
-    limit = int(p.get("topk") or p.get("limit") or 10)
-    params = json.loads(p.get("params") or "{}")
+    limit = int_of(p.get("topk") or p.get("limit") or 10, "limit (topk)")
+    params = json_of(p.get("params") or "{}", "search params")
     sp = {"metric_type": p.get("metric_type") or None, "params": params,
-          "offset": int(p.get("offset") or 0)}
+          "offset": int_of(p.get("offset") or 0, "offset")}
     q = queries_from_placeholder(req.placeholder_group)
     output = list(req.output_fields)
     hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
@@ -64,8 +59,8 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
     p = kv(req.query_params)
     name = req.collection_name
     output = list(req.output_fields)
-    limit = int(p["limit"]) if "limit" in p else None
-    offset = int(p.get("offset") or 0)
+    limit = int_of(p["limit"], "limit") if "limit" in p else None
+    offset = int_of(p.get("offset") or 0, "offset")
     if [o.replace(" ", "").lower() for o in output] == ["count(*)"]:
         n = c.query(name, req.expr, output_fields=["count(*)"],
                     partition_names=list(req.partition_names) or None)[0]["count(*)"]

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from ...errors import ParamError
+from ...names import shown
 from ...schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 _SCALAR_SLOT = {DataType.BOOL: "bool_data", DataType.INT8: "int_data",
@@ -20,6 +22,30 @@ _SCALAR_SLOT = {DataType.BOOL: "bool_data", DataType.INT8: "int_data",
 
 def kv(params: Any) -> dict[str, str]:
     return {p.key: p.value for p in params}
+
+
+def int_of(value: Any, what: str) -> int:
+    """An integer sent as text (``"10"``): 1100 naming ``what`` when it is not one."""
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ParamError(f"{what} must be an integer, got {shown(value)}") from None
+
+
+def json_of(raw: Any, what: str) -> Any:
+    """JSON sent as text or bytes: 1100 naming ``what`` when it does not parse."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ParamError(f"{what} is not valid JSON ({type(e).__name__})") from None
+
+
+def _rows_of(flat: np.ndarray, dim: int, what: str) -> np.ndarray:
+    """A flat vector buffer as (n, dim) rows: 1100 when dim is not positive or the length is
+    not a multiple of it (an empty or cut vector)."""
+    if dim <= 0 or flat.size % dim or flat.size == 0:
+        raise ParamError(f"{what}: {flat.size} values do not make vectors of dim {dim}")
+    return flat.reshape(-1, dim)
 
 
 # -- schema -----------------------------------------------------------------------------
@@ -35,11 +61,13 @@ def schema_from_proto(s: schema_pb2.CollectionSchema) -> CollectionSchema:
         if f.HasField("default_value"):
             which = f.default_value.WhichOneof("data")
             default = getattr(f.default_value, which) if which else None
-        out.add_field(f.name, DataType(f.data_type), is_primary=f.is_primary_key,
-                      dim=int(tp["dim"]) if "dim" in tp else None,
-                      max_length=int(tp["max_length"]) if "max_length" in tp else None,
-                      element_type=DataType(f.element_type) if f.element_type else None,
-                      max_capacity=int(tp["max_capacity"]) if "max_capacity" in tp else None,
+        out.add_field(f.name, f.data_type, is_primary=f.is_primary_key,
+                      dim=int_of(tp["dim"], "dim") if "dim" in tp else None,
+                      max_length=int_of(tp["max_length"], "max_length")
+                      if "max_length" in tp else None,
+                      element_type=f.element_type or None,
+                      max_capacity=int_of(tp["max_capacity"], "max_capacity")
+                      if "max_capacity" in tp else None,
                       nullable=f.nullable, default_value=default, description=f.description)
         if f.is_primary_key and f.autoID:
             out.auto_id = True
@@ -87,7 +115,7 @@ def _scalar_values(fd: schema_pb2.FieldData, dtype: DataType) -> Any:
     slot = _SCALAR_SLOT[dtype]
     data = getattr(fd.scalars, slot).data
     if dtype == DataType.JSON:
-        return [json.loads(b) for b in data]
+        return [json_of(b, f"field {fd.field_name}") for b in data]
     if dtype == DataType.ARRAY:
         return [_array_values(a) for a in data]
     if dtype == DataType.VARCHAR:
@@ -103,13 +131,18 @@ def _array_values(sf: schema_pb2.ScalarField) -> list:
 def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
     v = fd.vectors
     dim = v.dim
+    what = f"field {fd.field_name}"
     if dtype == DataType.FLOAT_VECTOR:
-        return np.asarray(v.float_vector.data, dtype=np.float32).reshape(-1, dim)
+        return _rows_of(np.asarray(v.float_vector.data, dtype=np.float32), dim, what)
     if dtype == DataType.FLOAT16_VECTOR:
-        return np.frombuffer(v.float16_vector, dtype=np.float16).reshape(-1, dim)
+        if len(v.float16_vector) % 2:
+            raise ParamError(f"{what}: a float16 vector buffer has an odd number of bytes")
+        return _rows_of(np.frombuffer(v.float16_vector, dtype=np.float16), dim, what)
     if dtype == DataType.BFLOAT16_VECTOR:
+        if len(v.bfloat16_vector) % 2:
+            raise ParamError(f"{what}: a bfloat16 vector buffer has an odd number of bytes")
         raw = np.frombuffer(v.bfloat16_vector, dtype=np.uint16).astype(np.uint32) << 16
-        return raw.view(np.float32).reshape(-1, dim)
+        return _rows_of(raw.view(np.float32), dim, what)
     raise ParamError(f"vector type {dtype.name} is not supported by Hotset")
 
 
@@ -119,7 +152,9 @@ def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: in
     for fd in fields_data:
         f = schema.field(fd.field_name)
         if fd.is_dynamic or fd.field_name == DYNAMIC_FIELD:
-            metas = [json.loads(b) for b in fd.scalars.json_data.data]
+            metas = [json_of(b, "the dynamic field") for b in fd.scalars.json_data.data]
+            if not all(isinstance(m, dict) for m in metas):
+                raise ParamError("the dynamic field's rows must be JSON objects")
             keys = sorted({k for m in metas for k in m})
             for k in keys:
                 cols[k] = [m.get(k) for m in metas]
@@ -132,6 +167,9 @@ def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: in
             values = _scalar_values(fd, f.dtype)
             if len(fd.valid_data):
                 valid = list(fd.valid_data)
+                if len(values) not in (sum(valid), len(valid)):
+                    raise ParamError(f"field {fd.field_name}: {len(values)} values for "
+                                     f"{len(valid)} rows ({sum(valid)} valid)")
                 it = iter(values)
                 values = [next(it) if ok else None for ok in valid] if len(values) < len(valid) \
                     else [v if ok else None for v, ok in zip(values, valid)]
@@ -187,9 +225,23 @@ def rows_to_fields(schema: CollectionSchema, rows: list[dict], names: list[str],
 
 
 def queries_from_placeholder(blob: bytes) -> np.ndarray:
-    group = common_pb2.PlaceholderGroup.FromString(blob)
+    try:
+        group = common_pb2.PlaceholderGroup.FromString(blob)
+    except DecodeError:
+        raise ParamError("placeholder_group is not a PlaceholderGroup message") from None
+    if len(group.placeholders) != 1:
+        raise ParamError(f"a search takes one placeholder of vectors, got "
+                         f"{len(group.placeholders)}")
     ph = group.placeholders[0]
     values = list(ph.values)
+    width = {common_pb2.FloatVector: 4, common_pb2.Float16Vector: 2,
+             common_pb2.BFloat16Vector: 2}.get(ph.type)
+    if width is not None:
+        if not values:
+            return np.empty((0, 0), dtype=np.float32)  # the engine says nq is 0
+        sizes = {len(v) for v in values}
+        if len(sizes) != 1 or sizes.pop() % width:
+            raise ParamError("search vectors must all have the same dim, in whole elements")
     if ph.type == common_pb2.FloatVector:
         return np.frombuffer(b"".join(values), dtype=np.float32).reshape(len(values), -1).copy()
     if ph.type == common_pb2.Float16Vector:

@@ -23,9 +23,10 @@ from starlette.routing import Route
 
 from ...client import MilvusClient
 from ...errors import DataError, MilvusException
+from ...names import shown
 from . import models as m
 from .translate import (create_collection, describe_collection, describe_index,
-                        flat_hits, index_params, load_state)
+                        index_params, load_state, search)
 
 log = logging.getLogger("hotset.rest")
 DEFAULT_MAX_BODY = 64 << 20
@@ -59,12 +60,7 @@ def _handlers(c: MilvusClient) -> dict[str, tuple[type[BaseModel], Callable[[Any
         "entities/delete": (m.Delete, lambda b: {"deleteCount": c.delete(
             b.collection_name, ids=b.ids, filter=b.filter or None,
             partition_name=b.partition_name or None)["delete_count"]}),
-        "entities/search": (m.Search, lambda b: flat_hits(c.search(
-            b.collection_name, b.data, filter=b.filter, limit=b.limit,
-            output_fields=b.output_fields,
-            search_params={"metric_type": b.search_params.get("metricType"),
-                           "params": b.search_params.get("params") or {}, "offset": b.offset},
-            partition_names=b.partition_names, anns_field=b.anns_field))),
+        "entities/search": (m.Search, lambda b: search(c, b)),
         "entities/query": (m.Query, lambda b: c.query(
             b.collection_name, b.filter, output_fields=b.output_fields, limit=b.limit,
             offset=b.offset, partition_names=b.partition_names)),
@@ -101,12 +97,18 @@ def _insert(c: MilvusClient, b: m.Insert, fn: Callable, verb: str) -> dict:
 
 
 def _validation_error(e: ValidationError) -> JSONResponse:
-    for err in e.errors():
+    errors = e.errors(include_url=False, include_input=False)
+    for err in errors:
         if err["type"] == "missing":
-            name = ".".join(str(p) for p in err["loc"])
+            name = shown(".".join(str(p) for p in err["loc"]))
             return _err(1802, f"missing required parameter: {name}")
-    first = e.errors()[0]
-    name = ".".join(str(p) for p in first["loc"])
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            name = shown(".".join(str(p) for p in err["loc"]))
+            return _err(1100, f"parameter {name} is not supported by Hotset: leave it out "
+                              "(see the compatibility table in Hotset's README)")
+    first = errors[0]
+    name = shown(".".join(str(p) for p in first["loc"]))
     return _err(1100, f"invalid parameter {name}: {first['msg']}")
 
 
@@ -120,8 +122,12 @@ def create_app(client: MilvusClient, token: str | None = None,
     async def endpoint(request: Request) -> JSONResponse:
         if expected is not None and request.headers.get("authorization") != expected:
             return _err(1800, "user hasn't authenticated", status=401)
-        model, handler = handlers[request.path_params["group"] + "/" + request.path_params["verb"]]
-        size = int(request.headers.get("content-length") or 0)
+        key = request.path_params["group"] + "/" + request.path_params["verb"]
+        model, handler = handlers[key]
+        try:
+            size = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            return _err(1801, "Content-Length is not a number")
         if size > max_body:
             return _err(1801, f"request body of {size} bytes is larger than the server's limit "
                               f"of {max_body} bytes: send smaller batches or raise --max-body")
@@ -133,17 +139,33 @@ def create_app(client: MilvusClient, token: str | None = None,
             payload = json.loads(raw or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return _err(1801, f"request body is not valid JSON: {e}")
+        except RecursionError:
+            return _err(1801, "request body nests objects or arrays too deep to parse")
         if not isinstance(payload, dict):
             return _err(1801, "request body must be a JSON object")
         try:
             body = model.model_validate(payload)
         except ValidationError as e:
             return _validation_error(e)
+        except RecursionError:
+            return _err(1100, "request body nests objects or arrays too deep")
+        if body.db_name not in ("", "default"):
+            return _err(800, f"database not found[database={shown(body.db_name)}]: Hotset "
+                             "serves the default database only")
         try:
             data = await run_in_threadpool(handler, body)
         except MilvusException as e:
             return _err(e.code, e.message)
-        return _ok(data)
+        except Exception:  # noqa: BLE001 - a bug: logged, answered without its text
+            log.exception("%s failed", key)
+            return _err(65535, f"internal error while serving {key}: the server log has "
+                               "the details; please report it")
+        try:
+            return _ok(data)
+        except (TypeError, ValueError):  # not JSON-serialisable: also a bug
+            log.exception("%s: the answer could not be encoded", key)
+            return _err(65535, f"internal error while answering {key}: the server log has "
+                               "the details; please report it")
 
     async def unknown(request: Request) -> JSONResponse:
         return _err(1100, f"unknown endpoint {request.url.path}: see the Milvus RESTful v2 API",

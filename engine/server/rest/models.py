@@ -1,21 +1,34 @@
 """Request bodies of the Milvus RESTful v2 API, validated with pydantic. Field names are
-Milvus's camelCase; unknown keys are ignored, as Milvus does."""
+Milvus's camelCase. A key a model does not declare is refused (1100 naming it), never
+ignored: Milvus keys Hotset does not serve (``groupingField``, ``rerank``, ...) must not
+answer success as if they had been applied. ``dbName`` is accepted on every body; only the
+default database exists. ``consistencyLevel`` is accepted where Milvus takes it: Hotset is
+always strongly consistent, which satisfies every level."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Consistency = Literal["Strong", "Bounded", "Session", "Eventually", "Customized"]
+
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    db_name: str = Field("", alias="dbName")
 
 
 class Named(_Body):
     collection_name: str = Field(alias="collectionName")
 
 
-class FieldDef(_Body):
+class _Part(BaseModel):
+    """A nested object (schema, field, index): unknown keys refused as on bodies."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FieldDef(_Part):
     field_name: str = Field(alias="fieldName")
     data_type: str = Field(alias="dataType")
     is_primary: bool = Field(False, alias="isPrimary")
@@ -26,14 +39,14 @@ class FieldDef(_Body):
     description: str = ""
 
 
-class SchemaDef(_Body):
+class SchemaDef(_Part):
     auto_id: bool = Field(False, alias="autoID")
     auto_id_lower: bool | None = Field(None, alias="autoId")
     enable_dynamic_field: bool = Field(False, alias="enableDynamicField")
     fields: list[FieldDef]
 
 
-class IndexDef(_Body):
+class IndexDef(_Part):
     field_name: str = Field(alias="fieldName")
     index_name: str = Field("", alias="indexName")
     metric_type: str | None = Field(None, alias="metricType")
@@ -83,6 +96,7 @@ class Search(Named):
     output_fields: list[str] | None = Field(None, alias="outputFields")
     search_params: dict[str, Any] = Field(default_factory=dict, alias="searchParams")
     partition_names: list[str] | None = Field(None, alias="partitionNames")
+    consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
 
 
 class Query(Named):
@@ -91,12 +105,14 @@ class Query(Named):
     offset: int = 0
     output_fields: list[str] | None = Field(None, alias="outputFields")
     partition_names: list[str] | None = Field(None, alias="partitionNames")
+    consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
 
 
 class Get(Named):
     id: Any
     output_fields: list[str] | None = Field(None, alias="outputFields")
     partition_names: list[str] | None = Field(None, alias="partitionNames")
+    consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
 
 
 class CreateIndex(Named):

@@ -5,6 +5,7 @@ from typing import Any
 
 from ...client import MilvusClient
 from ...errors import ParamError
+from ...names import shown
 from ...index import IndexParams
 from ...loader import LoadState
 from ...schema import DataType
@@ -53,7 +54,20 @@ def index_params(defs: list[m.IndexDef]) -> IndexParams:
     return p
 
 
+_COLLECTION_PARAMS = ("max_length", "consistencyLevel")
+_SEARCH_PARAMS = ("metricType", "params")
+
+
+def refuse_unknown(given: dict, known: tuple, where: str) -> None:
+    """A key Hotset does not read is 1100 naming it, never silently dropped."""
+    for key in given:
+        if key not in known:
+            raise ParamError(f"{where} {shown(key)} is not supported by Hotset: leave it out "
+                             f"(supported: {', '.join(known)})")
+
+
 def create_collection(c: MilvusClient, b: m.CreateCollection) -> None:
+    refuse_unknown(b.params, _COLLECTION_PARAMS, "params key")
     idx = index_params(b.index_params) if b.index_params else None
     if b.schema_ is None:
         if b.dimension is None:
@@ -140,3 +154,13 @@ def flat_hits(results: list[list[dict]]) -> list[dict]:
             row.update(h["entity"])
             out.append(row)
     return out
+
+
+def search(c: MilvusClient, b: m.Search) -> list[dict]:
+    refuse_unknown(b.search_params, _SEARCH_PARAMS, "searchParams key")
+    return flat_hits(c.search(
+        b.collection_name, b.data, filter=b.filter, limit=b.limit,
+        output_fields=b.output_fields,
+        search_params={"metric_type": b.search_params.get("metricType"),
+                       "params": b.search_params.get("params") or {}, "offset": b.offset},
+        partition_names=b.partition_names, anns_field=b.anns_field))

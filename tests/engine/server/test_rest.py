@@ -1,4 +1,5 @@
 """The REST server as a real process on a free loopback port, driven over HTTP."""
+import json
 import os
 import signal
 import subprocess
@@ -210,3 +211,49 @@ def test_sigterm_flushes_and_releases(tmp_path):
     c = MilvusClient(str(tmp_path / "d"), device="cpu")  # the directory lock was released
     assert c.get_collection_stats("f") == {"row_count": 7}
     c.close()
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("path, body, code, fragment", [
+    ("entities/search", {"collectionName": "bad", "data": [[1] * 5], "groupingField": "id"},
+     1100, "groupingField is not supported"),
+    ("entities/search", {"collectionName": "bad", "data": [[1] * 5], "groupSize": 3},
+     1100, "groupSize is not supported"),
+    ("entities/search", {"collectionName": "bad", "data": [[1] * 5],
+                         "searchParams": {"metricType": "COSINE", "rerank": 1}},
+     1100, "rerank is not supported"),
+    ("entities/query", {"collectionName": "bad", "filter": "id > 0", "frobnicate": 1},
+     1100, "frobnicate is not supported"),
+    ("collections/create", {"collectionName": "z", "dimension": 4,
+                            "params": {"ttlSeconds": 5}}, 1100, "ttlSeconds"),
+    ("collections/create", {"collectionName": "z", "schema": {"fields": [
+        {"fieldName": "id", "dataType": "Int64", "isPrimary": True, "isPartitionKey": True},
+        {"fieldName": "v", "dataType": "FloatVector", "elementTypeParams": {"dim": 4}}]}},
+     1100, "isPartitionKey"),
+    ("entities/query", {"collectionName": "bad", "filter": "id > 0", "dbName": "other"},
+     800, "database not found"),
+    ("entities/get", {"collectionName": "bad", "id": [2 ** 70]}, 1100, "int64"),
+    ("entities/delete", {"collectionName": "bad", "id": [-(2 ** 64)]}, 1100, "int64"),
+    ("entities/query", '{"collectionName": "bad", "filter": "id > 0", "x": '
+     + _nested(5000) + "}", 1801, "too deep"),
+    ("entities/insert", {"collectionName": "bad", "data": [
+        {"id": 77, "vector": [1] * 5, "meta": json.loads(_nested(100))}]}, 1804,
+     "more than 64 levels"),
+])
+def test_refused_keys_and_odd_values_change_nothing(srv, path, body, code, fragment):
+    """A key Hotset does not serve is refused, not dropped; values no handler expects
+    (ids past int64, bodies nested thousands deep) are documented codes, never HTTP 500."""
+    if not srv.ok("collections/has", {"collectionName": "bad"})["has"]:
+        srv.ok("collections/create", {"collectionName": "bad", "dimension": 5})
+        srv.ok("entities/insert", {"collectionName": "bad", "data": _rows(4)})
+    before = (srv.ok("collections/get_stats", {"collectionName": "bad"}),
+              srv.ok("collections/list"))
+    r = srv.post(path, body)
+    assert r.status_code == 200
+    out = r.json()
+    assert out["code"] == code and fragment in out["message"], out
+    assert (srv.ok("collections/get_stats", {"collectionName": "bad"}),
+            srv.ok("collections/list")) == before
