@@ -21,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import DirectoryLocked, StorageError
+from .errors import DirectoryLocked, StorageError, WriteFailed
 from .storage.checksum import CorruptFile, open_json, sealed_json
 from .storage.files import write_atomic
 
@@ -74,15 +74,28 @@ class DataDir:
         return self._folder(cid)
 
     def add(self, name: str, folder: Path) -> None:
-        """List ``folder`` (from ``new_folder``, already written) as collection ``name``."""
+        """List ``folder`` (from ``new_folder``, already written) as collection ``name``. A
+        refused write raises WriteFailed and changes nothing."""
         cat = {**self._catalog, "collections": {**self._catalog["collections"],
                                                  name: int(folder.name)}}
-        self._save(cat)
+        try:
+            self._save(cat)
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"Collection {name} was not "
+                              "created: free disk space and retry") from e
 
-    def remove(self, name: str, folder: Path) -> None:
-        """Unlist ``name`` (durably), then delete its folder."""
+    def unlist(self, name: str) -> None:
+        """Take ``name`` out of the catalog (durably); its folder goes with ``delete``. A
+        refused write raises WriteFailed and changes nothing."""
         cols = {n: i for n, i in self._catalog["collections"].items() if n != name}
-        self._save({**self._catalog, "collections": cols})
+        try:
+            self._save({**self._catalog, "collections": cols})
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"Collection {name} was not "
+                              "dropped: free disk space and retry") from e
+
+    def delete(self, folder: Path) -> None:
+        """Remove an unlisted collection folder (what stops half-way is removed at open)."""
         trash = folder.with_name(folder.name + ".dropping")
         if folder.exists():
             os.replace(folder, trash)  # one rename: the collection is gone, even if rmtree stops

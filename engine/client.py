@@ -196,11 +196,7 @@ class MilvusClient:
                 coll = Collection.create(path, collection_name, schema, self._seal_bytes)
                 coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
                 coll.save_manifest()
-                try:
-                    self._dir.add(collection_name, path)
-                except OSError as e:
-                    raise WriteFailed(str(self._dir.root), e, "The collection was not "
-                                      "created: free disk space and retry") from e
+                self._dir.add(collection_name, path)
             except WriteFailed:  # nothing of it may stay on disk
                 if coll is not None:
                     coll.close()
@@ -224,16 +220,18 @@ class MilvusClient:
         check_name("collection", collection_name)
         with self._lock:
             coll = self._colls.get(collection_name)
-            damaged = self._damaged.pop(collection_name, None)
-            if damaged is not None:
-                self._dir.remove(collection_name, damaged[0])
-                return
-            if coll is None:
+            damaged = self._damaged.get(collection_name)
+            if damaged is None and coll is None:
                 return  # Milvus: dropping a missing collection succeeds
-            self._release(collection_name)
+            self._dir.unlist(collection_name)  # refused: WriteFailed, nothing changed
+            if damaged is not None:
+                del self._damaged[collection_name]
+                self._dir.delete(damaged[0])
+                return
+            self._release(collection_name, persist=False)
             coll.close()
             del self._colls[collection_name]
-            self._dir.remove(collection_name, coll.path)
+            self._dir.delete(coll.path)
 
     def has_collection(self, collection_name: str, timeout: float | None = None,
                        **kwargs: Any) -> bool:

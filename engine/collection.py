@@ -307,16 +307,18 @@ class Collection:
         seg_dir = self.segment_dir(seg_id)
         try:
             sizes, sums = write_segment(seg_dir, batch, self.stems)
-        except BaseException:
+            if offsets is not None:
+                path = ivf.offsets_path(seg_dir, self.stems[spec.field_name])
+                sums[path.name] = {"file": ivf.save_offsets(path, offsets)}
+        except BaseException:  # no manifest lists this id yet: remove all of it
             shutil.rmtree(seg_dir.with_name(seg_dir.name + ".tmp"), ignore_errors=True)
+            shutil.rmtree(seg_dir, ignore_errors=True)
             raise
         meta = {"id": seg_id, "partition": part, "num_rows": batch.num_rows,
                 "sealed_seq": sealed_seq, "bytes": sizes, "files": sums}
         seg = SealedSegment(seg_id, part, sealed_seq, batch.cols[self.pk.name],
                             torch.zeros(batch.num_rows, dtype=torch.bool))
         if offsets is not None:
-            path = ivf.offsets_path(seg_dir, self.stems[spec.field_name])
-            sums[path.name] = {"file": ivf.save_offsets(path, offsets)}
             meta["ivf"] = seg.ivf_field = spec.field_name
             seg.ivf_offsets = offsets
         self.stats["sealed_bytes"] += sum(sizes.values())

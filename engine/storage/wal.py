@@ -81,8 +81,8 @@ class WriteAheadLog:
     def reset(self) -> None:
         """Empty the log (after its records were sealed into segments)."""
         os.ftruncate(self._fd, 0)
+        self._size = 0  # before the fsync: a later cut-back must not grow the file again
         os.fsync(self._fd)
-        self._size = 0
 
     def size(self) -> int:
         return self._size
