@@ -1,4 +1,4 @@
-"""``python -m engine demo|gpu-info``."""
+"""``python -m engine demo|gpu-info|serve|verify``."""
 from __future__ import annotations
 
 import argparse
@@ -14,10 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--rows", type=int, default=20_000)
     sub.add_parser("gpu-info", help="print the CUDA device this machine offers")
     from .server.main import add_parser as add_serve
+    from .verify import add_parser as add_verify
 
     add_serve(sub)
+    add_verify(sub)
     args = parser.parse_args(argv)
-    if args.cmd == "serve":
+    if args.cmd in ("serve", "verify"):
         return args.func(args)
     if args.cmd == "demo":
         from .demo import run

@@ -99,8 +99,19 @@ def replay(path: Path) -> Iterator[Record]:
         return
     with open(path, "rb") as fh:
         data = fh.read()
-    off = 0
     good = 0
+    for good, rec in records(data, path):
+        yield rec
+    if good != len(data):
+        with open(path, "rb+") as fh:
+            fh.truncate(good)
+            os.fsync(fh.fileno())
+
+
+def records(data: bytes, path: Path) -> Iterator[tuple[int, Record]]:
+    """(end offset, record) of each intact record of a log's bytes, stopping at a torn tail;
+    OSError if a damaged record has an intact one after it. Reads only."""
+    off = 0
     while off + _HEADER.size <= len(data):
         magic, seq, kind, length, crc = _HEADER.unpack_from(data, off)
         start = off + _HEADER.size
@@ -111,15 +122,11 @@ def replay(path: Path) -> Iterator[Record]:
                 raise OSError(f"{path}: the record at byte {off} is damaged and an intact "
                               f"record follows at byte {later}, so acknowledged writes lie "
                               "past the damage; the log was left as it is")
-            break
+            return
         (name_len,) = struct.unpack_from("<H", payload)
         partition = payload[2:2 + name_len].decode()
-        yield Record(seq, Kind(kind), partition, batch_from_bytes(payload[2 + name_len:]))
-        off = good = start + length
-    if good != len(data):
-        with open(path, "rb+") as fh:
-            fh.truncate(good)
-            os.fsync(fh.fileno())
+        off = start + length
+        yield off, Record(seq, Kind(kind), partition, batch_from_bytes(payload[2 + name_len:]))
 
 
 def _intact_record_after(data: bytes, pos: int) -> int | None:
