@@ -65,12 +65,15 @@ class MilvusClient:
 
     ``uri`` is a data directory (created if missing). ``device`` is ``"auto"``, ``"cpu"`` or
     ``"cuda:N"``; ``memory_limit`` caps the bytes the device allocator hands out.
+    ``verify_checksums=False`` skips checking segment files against their checksums when
+    they are read (a benchmark's comparison; damage then goes unnoticed).
     """
 
     def __init__(self, uri: str = "./data", user: str = "", password: str = "",
                  db_name: str = "", token: str = "", timeout: float | None = None, *,
                  device: str = "auto", memory_limit: int | None = None,
-                 segment_max_bytes: int = DEFAULT_SEAL_BYTES, **kwargs: Any) -> None:
+                 segment_max_bytes: int = DEFAULT_SEAL_BYTES, verify_checksums: bool = True,
+                 **kwargs: Any) -> None:
         if str(uri).startswith(("http://", "https://", "tcp://", "grpc://")):
             raise ParamError(
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
@@ -87,11 +90,14 @@ class MilvusClient:
         self._resident: dict[str, Resident] = {}
         self._load_errors: dict[str, MilvusException] = {}
         self._closed = False
+        self._verify = bool(verify_checksums)
         for name, path in self._dir.names().items():
             try:
                 self._colls[name] = Collection(path, read_manifest(path), self._seal_bytes)
             except Exception as e:  # one damaged collection must not make the others unusable
                 self._damaged[name] = (path, e)
+            else:
+                self._colls[name].verify = self._verify
         for coll in self._colls.values():  # restore persisted load intent (rule 9)
             intent = coll.manifest["load"]
             if intent["loaded"]:
@@ -194,6 +200,7 @@ class MilvusClient:
             coll = None
             try:
                 coll = Collection.create(path, collection_name, schema, self._seal_bytes)
+                coll.verify = self._verify
                 coll.manifest["indexes"] = [self._index_entry(coll, s) for s in specs]
                 coll.save_manifest()
                 self._dir.add(collection_name, path)
