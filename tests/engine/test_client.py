@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine import DataType, LoadState, MilvusClient
-from engine.errors import MilvusException
+from engine.errors import DataError, MilvusException
 
 from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
@@ -512,3 +512,34 @@ def test_schema_output_spec_and_segments_for_servers(client):
     with pytest.raises(MilvusException) as e:
         client.collection_schema("missing")
     assert e.value.code == 100
+
+
+def test_json_nested_past_the_limit_is_refused_and_filters_keep_working(cpu_client):
+    from engine.columns import MAX_JSON_DEPTH
+
+    c = cpu_client
+    s = basic_schema()
+    s.add_field("meta", DataType.JSON)
+    c.create_collection("j", schema=s, index_params=index_params())
+    deep = {}
+    node = deep
+    for _ in range(400):
+        node["a"] = {}
+        node = node["a"]
+    ok = [{**r, "meta": {"n": i}} for i, r in enumerate(basic_rows(3))]
+    c.insert("j", ok)
+    for row in ({**basic_rows(1, start=9)[0], "meta": deep},
+                {**basic_rows(1, start=9)[0], "meta": {"n": 1}, "dyn": deep}):
+        with pytest.raises(DataError) as e:
+            c.insert("j", [ok[0] | {"id": 8}, row])
+        assert e.value.code == 1100 and "row 1" in e.value.message
+        assert f"more than {MAX_JSON_DEPTH} levels" in e.value.message
+    at_limit = {}
+    node = at_limit
+    for _ in range(MAX_JSON_DEPTH - 1):
+        node["a"] = {}
+        node = node["a"]
+    c.insert("j", [{**basic_rows(1, start=20)[0], "meta": at_limit}])
+    assert c.get_collection_stats("j") == {"row_count": 4}
+    assert len(c.query("j", 'meta["n"] >= 0')) == 3
+    assert len(c.query("j", 'meta["a"]["a"] is not null')) == 1

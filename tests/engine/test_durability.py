@@ -309,7 +309,9 @@ def test_a_full_disk_at_every_write_site(tmp_path, monkeypatch):
         acked, deleted = set(range(30)), set()
         fault = _FullDisk(at)
         monkeypatch.setattr(os, "fsync", fault)
-        _full_disk_scenario(c, acked, deleted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # seals and folder fsyncs warn
+            _full_disk_scenario(c, acked, deleted)
         assert not [p for p in Path(path).rglob("*") if p.name.endswith(".tmp")], at
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # "not sealed at close" is fine
@@ -327,3 +329,32 @@ def test_a_full_disk_at_every_write_site(tmp_path, monkeypatch):
         got = {r["id"] for r in c.query("c", "id >= 0", output_fields=["id"])}
         assert got == acked - deleted, (at, sorted(got ^ (acked - deleted))[:5])
         c.close()
+
+
+def test_a_shard_writer_error_is_write_failed_and_leaves_no_temp(tmp_path, monkeypatch):
+    """safetensors reports a failed write as its own SafetensorError, not OSError: a flush
+    must still undo and say WriteFailed (it raised SafetensorError, skipped the undo and
+    left segments/*.tmp behind), and close() must warn, not raise."""
+    from safetensors import SafetensorError
+
+    from engine.storage import segments as seg_mod
+
+    path, c = _client_with_rows(tmp_path, 10)
+    real = seg_mod.save_file
+
+    def refuse(tensors, filename):
+        Path(filename).write_bytes(b"partial")
+        raise SafetensorError("Error while serializing: No space left on device (os error 28)")
+
+    monkeypatch.setattr(seg_mod, "save_file", refuse)
+    with pytest.raises(WriteFailed, match="Nothing was sealed"):
+        c.flush("c")
+    root = c._colls["c"].path
+    assert not [p for p in root.rglob("*") if ".tmp" in p.name]
+    with pytest.warns(RuntimeWarning, match="not sealed at close"):
+        c.close()
+    monkeypatch.setattr(seg_mod, "save_file", real)
+    c = MilvusClient(path, device="cpu")  # the lock was released
+    c.load_collection("c")
+    assert sorted(r["id"] for r in c.query("c", "id >= 0")) == list(range(10))
+    c.close()

@@ -148,3 +148,30 @@ def test_unserved_rpcs_answer_their_type_with_a_milvus_code(srv, stub):
     st = stub.CreateAlias(milvus_pb2.CreateAliasRequest(collection_name="ok", alias="a"),
                           metadata=AUTH)
     assert st.code == 10 and "CreateAlias" in st.reason
+
+
+def test_grpc_odd_arguments_are_1100(srv, stub):
+    """A non-integer limit, an empty vector, a corrupt schema, an unknown data type: 1100
+    naming the problem, not 65535 with a Python error."""
+    m = milvus_pb2
+    q = stub.Query(m.QueryRequest(collection_name="ok", expr="id >= 0", query_params=[
+        common_pb2.KeyValuePair(key="limit", value="ten")]), metadata=AUTH)
+    assert q.status.code == 1100 and "limit must be an integer" in q.status.reason
+    fd = schema_pb2.FieldData(field_name="vector", type=101)
+    fd.vectors.dim = 4
+    ins = m.InsertRequest(collection_name="ok", num_rows=1, fields_data=[
+        schema_pb2.FieldData(field_name="id", type=5, scalars=schema_pb2.ScalarField(
+            long_data=schema_pb2.LongArray(data=[99]))), fd])
+    r = stub.Insert(ins, metadata=AUTH)
+    assert r.status.code == 1100 and "vector" in r.status.reason
+    st = stub.CreateCollection(m.CreateCollectionRequest(collection_name="x",
+                                                         schema=b"\xff\x00garbage"),
+                               metadata=AUTH)
+    assert st.code == 1100
+    bad_type = schema_pb2.CollectionSchema(name="x", fields=[
+        schema_pb2.FieldSchema(name="id", data_type=5, is_primary_key=True),
+        schema_pb2.FieldSchema(name="v", data_type=105, type_params=[
+            common_pb2.KeyValuePair(key="dim", value="4")])]).SerializeToString()
+    st = stub.CreateCollection(m.CreateCollectionRequest(collection_name="x", schema=bad_type),
+                               metadata=AUTH)
+    assert st.code == 1100 and "105" in st.reason
