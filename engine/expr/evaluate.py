@@ -509,10 +509,17 @@ class _Eval:
 
     def _arith(self, op: str, a: tuple, b: tuple) -> tuple:
         x, y = a[1], b[1]
+        if op in ("/", "%") and not isinstance(y, torch.Tensor) and y == 0:
+            raise ParamError(f"division by zero in a filter ({op} 0): change the expression")
         if a[0] == "s" and b[0] == "s":
             return ("s", _py_arith(op, x, y))
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x, device=self.dev)
+        # As Milvus: integers are computed in int64 and floats in float64, so INT8/INT16/
+        # INT32 columns cannot wrap around (int8_val + 1 for 127 is 128, not -128).
+        x = _widened(x)
+        if isinstance(y, torch.Tensor):
+            y = _widened(y)
         if op == "/":
             out = torch.true_divide(x, y)
         elif op == "%":
@@ -524,6 +531,12 @@ class _Eval:
         if not out.dtype.is_floating_point and out.dtype != torch.int64:
             out = out.long()
         return ("t", out, _known(a, b))
+
+
+def _widened(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype.is_floating_point:
+        return t if t.dtype == torch.float64 else t.double()
+    return t if t.dtype == torch.int64 else t.long()
 
 
 def _py_arith(op: str, x: Any, y: Any) -> Any:

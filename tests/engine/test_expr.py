@@ -396,3 +396,34 @@ def test_division_by_zero_is_1100(coll):
             coll.query("e", expr, limit=1)
         except MilvusException as e:
             assert e.code == 1100
+
+
+def test_small_int_arithmetic_is_done_in_int64_and_division_by_zero_is_refused(tmp_path):
+    """INT8/INT16/INT32 columns are widened before arithmetic, as Milvus does: 127 + 1 is
+    128 (it wrapped to -128 and dropped out of `> 0`); `/ 0` and `% 0` are 1100."""
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
+    for name, t in (("i8", DataType.INT8), ("i16", DataType.INT16), ("i32", DataType.INT32),
+                    ("f32", DataType.FLOAT)):
+        s.add_field(name, t)
+    c.create_collection("a", schema=s, index_params=index_params())
+    values = list(range(-128, 128))
+    c.insert("a", [{"id": i, "vec": [0.0, 1.0], "i8": v, "i16": v * 256 + (255 if v == 127
+                                                                           else 0),
+                    "i32": v * 2 ** 24 + (2 ** 24 - 1 if v == 127 else 0),
+                    "f32": float(v) * 1e36} for i, v in enumerate(values)])
+
+    def count(expr):
+        return c.query("a", expr, output_fields=["count(*)"])[0]["count(*)"]
+
+    assert count("i8 + 1 > 0") == sum(v + 1 > 0 for v in values) == 128
+    assert count("i8 * 2 > 200") == sum(v * 2 > 200 for v in values)
+    assert count("i16 + 1 > 32767") == 1
+    assert count("i32 + 1 > 2147483647") == 1
+    assert count("f32 * 10 > 1e38") == sum(v * 1e37 > 1e38 for v in values)  # no float32 inf
+    for expr in ("i8 / 0 > 1", "i8 % 0 == 0"):
+        with pytest.raises(ParamError, match="division by zero"):
+            count(expr)
+    c.close()

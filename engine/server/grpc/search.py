@@ -18,6 +18,13 @@ def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str
     return list(spec.fields), spec.all_dynamic or bool(spec.dynamic_keys)
 
 
+def _named_outputs(c: MilvusClient, name: str, requested: list[str]) -> list[str]:
+    """The result's output_fields as Milvus names them: ``*`` expanded to the loaded schema
+    fields, dynamic keys by name, ``$meta`` when every dynamic key comes back."""
+    spec = c.output_spec(name, requested)
+    return [*spec.fields, *spec.dynamic_keys, *(["$meta"] if spec.all_dynamic else [])]
+
+
 def _search_options(p: dict[str, str]) -> dict:
     """Search options pymilvus sends as key-value pairs, passed to the engine, which decides
     what they mean (including refusing the ones in UNSUPPORTED_SEARCH)."""
@@ -44,14 +51,15 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     pk = schema.primary.name
     flat = [h for per in hits for h in per]
     ids = [h[pk] for h in flat]
+    fields, dynamic = _outputs(c, name, output) if output else ([], False)
     data = schema_pb2.SearchResultData(
         num_queries=len(hits), top_k=limit, scores=[h["distance"] for h in flat],
-        ids=_ids(c, name, ids), topks=[len(per) for per in hits], output_fields=output,
+        ids=_ids(c, name, ids), topks=[len(per) for per in hits],
+        output_fields=_named_outputs(c, name, output) if output else [],
         primary_field_name=pk)
     if output:
-        fields, dynamic = _outputs(c, name, output)
         rows = [{**h["entity"], pk: h[pk]} for h in flat]
-        data.fields_data.extend(rows_to_fields(schema, rows, [f for f in fields], dynamic))
+        data.fields_data.extend(rows_to_fields(schema, rows, fields, dynamic))
     return milvus_pb2.SearchResults(status=OK, results=data, collection_name=name)
 
 

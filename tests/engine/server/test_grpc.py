@@ -182,3 +182,15 @@ def test_auth_and_memory_limit(tmp_path):
         c.close()
     finally:
         s.stop()
+
+
+def test_search_star_returns_dynamic_fields(client, docs):
+    """output_fields=["*"] returns every loaded field and dynamic key, as query does
+    (llama-index asks for "*" and lost all its metadata)."""
+    hit = client.search("docs", [[3.0, 0, 1, 2, 3]], limit=1, output_fields=["*"],
+                        filter="n == 4")[0][0]
+    assert hit["entity"]["title"] == "t0" and hit["entity"]["n"] == 4
+    assert hit["entity"]["vector"] == pytest.approx([4.0, 0, 1, 2, 3])
+    named = client.search("docs", [[3.0, 0, 1, 2, 3]], limit=1, output_fields=["n"],
+                          filter="n == 4")[0][0]
+    assert named["entity"] == {"n": 4}
