@@ -60,6 +60,14 @@ def _round_decimal(value: Any) -> int:
     return value
 
 
+def _offset(value: Any) -> int:
+    """pymilvus's offset: a non-negative integer (None or 0: from the first hit)."""
+    value = value or 0
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ParamError(f"offset must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
 class MilvusClient:
     """``MilvusClient(uri="./data", *, device="auto", memory_limit=None)``.
 
@@ -372,8 +380,9 @@ class MilvusClient:
                 raise ParamError(f"metric type not match: expected={metric}, actual="
                                  f"{str(asked).upper()}; search with the index's metric or "
                                  "rebuild the index")
-            offset = int(params.get("offset", kwargs.get("offset", 0)) or 0)
-            if not isinstance(limit, int) or limit < 1 or limit + offset > _search.MAX_TOPK:
+            offset = _offset(params.get("offset", kwargs.get("offset", 0)))
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 or \
+                    limit + offset > _search.MAX_TOPK:
                 raise ParamError(f"limit (topk) should be in range [1, {_search.MAX_TOPK}], "
                                  f"got limit={limit}, offset={offset}")
             _refuse_unsupported(kwargs)
@@ -452,7 +461,7 @@ class MilvusClient:
               timeout: float | None = None, ids: Any = None,
               partition_names: list[str] | None = None, **kwargs: Any) -> list[dict]:
         limit = kwargs.get("limit")
-        offset = int(kwargs.get("offset", 0) or 0)
+        offset = _offset(kwargs.get("offset", 0))
         with self._lock.read():
             res = self._loaded(collection_name)
             coll = res.collection
@@ -469,8 +478,12 @@ class MilvusClient:
             if flt is None and ids is None and limit is None:
                 raise ParamError("empty expression should be used with limit: give a filter, "
                                  "ids= or limit=")
-            if limit is not None and (not isinstance(limit, int) or limit < 0):
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                      or limit < 0):
                 raise ParamError(f"limit must be a non-negative integer, got {limit!r}")
+            if limit is not None and limit + offset > _search.MAX_TOPK:
+                raise ParamError(f"invalid max query result window, (offset+limit) should be "
+                                 f"in range [1, {_search.MAX_TOPK}], but got {limit + offset}")
             keys = self._keys(coll, ids) if ids is not None else None
             spec = _search.output_spec(coll.schema, res.fields, output_fields, include_pk=True)
             return _search.query(coll.schema, segs, flt, spec, keys, limit, offset)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 import kernels
@@ -40,9 +41,7 @@ class OutputSpec:
 
 def output_spec(schema: CollectionSchema, loaded: list[str], requested: list[str] | None,
                 include_pk: bool) -> OutputSpec:
-    requested = list(requested or [])
-    if isinstance(requested, str):
-        requested = [requested]
+    requested = [requested] if isinstance(requested, str) else list(requested or [])
     fields: list[str] = [schema.primary.name] if include_pk else []
     keys: list[str] = []
     all_dynamic = False
@@ -292,8 +291,10 @@ def query(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filter | N
 
 def _query_rows(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filter | None,
                 spec: OutputSpec, ids: Any, limit: int | None, offset: int) -> list[dict]:
-    out: list[dict] = []
-    skip = offset
+    """Matching rows. With a limit or an offset they come in primary-key order, as Milvus
+    returns them, so paging with ``pk > last`` (pymilvus's query_iterator) sees every row
+    once whatever order the segments store their rows in (IVF list order, say)."""
+    picks: list[tuple[ResidentSegment, torch.Tensor]] = []
     for seg in segs:
         if seg.num_rows == 0:
             continue
@@ -303,17 +304,40 @@ def _query_rows(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filt
         if ids is not None:
             mask = mask & match_keys(seg.column(schema.primary.name), ids).to(mask.device)
         idx = torch.nonzero(mask).flatten().cpu()
-        if skip:
-            take = min(skip, idx.numel())
-            idx = idx[take:]
-            skip -= take
-        if limit is not None:
-            idx = idx[: max(limit - len(out), 0)]
         if idx.numel():
-            out += fetch_rows(schema, seg, idx, spec)
-        if limit is not None and len(out) >= limit:
-            break
+            picks.append((seg, idx))
+    if limit is None and not offset:
+        return [row for seg, idx in picks for row in fetch_rows(schema, seg, idx, spec)]
+    if not picks:
+        return []
+    keys = _keys_of(schema, picks)
+    order = (np.argsort(keys, kind="stable") if isinstance(keys, np.ndarray)
+             else pc.sort_indices(keys).to_numpy())
+    stop = None if limit is None else offset + limit
+    order = order[offset:stop]
+    which = np.repeat(np.arange(len(picks)), [idx.numel() for _, idx in picks])[order]
+    local = torch.cat([idx for _, idx in picks]).numpy()[order]
+    out: list[Any] = [None] * len(order)
+    for j, (seg, _) in enumerate(picks):
+        slots = np.flatnonzero(which == j)
+        if slots.size:
+            rows = fetch_rows(schema, seg, torch.from_numpy(local[slots]), spec)
+            for slot, row in zip(slots.tolist(), rows):
+                out[slot] = row
     return out
+
+
+def _keys_of(schema: CollectionSchema, picks: list) -> Any:
+    """The primary keys of the picked rows, concatenated: int64 numpy or an Arrow array."""
+    pk = schema.primary.name
+    parts = []
+    for seg, idx in picks:
+        col = seg.column(pk)
+        if isinstance(col, torch.Tensor):
+            parts.append(col[idx.to(col.device)].cpu().numpy())
+        else:
+            parts.append(col.take(pa.array(idx.numpy())))
+    return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
 
 
 def count(segs: list[ResidentSegment], flt: Filter | None) -> int:

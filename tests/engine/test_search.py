@@ -7,7 +7,9 @@ import pytest
 
 from engine import search as search_mod
 
-from ..conftest import make_loaded
+from engine.errors import ParamError
+
+from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
 
 @pytest.mark.parametrize("was_on", [True, False])
@@ -43,3 +45,41 @@ def test_gc_is_restored_when_building_rows_fails(monkeypatch):
             assert not gc.isenabled()
             raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+def test_query_with_a_limit_pages_in_primary_key_order_on_ivf(cpu_client):
+    """IVF_FLAT stores rows in list order; a query with a limit returns them in key order
+    (as Milvus does), so paging with `id > last` sees every row exactly once."""
+    from engine import MilvusClient as MC
+
+    c = cpu_client
+    c.create_collection("v", schema=basic_schema(), index_params=index_params())
+    rows = basic_rows(202)
+    c.insert("v", rows[:150])
+    c.flush("v")
+    c.release_collection("v")
+    p = MC.prepare_index_params()
+    p.add_index("vec", "IVF_FLAT", metric_type="L2", params={"nlist": 8})
+    c.drop_index("v", "vec")
+    c.create_index("v", p)
+    c.load_collection("v")
+    c.insert("v", rows[150:])  # growing rows too
+    seen, last = [], -1
+    while True:
+        page = c.query("v", f"id > {last}", output_fields=["id"], limit=13)
+        if not page:
+            break
+        keys = [r["id"] for r in page]
+        assert keys == sorted(keys)
+        seen += keys
+        last = keys[-1]
+    assert seen == list(range(202))
+    assert [r["id"] for r in c.query("v", "id >= 0", limit=5, offset=10)] == list(range(10, 15))
+    assert c.query("v", "id < 3", output_fields="title", limit=3) == [
+        {"id": i, "title": rows[i]["title"]} for i in range(3)]
+    with pytest.raises(ParamError, match="offset must be a non-negative integer"):
+        c.query("v", "id >= 0", limit=3, offset=-1)
+    with pytest.raises(ParamError, match="offset must be a non-negative integer"):
+        c.search("v", [rows[0]["vec"]], limit=3, offset=-2)
+    with pytest.raises(ParamError, match="max query result window"):
+        c.query("v", "id >= 0", limit=16000, offset=1000)

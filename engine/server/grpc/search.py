@@ -8,7 +8,8 @@ from ...errors import ParamError
 from ...schema import DataType
 from .entities import _ids
 from .status import OK
-from .translate import int_of, json_of, kv, queries_from_placeholder, rows_to_fields
+from .translate import (int_of, json_of, kv, queries_from_placeholder, refuse_unread,
+                        rows_to_fields, template_values)
 
 
 def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
@@ -35,7 +36,12 @@ def _search_options(p: dict[str, str]) -> dict:
     return out
 
 
+_SEARCH_UNREAD = ("ids", "search_by_primary_keys", "sub_reqs", "function_score", "namespace",
+                  "highlighter", "search_aggregation", "function_chains")
+
+
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
+    refuse_unread(req, _SEARCH_UNREAD)
     p = kv(req.search_params)
     name = req.collection_name
     limit = int_of(p.get("topk") or p.get("limit") or 10, "limit (topk)")
@@ -46,7 +52,9 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     output = list(req.output_fields)
     hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
                     search_params=sp, partition_names=list(req.partition_names) or None,
-                    anns_field=p.get("anns_field") or None, **_search_options(p))
+                    anns_field=p.get("anns_field") or None,
+                    filter_params=template_values(req.expr_template_values),
+                    **_search_options(p))
     schema = c.collection_schema(name)
     pk = schema.primary.name
     flat = [h for per in hits for h in per]
@@ -64,13 +72,15 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
 
 
 def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
+    refuse_unread(req, ("namespace",))
+    params = template_values(req.expr_template_values)
     p = kv(req.query_params)
     name = req.collection_name
     output = list(req.output_fields)
     limit = int_of(p["limit"], "limit") if "limit" in p else None
     offset = int_of(p.get("offset") or 0, "offset")
     if [o.replace(" ", "").lower() for o in output] == ["count(*)"]:
-        n = c.query(name, req.expr, output_fields=["count(*)"],
+        n = c.query(name, req.expr, output_fields=["count(*)"], filter_params=params,
                     partition_names=list(req.partition_names) or None)[0]["count(*)"]
         fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
         fd.scalars.long_data.data.append(n)
@@ -79,7 +89,7 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
     if not req.expr and limit is None:
         raise ParamError("empty expression should be used with limit")
     rows = c.query(name, req.expr, output_fields=output or None, limit=limit, offset=offset,
-                   partition_names=list(req.partition_names) or None)
+                   partition_names=list(req.partition_names) or None, filter_params=params)
     schema = c.collection_schema(name)
     fields, dynamic = _outputs(c, name, output)
     pk = schema.primary.name

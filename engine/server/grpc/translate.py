@@ -9,7 +9,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
-from ...errors import ParamError
+from ...errors import MilvusException, ParamError
 from ...names import shown
 from ...schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
@@ -22,6 +22,45 @@ _SCALAR_SLOT = {DataType.BOOL: "bool_data", DataType.INT8: "int_data",
 
 def kv(params: Any) -> dict[str, str]:
     return {p.key: p.value for p in params}
+
+
+def refuse_unread(req: Any, unread: tuple[str, ...]) -> None:
+    """Fields of ``req`` Hotset does not act on must not be set: 1100 naming the field
+    (never an answer as if it had been applied); a database other than the default is 800."""
+    given = {f.name for f, _ in req.ListFields()}
+    for name in unread:
+        if name in given:
+            raise ParamError(f"{req.DESCRIPTOR.name}.{name} is not supported by Hotset: leave "
+                             "it out (see the compatibility table in Hotset's README)")
+    if getattr(req, "db_name", "") not in ("", "default"):
+        raise MilvusException(f"database not found[database={shown(req.db_name)}]: Hotset "
+                              "serves the default database only", code=800)
+
+
+def template_values(values: Any) -> dict | None:
+    """``expr_template_values`` (name -> TemplateValue) as the engine's filter_params."""
+    return {k: _template(v) for k, v in values.items()} or None
+
+
+def _template(v: Any) -> Any:
+    which = v.WhichOneof("val")
+    if which is None:
+        raise ParamError("a filter template value is empty")
+    if which != "array_val":
+        return getattr(v, which)
+    return _template_array(v.array_val)
+
+
+def _template_array(a: Any) -> list:
+    which = a.WhichOneof("data")
+    if which is None:
+        return []
+    data = getattr(a, which).data
+    if which == "array_data":
+        return [_template_array(x) for x in data]
+    if which == "json_data":
+        return [json_of(x, "a filter template value") for x in data]
+    return list(data)
 
 
 def int_of(value: Any, what: str) -> int:

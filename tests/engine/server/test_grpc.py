@@ -194,3 +194,33 @@ def test_search_star_returns_dynamic_fields(client, docs):
     named = client.search("docs", [[3.0, 0, 1, 2, 3]], limit=1, output_fields=["n"],
                           filter="n == 4")[0][0]
     assert named["entity"] == {"n": 4}
+
+
+def test_filter_templates_and_unread_fields(client, docs, srv):
+    """expr_template_values are applied (they were dropped: 'template {value_0} has no
+    value'); a field Hotset does not act on (a reranker in function_score, hybrid
+    sub-requests) is 1100 naming it, never a search answered as if it had been applied."""
+    got = client.query("docs", filter="n in {ns} and title == {t}",
+                       filter_params={"ns": [4, 8, 9], "t": "t0"}, output_fields=["n"])
+    assert sorted(r["n"] for r in got) == [4, 8]
+    hits = client.search("docs", [[4.0, 0, 1, 2, 3]], limit=5, filter="n > {lo}",
+                         filter_params={"lo": 40})[0]
+    assert {h["id"] for h in hits} <= set(range(41, 50)) and len(hits) == 5
+    import grpc
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
+
+    ph = common_pb2.PlaceholderGroup(placeholders=[common_pb2.PlaceholderValue(
+        tag="$0", type=common_pb2.FloatVector,
+        values=[np.array([3.0, 0, 1, 2, 3], dtype=np.float32).tobytes()])])
+    base = dict(collection_name="docs", placeholder_group=ph.SerializeToString(),
+                search_params=[common_pb2.KeyValuePair(key="topk", value="2")])
+    with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+        stub = milvus_pb2_grpc.MilvusServiceStub(ch)
+        md = (("authorization", "root:Milvus"),)
+        ranked = milvus_pb2.SearchRequest(**base, function_score=schema_pb2.FunctionScore(
+            functions=[schema_pb2.FunctionSchema(name="decay", type=3)]))
+        r = stub.Search(ranked, metadata=md)
+        assert r.status.code == 1100 and "function_score is not supported" in r.status.reason
+        other_db = milvus_pb2.SearchRequest(**base, db_name="other")
+        assert stub.Search(other_db, metadata=md).status.code == 800
+        assert stub.Search(milvus_pb2.SearchRequest(**base), metadata=md).status.code == 0
