@@ -19,7 +19,7 @@ import kernels
 from .allocator import DeviceAllocator
 from .catalog import DataDir
 from .collection import DEFAULT_PARTITION, Collection, read_manifest
-from .columns import Batch, first_duplicate, to_batch
+from .columns import REPLACED_KEYS, Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
                      IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
@@ -299,6 +299,10 @@ class MilvusClient:
                 if dup is not None:  # which row should win is not defined: refuse (Milvus 2.6)
                     raise DataError(f"upsert holds primary key {dup!r} more than once: give "
                                     "each key at most once per upsert call")
+                if coll.schema.auto_id:  # as Milvus: the given keys are replaced by new ones
+                    batch.cols[REPLACED_KEYS] = batch.cols[coll.pk.name]
+                    batch.cols[coll.pk.name] = (coll.next_seq() << 32) + torch.arange(
+                        batch.num_rows, dtype=torch.int64)
             coll.write(kind, part, batch)
             pk = batch.cols[coll.pk.name]
             return pk.tolist() if isinstance(pk, torch.Tensor) else pk.to_pylist()

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import torch
 from safetensors import SafetensorError
 
-from .columns import Batch, take
+from .columns import REPLACED_KEYS, Batch, take, without_replaced
 from .errors import WriteFailed
 from .index import ivf
 from .index.spec import IndexSpec
@@ -179,7 +179,7 @@ class Collection:
         """Log (fsync) then apply one write; returns the number of rows it deleted."""
         seq = self.next_seq()
         if self.listener and kind != Kind.DELETE:
-            self.listener("reserve", partition, batch)  # may refuse: nothing written yet
+            self.listener("reserve", partition, without_replaced(batch))  # may refuse
         self.wal.append(seq, kind, partition, batch)
         deleted = self._apply(kind, partition, batch, seq)
         if sum(g.nbytes() for g in self.growing.values()) >= self.seal_bytes:
@@ -195,9 +195,11 @@ class Collection:
         self.seq = seq
         deleted = 0
         if kind in (Kind.DELETE, Kind.UPSERT):
-            keys = batch.cols["pk"] if kind == Kind.DELETE else batch.cols[self.pk.name]
+            keys = batch.cols["pk"] if kind == Kind.DELETE else batch.cols.get(
+                REPLACED_KEYS, batch.cols[self.pk.name])
             deleted = self._delete(keys, seq, partition if kind == Kind.DELETE else "")
         if kind in (Kind.INSERT, Kind.UPSERT):
+            batch = without_replaced(batch)
             seg = self.growing.setdefault(partition, GrowingSegment(partition))
             seg.append(batch)
             if self.listener:

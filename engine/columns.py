@@ -42,6 +42,19 @@ class Batch:
         return total + sum(v.numel() for v in self.valid.values())
 
 
+# An upsert into an auto_id collection inserts its rows under new keys and deletes the keys
+# it was given: those ride in the same (one WAL record) batch under this column name.
+REPLACED_KEYS = "$replaces"
+
+
+def without_replaced(batch: Batch) -> Batch:
+    """The rows of ``batch`` to insert (without the keys an auto_id upsert replaces)."""
+    if REPLACED_KEYS not in batch.cols:
+        return batch
+    return Batch(batch.num_rows, {k: v for k, v in batch.cols.items() if k != REPLACED_KEYS},
+                 batch.valid)
+
+
 def _nbytes(col: Any) -> int:
     if isinstance(col, torch.Tensor):
         return col.numel() * col.element_size()

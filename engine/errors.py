@@ -26,7 +26,8 @@ class CollectionNotFound(MilvusException):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"collection not found[collection={name}]: check the name with list_collections()"
+            f"collection not found[database=default][collection={name}]: check the name "
+            "with list_collections()"
         )
 
 

@@ -30,10 +30,19 @@ def shown(value: Any, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + f"...({len(text)} characters)"
 
 
+# Words of the filter grammar: a field so named could never be used in a filter.
+FILTER_KEYWORDS = frozenset({"and", "or", "not", "in", "like", "is", "null", "true", "false",
+                             "exists"})
+
+
 def check_name(kind: str, name: Any) -> str:
     """``name`` if it follows the rule; else ParamError (1100) saying which part breaks it.
-    ``kind`` is "collection", "partition", "field", "index", "alias" or "database"."""
+    ``kind`` is "collection", "partition", "field", "index", "alias" or "database"; a field
+    name may not be a filter keyword (``and``, ``like``, ``exists``, ...)."""
     if isinstance(name, str) and _RULE.fullmatch(name):
+        if kind == "field" and name.lower() in FILTER_KEYWORDS:
+            raise ParamError(f"Invalid field name: {name}. {name} is a keyword of filter "
+                             "expressions: pick another name")
         return name
     head = f"Invalid {kind} name: {shown(name)}. "
     if not isinstance(name, str):

@@ -182,6 +182,9 @@ class _Checker:
         if isinstance(n, ast.Like):
             if self.type_of(n.operand) not in (T_STR, T_JSON):
                 raise self.err(n.operand, "like applies to strings only")
+            if (len(n.pattern) - len(n.pattern.rstrip("\\"))) % 2:
+                raise self.err(n, f"like pattern {n.pattern!r} ends in an escape character "
+                               "with nothing to escape: write \\\\ for a backslash")
             return T_BOOL
         if isinstance(n, ast.IsNull):
             if not isinstance(n.operand, ast.FieldRef):

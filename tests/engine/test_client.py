@@ -543,3 +543,41 @@ def test_json_nested_past_the_limit_is_refused_and_filters_keep_working(cpu_clie
     assert c.get_collection_stats("j") == {"row_count": 4}
     assert len(c.query("j", 'meta["n"] >= 0')) == 3
     assert len(c.query("j", 'meta["a"]["a"] is not null')) == 1
+
+
+def test_milvus_wording_and_codes_of_common_errors(cpu_client):
+    c = cpu_client
+    make_loaded(c, n=5)
+    with pytest.raises(MilvusException) as e:
+        c.describe_collection("nope")
+    assert e.value.code == 100
+    assert e.value.message.startswith("collection not found[database=default][collection=nope]")
+    with pytest.raises(MilvusException) as e:
+        c.query("c", "title like 'a\\\\'")  # the pattern a\ : an escape with nothing after
+    assert e.value.code == 1100 and "escape character" in e.value.message
+    assert c.query("c", "title like 'a\\\\\\\\'") == []  # a\\ : an escaped backslash
+
+
+def test_upsert_into_auto_id_allocates_new_keys_and_replaces_the_given_ones(tmp_path):
+    """As Milvus: the given key says which row is replaced, the row comes back under a new
+    key (it kept the given key); one WAL record, so a reopen replays the same."""
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("a", schema=basic_schema(auto_id=True), index_params=index_params())
+    rows = [{k: v for k, v in r.items() if k != "id"} for r in basic_rows(4)]
+    ids = c.insert("a", rows)["ids"]
+    res = c.upsert("a", [{**rows[1], "id": ids[1], "title": "new"}])
+    assert res["upsert_count"] == 1 and res["ids"][0] not in ids
+    assert c.get("a", [ids[1]]) == []
+    assert c.get("a", res["ids"], output_fields=["title"]) == [{"id": res["ids"][0],
+                                                                  "title": "new"}]
+    assert c.get_collection_stats("a") == {"row_count": 4}
+    for k in range(2):  # growing, then after a reopen (WAL replay), then sealed
+        c.close()
+        c = MilvusClient(path, device="cpu")
+        c.load_collection("a")
+        got = sorted(r["id"] for r in c.query("a", "id >= 0"))
+        assert got == sorted([ids[0], *ids[2:], res["ids"][0]])
+        if k == 0:
+            c.flush("a")
+    c.close()

@@ -98,3 +98,13 @@ def test_every_embedded_call_refuses_hostile_names(tmp_path, name):
     assert tree(tmp_path) == before
     assert c.list_collections() == ["ok"]
     c.close()
+
+
+@pytest.mark.parametrize("word", ["and", "LIKE", "exists", "not", "In", "null", "true"])
+def test_field_names_that_are_filter_keywords_are_refused(word):
+    from engine import DataType
+
+    s = MilvusClient.create_schema()
+    with pytest.raises(ParamError, match=f"Invalid field name: {word}. {word} is a keyword"):
+        s.add_field(word, DataType.INT64)
+    assert check_name("collection", word) == word  # only field names are filtered on
