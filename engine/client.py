@@ -472,7 +472,7 @@ class MilvusClient:
             flt = compile_filter(filter, coll.schema, set(res.fields),
                                      kwargs.get("filter_params"))
             parts = self._searched_partitions(res, partition_names)
-            segs = res.all_segments(parts)
+            segs = res.all_segments(parts, growing=not kwargs.get("ignore_growing"))
             if output_fields and [o.replace(" ", "").lower() for o in output_fields] == ["count(*)"]:
                 keys = self._keys(coll, ids) if ids is not None else None
                 if keys is None:

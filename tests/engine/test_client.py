@@ -581,3 +581,15 @@ def test_upsert_into_auto_id_allocates_new_keys_and_replaces_the_given_ones(tmp_
         if k == 0:
             c.flush("a")
     c.close()
+
+
+def test_ignore_growing_on_query_and_search(cpu_client):
+    c = cpu_client
+    rows = make_loaded(c, n=10, flush=True)
+    c.insert("c", basic_rows(5, start=100))  # growing
+    count = c.query("c", "id >= 0", output_fields=["count(*)"], ignore_growing=True)
+    assert count == [{"count(*)": 10}]
+    assert len(c.query("c", "id >= 0", ignore_growing=True)) == 10
+    assert len(c.query("c", "id >= 0")) == 15
+    hits = c.search("c", [rows[0]["vec"]], limit=15, ignore_growing=True)[0]
+    assert len(hits) == 10 and all(h["id"] < 100 for h in hits)

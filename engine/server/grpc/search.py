@@ -75,13 +75,14 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
     refuse_unread(req, ("namespace",))
     params = template_values(req.expr_template_values)
     p = kv(req.query_params)
+    growing = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}
     name = req.collection_name
     output = list(req.output_fields)
     limit = int_of(p["limit"], "limit") if "limit" in p else None
     offset = int_of(p.get("offset") or 0, "offset")
     if [o.replace(" ", "").lower() for o in output] == ["count(*)"]:
         n = c.query(name, req.expr, output_fields=["count(*)"], filter_params=params,
-                    partition_names=list(req.partition_names) or None)[0]["count(*)"]
+                    partition_names=list(req.partition_names) or None, **growing)[0]["count(*)"]
         fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
         fd.scalars.long_data.data.append(n)
         return milvus_pb2.QueryResults(status=OK, fields_data=[fd], collection_name=name,
@@ -89,7 +90,8 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
     if not req.expr and limit is None:
         raise ParamError("empty expression should be used with limit")
     rows = c.query(name, req.expr, output_fields=output or None, limit=limit, offset=offset,
-                   partition_names=list(req.partition_names) or None, filter_params=params)
+                   partition_names=list(req.partition_names) or None, filter_params=params,
+                   **growing)
     schema = c.collection_schema(name)
     fields, dynamic = _outputs(c, name, output)
     pk = schema.primary.name
