@@ -579,17 +579,9 @@ class MilvusClient:
             coll = self._coll(collection_name)
             if collection_name in self._resident:
                 raise IndexCannotBeDropped()
-            before = coll.manifest["indexes"]
-            after = [d for d in before if d["index_name"] != index_name]
-            if len(after) == len(before):
+            if not coll.drop_index(index_name):
                 raise MilvusException(f"index not found[indexName={index_name}]: see "
                                       "list_indexes()", code=700)
-            coll.manifest["indexes"] = after
-            coll.save_manifest()
-            for d in before:
-                if d["index_name"] == index_name:
-                    coll.centroids.pop(d["field_name"], None)
-                    ivf.centroid_path(coll.path, d["index_id"]).unlink(missing_ok=True)
 
     # -- load and release ---------------------------------------------------------------
     def load_collection(self, collection_name: str, timeout: float | None = None,

@@ -402,6 +402,42 @@ class Collection:
             shutil.rmtree(old_dir, ignore_errors=True)
             self.sealed[i] = new
 
+    def drop_index(self, index_name: str) -> bool:
+        """Remove an index from the manifest (saved once; refused: WriteFailed, nothing
+        changed); False if there is none of that name. Dropping an IVF index also forgets
+        the list order of the segments it wrote (their rows stay in that order, which an
+        exact scan does not care about), so a later IVF index lays every segment out again
+        with its own centroids."""
+        entry = next((d for d in self.manifest["indexes"] if d["index_name"] == index_name),
+                     None)
+        if entry is None:
+            return False
+        field = entry["field_name"]
+        m = copy.deepcopy(self.manifest)
+        m["indexes"] = [d for d in m["indexes"] if d["index_name"] != index_name]
+        stale = []
+        for s in m["segments"]:
+            if s.get("ivf") == field:
+                del s["ivf"]
+                path = ivf.offsets_path(self.segment_dir(s["id"]), self.stems[field])
+                s["files"].pop(path.name, None)
+                stale.append(path)
+        try:
+            write_manifest(self.path, m)
+        except OSError as e:
+            raise WriteFailed(str(self.path / MANIFEST), e, "The index was not dropped: free "
+                              "disk space and retry") from e
+        self.manifest = m
+        self.centroids.pop(field, None)
+        for seg in self.sealed:
+            if seg.ivf_field == field:
+                seg.ivf_field, seg.ivf_offsets = None, None
+        if entry.get("trained"):
+            stale.append(ivf.centroid_path(self.path, entry["index_id"]))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return True
+
     def adopt_new_segments(self) -> list[SealedSegment]:
         """Open segments that the manifest on disk lists and this process does not know yet
         (written by a bulk import or another tool); returns them."""

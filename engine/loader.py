@@ -162,9 +162,9 @@ class Loader:
                 trained = dict(res.collection.centroids)
             finally:
                 self.lock.release()
-            for name, cent in trained.items():
-                if name in res.fields:
-                    self._put_centroids(res, name, cent)
+            for field, cent in trained.items():
+                if field in res.fields:
+                    self._put_centroids(res, field, cent)
             for seg in todo:
                 if res.cancelled:
                     raise LoadCancelled()
