@@ -90,6 +90,14 @@ class MilvusClient:
         self._lock = RWLock()
         self.device = resolve_device(device)
         self._dir = DataDir(uri)
+        try:
+            self._open(memory_limit, segment_max_bytes, verify_checksums)
+        except BaseException:  # the directory must not stay locked by a client never made
+            self._dir.close()
+            raise
+
+    def _open(self, memory_limit: int | None, segment_max_bytes: int,
+              verify_checksums: bool) -> None:
         self.allocator = DeviceAllocator(self.device, memory_limit)
         self._loader = Loader(self.allocator, self._lock)
         self._seal_bytes = int(segment_max_bytes)
@@ -109,8 +117,11 @@ class MilvusClient:
         for coll in self._colls.values():  # restore persisted load intent (rule 9)
             intent = coll.manifest["load"]
             if intent["loaded"]:
-                self._start_load(coll, intent["load_fields"], intent["skip_dynamic"],
-                                 intent.get("partitions"), _async=True)
+                try:
+                    self._start_load(coll, intent["load_fields"], intent["skip_dynamic"],
+                                     intent.get("partitions"), _async=True)
+                except MilvusException as e:  # does not fit (1400): NotLoad, error kept
+                    self._load_errors[coll.name] = e
 
     # -- helpers ------------------------------------------------------------------------
     def _coll(self, name: str) -> Collection:
@@ -133,6 +144,8 @@ class MilvusClient:
     def _loaded(self, name: str) -> Resident:
         coll = self._coll(name)
         res = self._resident.get(name)
+        if res is not None and res.state == LoadState.Loading:
+            raise CollectionNotLoaded(coll.name, loading=res.progress)
         if res is None or res.state != LoadState.Loaded:
             raise CollectionNotLoaded(coll.name)
         return res
@@ -251,14 +264,20 @@ class MilvusClient:
     def has_collection(self, collection_name: str, timeout: float | None = None,
                        **kwargs: Any) -> bool:
         check_name("collection", collection_name)
-        return collection_name in self._colls or collection_name in self._damaged
+        with self._lock.read():
+            return collection_name in self._colls or collection_name in self._damaged
 
     def list_collections(self, **kwargs: Any) -> list[str]:
-        return sorted([*self._colls, *self._damaged])
+        with self._lock.read():
+            return sorted([*self._colls, *self._damaged])
 
     def describe_collection(self, collection_name: str, timeout: float | None = None,
                             **kwargs: Any) -> dict:
-        coll = self._coll(collection_name)
+        with self._lock.read():
+            return self._describe(self._coll(collection_name))
+
+    @staticmethod
+    def _describe(coll: Collection) -> dict:
         s = coll.schema
         return {"collection_name": coll.name, "auto_id": s.auto_id, "num_shards": 1,
                 "description": s.description,
@@ -550,9 +569,10 @@ class MilvusClient:
         return entry
 
     def list_indexes(self, collection_name: str, field_name: str = "", **kwargs: Any) -> list[str]:
-        coll = self._coll(collection_name)
-        return [d["index_name"] for d in coll.manifest["indexes"]
-                if not field_name or d["field_name"] == field_name]
+        with self._lock.read():
+            coll = self._coll(collection_name)
+            return [d["index_name"] for d in coll.manifest["indexes"]
+                    if not field_name or d["field_name"] == field_name]
 
     def describe_index(self, collection_name: str, index_name: str,
                        timeout: float | None = None, **kwargs: Any) -> dict:
@@ -751,11 +771,13 @@ class MilvusClient:
                 res.partitions.add(partition_name)  # a fully loaded collection stays full
 
     def list_partitions(self, collection_name: str, **kwargs: Any) -> list[str]:
-        return self._coll(collection_name).partitions
+        with self._lock.read():
+            return self._coll(collection_name).partitions
 
     def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
         check_name("partition", partition_name)
-        return partition_name in self._coll(collection_name).partitions
+        with self._lock.read():
+            return partition_name in self._coll(collection_name).partitions
 
     def drop_partition(self, collection_name: str, partition_name: str,
                        timeout: float | None = None, **kwargs: Any) -> None:

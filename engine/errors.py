@@ -34,10 +34,13 @@ class CollectionNotFound(MilvusException):
 class CollectionNotLoaded(MilvusException):
     default_code = 101
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"collection not loaded[collection={name}]: call load_collection('{name}') first"
-        )
+    def __init__(self, name: str, loading: int | None = None) -> None:
+        if loading is None:
+            hint = f"call load_collection('{name}') first"
+        else:
+            hint = (f"it is loading ({loading}% done): wait until get_load_state('{name}') "
+                    "says Loaded")
+        super().__init__(f"collection not loaded[collection={name}]: {hint}")
 
 
 class PartitionNotFound(MilvusException):

@@ -530,3 +530,55 @@ def test_rule1_delete_by_filter_works_in_any_state(client):
     client.release_collection("c")
     client.load_collection("c")
     assert sorted(r["id"] for r in client.query("c", "id >= 0")) == sorted(live)
+
+
+def test_a_restore_that_does_not_fit_leaves_the_client_open(tmp_path):
+    """Reopening with a memory_limit too small for a persisted load: the client opens,
+    the collection is NotLoad with the 1400 retrievable, the directory is not left locked,
+    and a larger limit restores it."""
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(dim=32), index_params=index_params())
+    c.insert("c", basic_rows(2000, dim=32))
+    c.flush("c")
+    c.close()
+    c = MilvusClient(path, device="cpu", memory_limit=10_000)
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    err = c.take_load_error("c")
+    assert err is not None and err.code == 1400
+    assert c.memory_info()["used_bytes"] == 0
+    c.close()
+    c = MilvusClient(path, device="cpu")  # the lock was released; the intent was kept
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 2000}]
+    c.close()
+
+
+def test_search_during_a_load_says_it_is_loading(tmp_path, monkeypatch):
+    from engine.loader import Loader
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.insert("c", basic_rows(50))
+    c.flush("c")
+    c.release_collection("c")
+    gate = __import__("threading").Event()
+    real = Loader._load_sealed
+
+    def slow(self, res, seg):
+        gate.wait(30)
+        return real(self, res, seg)
+
+    monkeypatch.setattr(Loader, "_load_sealed", slow)
+    c.load_collection("c", _async=True)
+    with pytest.raises(MilvusException) as e:
+        c.search("c", [[0.0] * 8])
+    assert e.value.code == 101 and "it is loading" in e.value.message
+    gate.set()
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(c.search("c", [[0.0] * 8], limit=3)[0]) == 3
+    c.close()
