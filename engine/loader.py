@@ -168,7 +168,11 @@ class Loader:
             for seg in todo:
                 if res.cancelled:
                     raise LoadCancelled()
+                if seg.partition not in res.partitions:
+                    continue  # its partition was released while this load ran
                 self._load_sealed(res, seg)
+                if seg.partition not in res.partitions:  # released while it was copied
+                    self._drop_segment(res, seg)
             self._acquire(res)
             try:  # growing rows, segments sealed and rows deleted meanwhile; then attach
                 if res.cancelled:
@@ -197,6 +201,10 @@ class Loader:
         finally:
             res.done.set()
 
+    def _drop_segment(self, res: Resident, seg: SealedSegment) -> None:
+        res.segments.pop(seg.id, None)
+        self.allocator.free(res.collection.name, seg.partition, str(seg.id))
+
     def load_segment(self, res: Resident, seg: SealedSegment) -> None:
         """Make one more sealed segment of a Loaded collection resident (refresh_load)."""
         need = self._segment_bytes(res.collection, seg, res.fields)
@@ -204,8 +212,7 @@ class Loader:
         try:
             self._load_sealed(res, seg)
         except BaseException:
-            res.segments.pop(seg.id, None)
-            self.allocator.free(res.collection.name, seg.partition, str(seg.id))
+            self._drop_segment(res, seg)
             raise
         finally:
             self.allocator.unreserve(res.collection.name)

@@ -582,3 +582,40 @@ def test_search_during_a_load_says_it_is_loading(tmp_path, monkeypatch):
         time.sleep(0.01)
     assert len(c.search("c", [[0.0] * 8], limit=3)[0]) == 3
     c.close()
+
+
+def test_release_partitions_during_a_background_load_stops_loading_them(tmp_path,
+                                                                        monkeypatch):
+    """A partition released while a background load runs is not loaded after all: none of
+    its bytes stay resident or counted (they stayed, counted but unsearchable)."""
+    from engine.loader import Loader
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    for i, p in enumerate(("p1", "p2")):
+        c.create_partition("c", p)
+        for j in range(2):
+            c.insert("c", basic_rows(200, start=1000 * i + 200 * j), partition_name=p)
+            c.flush("c")
+    c.release_collection("c")
+    gate = __import__("threading").Event()
+    real = Loader._load_sealed
+
+    def gated(self, res, seg):
+        gate.wait(30)
+        return real(self, res, seg)
+
+    monkeypatch.setattr(Loader, "_load_sealed", gated)
+    c.load_collection("c", _async=True)
+    c.release_partitions("c", ["p1"])
+    gate.set()
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] == LoadState.Loading and time.time() < deadline:
+        time.sleep(0.01)
+    assert c.get_load_state("c", "p1") == {"state": LoadState.NotLoad}
+    assert c.get_load_state("c", "p2") == {"state": LoadState.Loaded}
+    assert not [o for o in c.allocator._bytes if o.partition == "p1"]
+    info = c.memory_info()
+    assert info["used_bytes"] == info["collections"]["c"]["bytes"]
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 400}]
+    c.close()
