@@ -22,7 +22,8 @@ from .collection import DEFAULT_PARTITION, Collection, read_manifest
 from .columns import REPLACED_KEYS, Batch, first_duplicate, to_batch
 from .device import resolve_device
 from .errors import (CollectionNotFound, CollectionNotLoaded, DataError, FieldNotFound,
-                     IndexCannotBeDropped, IndexNotFound, MilvusException, ParamError,
+                     IndexCannotBeDropped, IndexNotFound, InsufficientMemory,
+                     MilvusException, ParamError,
                      PartitionNotFound, PartitionNotLoaded, StorageError, WriteFailed)
 from .expr import compile_filter
 from .index import IndexParams, IndexSpec, ivf
@@ -628,6 +629,7 @@ class MilvusClient:
                                      "release the collection first, then load with the new "
                                      "field list")
                 if res.partitions != set(coll.partitions):  # after load_partitions: load all
+                    self._check_expansion(coll, res, set(coll.partitions))
                     self._release(collection_name, persist=False)
                     res = None
             if res is None:
@@ -685,6 +687,19 @@ class MilvusClient:
             if f.name in names and f.name not in indexed:
                 raise IndexNotFound(coll.name, f"vector field {f.name} has no index")
         return fields
+
+    def _check_expansion(self, coll: Collection, res: Resident, partitions: set[str]) -> None:
+        """Loading more partitions of a loaded collection reloads it whole: refuse up front
+        (1400, what is loaded stays loaded) unless the bigger load fits in what is free
+        plus what the collection holds now."""
+        names = loaded_names(coll.schema, list(res.load_fields) if res.load_fields else None,
+                             res.skip_dynamic)
+        bigger = Resident(coll, names, res.load_fields, res.skip_dynamic, partitions)
+        need = self._loader.plan(bigger)
+        room = self.allocator.free_bytes + self.allocator.collection_info(coll.name)["bytes"]
+        if need > room:
+            raise InsufficientMemory(str(self.device), need, room,
+                                     f"partitions {sorted(partitions)} of {coll.name}")
 
     def _start_load(self, coll: Collection, fields: Any, skip_dynamic: bool,
                     partitions: list[str] | None, _async: bool) -> Resident:
@@ -815,6 +830,7 @@ class MilvusClient:
                 else:
                     fields, skip = res.load_fields, res.skip_dynamic
                     wanted |= res.partitions
+                    self._check_expansion(coll, res, wanted)
                     self._release(collection_name, persist=False)
                     wait = self._start_load(coll, fields, skip, sorted(wanted), _async=False)
             else:

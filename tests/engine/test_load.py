@@ -619,3 +619,32 @@ def test_release_partitions_during_a_background_load_stops_loading_them(tmp_path
     assert info["used_bytes"] == info["collections"]["c"]["bytes"]
     assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 400}]
     c.close()
+
+
+def test_expanding_a_load_that_does_not_fit_keeps_what_is_loaded(tmp_path):
+    """load_partitions of one more partition (or load_collection after a partial load)
+    that does not fit is 1400 up front: what was loaded stays loaded and searchable, and
+    the persisted intent is unchanged (it released first, leaving nothing)."""
+    path = str(tmp_path / "d")
+    c = MilvusClient(path, device="cpu")
+    c.create_collection("c", schema=basic_schema(dim=32), index_params=index_params())
+    for i, p in enumerate(("p1", "p2")):
+        c.create_partition("c", p)
+        c.insert("c", basic_rows(1000, dim=32, start=1000 * i), partition_name=p)
+    c.flush("c")
+    c.release_collection("c")
+    c.load_partitions("c", ["p1"])
+    one = c.memory_info()["used_bytes"]
+    c.close()
+    c = MilvusClient(path, device="cpu", memory_limit=int(one * 1.5))
+    deadline = time.time() + 30
+    while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
+        time.sleep(0.01)
+    for grow in (lambda: c.load_partitions("c", ["p2"]), lambda: c.load_collection("c")):
+        with pytest.raises(MilvusException) as e:
+            grow()
+        assert e.value.code == 1400
+        assert c.get_load_state("c", "p1") == {"state": LoadState.Loaded}
+        assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 1000}]
+        assert c._colls["c"].manifest["load"]["partitions"] == ["p1"]
+    c.close()
