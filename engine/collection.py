@@ -268,12 +268,9 @@ class Collection:
         self.stats["seals"] += 1
         self._pending_deletes = []
         self.growing = {}
-        for seg, g, live in new:
-            self.sealed.append(seg)
-            if self.listener:
-                self.listener("seal", seg, g, live)
-        if self.listener:
-            self.listener("growing_cleared")
+        self.sealed += [seg for seg, _, _ in new]
+        if self.listener:  # after the durable step; the listener never raises
+            self.listener("sealed", new)
         try:
             self.wal.reset()
         except OSError as e:  # harmless: replay skips records at or below flushed_seq

@@ -324,33 +324,61 @@ class Loader:
                 rg = res.growing.get(seg.partition)
                 if rg is not None:
                     rg.mark_deleted(hit)
-        elif event == "seal":
-            seg, g, live = args
-            rg = res.growing.get(seg.partition)
-            if rg is None:
-                return
-            rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
-                                 self.device, self.allocator)
-            dev_live = self.h2d.to_device(live)
-            for name in res.fields:
-                col = rg.column(name)
-                if isinstance(col, torch.Tensor):
-                    valid = rg.valid.get(name)
-                    rs.put(name, col[dev_live], None if valid is None else valid[dev_live])
-                else:
-                    rs.put(name, col.take(live.numpy()))
-            rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=self.device))
-            if seg.ivf_field in res.fields:
-                rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
-            res.segments[seg.id] = rs
+        elif event == "sealed":
+            self._apply_seal(res, args[0])
         elif event == "trained":
             name, cent = args
             if name in res.fields:
                 self._put_centroids(res, name, cent)
-        elif event == "growing_cleared":
-            for part in list(res.growing):
-                self.allocator.free(coll.name, part, "growing")
-            res.growing.clear()
+
+    def _apply_seal(self, res: Resident, new: list) -> None:
+        """Move the rows a flush sealed from the resident growing buffers into resident
+        sealed segments. The flush is durable already, so this never raises: the new
+        segments' tensors are cut from the growing buffers, the growing buffers are freed,
+        and only then are the segments registered, so a seal never needs the growing rows'
+        bytes twice. If the device still cannot take them (1400), the resident copy is
+        dropped whole (NotLoad, the error kept for take_load_error) rather than left
+        stale: searches then say the collection is not loaded instead of answering from
+        rows that no longer match the disk."""
+        coll = res.collection
+        staged = []
+        for seg, g, live in new:
+            rg = res.growing.get(seg.partition)
+            if rg is None:
+                continue
+            dev_live = self.h2d.to_device(live)
+            cols = {}
+            for name in res.fields:
+                col = rg.column(name)
+                if isinstance(col, torch.Tensor):
+                    valid = rg.valid.get(name)
+                    cols[name] = (col[dev_live], None if valid is None else valid[dev_live])
+                else:
+                    cols[name] = (col.take(live.numpy()), None)
+            staged.append((seg, cols))
+        for part in list(res.growing):
+            self.allocator.free(coll.name, part, "growing")
+        res.growing.clear()
+        try:
+            for seg, cols in staged:
+                rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
+                                     self.device, self.allocator)
+                res.segments[seg.id] = rs
+                for name, (col, valid) in cols.items():
+                    if isinstance(col, torch.Tensor):
+                        rs.put(name, col, valid)
+                    else:
+                        rs.put(name, col)
+                rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=self.device))
+                if seg.ivf_field in res.fields:
+                    rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
+        except MilvusException as e:
+            self._drop(res)
+            res.state = LoadState.NotLoad
+            res.error = MilvusException(
+                f"collection {coll.name} was released: after a flush its newly sealed rows "
+                f"did not fit on the device ({e.message}). Its rows are safe on disk; load "
+                "it again, with fewer fields or after releasing others", code=e.code)
 
     # -- a transient host copy ------------------------------------------------------------
     @staticmethod

@@ -648,3 +648,40 @@ def test_expanding_a_load_that_does_not_fit_keeps_what_is_loaded(tmp_path):
         assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 1000}]
         assert c._colls["c"].manifest["load"]["partitions"] == ["p1"]
     c.close()
+
+
+def test_a_seal_that_cannot_be_made_resident_never_leaves_a_stale_copy(tmp_path, monkeypatch):
+    """The flush is durable before its rows move to resident sealed segments. That move
+    frees the growing buffers first (so it does not need the rows' bytes twice); if the
+    device still refuses, the resident copy is dropped (NotLoad, error kept), never left
+    stale (new vectors came back under old ids, count(*) 10 against row_count 1010)."""
+    from engine import resident as resident_mod
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.create_collection("c", schema=basic_schema(dim=16), index_params=index_params())
+    c.insert("c", basic_rows(1000, dim=16))
+    c.flush("c")  # fits only because the growing buffer goes first
+    assert c.get_load_state("c") == {"state": LoadState.Loaded}
+    info = c.memory_info()
+    assert info["used_bytes"] == info["collections"]["c"]["bytes"]
+    real = resident_mod.ResidentSegment.put
+    calls = []
+
+    def refuse(self, *a, **k):
+        calls.append(1)
+        raise MilvusException("insufficient device memory (injected)", code=1400)
+
+    c.insert("c", basic_rows(10, dim=16, start=5000, seed=7))
+    monkeypatch.setattr(resident_mod.ResidentSegment, "put", refuse)
+    c.flush("c")  # durable: no error here
+    monkeypatch.setattr(resident_mod.ResidentSegment, "put", real)
+    assert calls and c.get_load_state("c") == {"state": LoadState.NotLoad}
+    err = c.take_load_error("c")
+    assert err is not None and err.code == 1400 and "load it again" in err.message
+    assert c.memory_info()["used_bytes"] == 0
+    c.load_collection("c")
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 1010}]
+    row = basic_rows(10, dim=16, start=5000, seed=7)[3]
+    hit = c.search("c", [row["vec"]], limit=1)[0][0]
+    assert hit["id"] == row["id"] and hit["distance"] == pytest.approx(0.0, abs=1e-5)
+    c.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -16,7 +17,9 @@ pytest.importorskip("httpx", reason="the REST fuzz needs httpx")
 
 import grpc  # noqa: E402
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # starlette's note about httpx2, not about this test
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: E402
 
 from engine import MilvusClient  # noqa: E402
 from engine.server.grpc.server import start_grpc  # noqa: E402
