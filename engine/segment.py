@@ -7,7 +7,7 @@ live on disk until a load makes them resident.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.compute as pc
@@ -43,16 +43,38 @@ class SealedSegment:
         return self.num_rows - int(self.deleted.sum())
 
 
-@dataclass
 class GrowingSegment:
-    partition: str
-    batches: list[Batch] = field(default_factory=list)
-    deleted: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
-    _cache: Batch | None = None
+    """The rows written since the last seal, in arrival batches. Appends cost the batch,
+    not the segment: the deleted mask grows by doubling and the byte count is kept as a
+    running total (small-batch ingest was quadratic until a seal)."""
+
+    def __init__(self, partition: str) -> None:
+        self.partition = partition
+        self.batches: list[Batch] = []
+        self._deleted = torch.zeros(0, dtype=torch.bool)
+        self._rows = 0
+        self._nbytes = 0
+        self._cache: Batch | None = None
+
+    @property
+    def deleted(self) -> torch.Tensor:
+        """(num_rows,) bool, a view: ``seg.deleted |= hit`` marks rows in place."""
+        return self._deleted[:self._rows]
+
+    @deleted.setter
+    def deleted(self, value: torch.Tensor) -> None:
+        if value.data_ptr() != self._deleted.data_ptr():  # ``|=`` already wrote in place
+            self._deleted[:self._rows] = value
 
     def append(self, batch: Batch) -> None:
+        need = self._rows + batch.num_rows
+        if need > self._deleted.numel():
+            grown = torch.zeros(max(need, 2 * self._deleted.numel(), 1024), dtype=torch.bool)
+            grown[:self._rows] = self.deleted
+            self._deleted = grown
         self.batches.append(batch)
-        self.deleted = torch.cat([self.deleted, torch.zeros(batch.num_rows, dtype=torch.bool)])
+        self._rows = need
+        self._nbytes += batch.nbytes()
         self._cache = None
 
     def data(self) -> Batch:
@@ -63,11 +85,11 @@ class GrowingSegment:
 
     @property
     def num_rows(self) -> int:
-        return int(self.deleted.numel())
+        return self._rows
 
     @property
     def live_rows(self) -> int:
-        return self.num_rows - int(self.deleted.sum())
+        return self._rows - int(self.deleted.sum())
 
     def nbytes(self) -> int:
-        return sum(b.nbytes() for b in self.batches)
+        return self._nbytes
