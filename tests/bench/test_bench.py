@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench.datasets import manifold
 
@@ -146,21 +147,22 @@ def test_bench_search_milvus_lite_peer_columns():
 def test_run_batches_times_the_best_of_repeated_passes():
     """A warm-up call, then whole passes until min_seconds were spent (at most max_passes);
     the best pass counts and every query is answered once per pass."""
-    import time
-
     from bench.timing import run_batches
 
+    now = [0.0]  # a fake clock: each call "takes" its scheduled seconds, no sleeping
     calls, delays = [], iter([0.0, 0.03, 0.01, 0.02, 0.0, 0.0])
 
     def fn(b):
         calls.append(len(b))
-        time.sleep(next(delays))
+        now[0] += next(delays)
         return [[0]] * len(b)
 
-    found, best = run_batches(fn, np.zeros((4, 2)), 4, min_seconds=0.05, max_passes=5)
+    found, best = run_batches(fn, np.zeros((4, 2)), 4, min_seconds=0.05, max_passes=5,
+                              clock=lambda: now[0])
     assert calls == [4, 4, 4, 4] and len(found) == 4  # warm-up + 3 passes (0.06 s >= 0.05)
-    assert 0.01 <= best < 0.02
+    assert best == pytest.approx(0.01)
     calls.clear()
     delays = iter([0.0] * 10)
-    run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2)
+    run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2,
+                clock=lambda: now[0])
     assert calls == [2, 2, 2, 2, 2]  # warm-up + 2 passes of 2 batches: capped

@@ -10,21 +10,23 @@ from .test_client import basic_rows, make_loaded
 
 def test_readers_share_writers_exclude():
     lock = RWLock()
-    inside, peak, order = [0], [0], []
+    order = []
+    met = threading.Barrier(4, timeout=10)
+    broken = []
 
     def reader():
         with lock.read():
-            inside[0] += 1
-            peak[0] = max(peak[0], inside[0])
-            time.sleep(0.05)
-            inside[0] -= 1
+            try:  # all four must be inside at once to pass the barrier
+                met.wait()
+            except threading.BrokenBarrierError:
+                broken.append(1)
 
     threads = [threading.Thread(target=reader) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert peak[0] > 1  # readers overlapped
+    assert not broken  # readers overlapped
 
     def writer(tag):
         with lock:
@@ -59,6 +61,14 @@ def test_timeout_while_a_reader_holds_it():
         t.start()
         t.join()
     assert got == [False]
+
+
+def _until(cond, limit: float = 10.0) -> None:
+    """Wait for a state of the lock (an event), not for a length of time."""
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, "the lock never reached the awaited state"
+        time.sleep(0.001)
 
 
 def _hammer(lock, kind, stop, counts, key):
@@ -99,14 +109,15 @@ def test_abandoned_wait_keeps_nothing_and_lets_the_queue_move():
     with lock.read():
         t = threading.Thread(target=lambda: got.append(lock.acquire(abandon=flag.is_set)))
         t.start()
-        time.sleep(0.05)
+        _until(lambda: len(lock._queue) == 1)  # the writer is queued
+
         def reader():
             with lock.read():
                 entered.append(1)
 
         r = threading.Thread(target=reader)
         r.start()  # queued behind the waiting writer
-        time.sleep(0.05)
+        _until(lambda: len(lock._queue) == 2)
         assert entered == []
         flag.set()
         t.join(1)
