@@ -812,6 +812,9 @@ class MilvusClient:
     def load_partitions(self, collection_name: str, partition_names: list[str],
                         timeout: float | None = None, **kwargs: Any) -> None:
         partition_names = check_names("partition", partition_names)
+        if kwargs.get("replica_number", 1) not in (None, 1):
+            raise ParamError(f"replica_number={kwargs['replica_number']} needs that many "
+                             "devices; this engine serves a collection from one device")
         with self._lock:
             coll = self._coll(collection_name)
             for p in partition_names:

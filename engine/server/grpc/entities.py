@@ -7,7 +7,7 @@ from ...client import MilvusClient
 from ...errors import DataError, MilvusException
 from ...schema import DataType
 from .status import OK
-from .translate import columns_from_fields, refuse_unread, template_values
+from .translate import columns_from_fields, template_values
 
 
 def _ids(c: MilvusClient, name: str, ids: list) -> schema_pb2.IDs:
@@ -17,7 +17,6 @@ def _ids(c: MilvusClient, name: str, ids: list) -> schema_pb2.IDs:
 
 
 def _write(c: MilvusClient, req, fn) -> milvus_pb2.MutationResult:
-    refuse_unread(req, ("namespace", "hash_keys", "partial_update", "field_ops"))
     schema = c.collection_schema(req.collection_name)
     cols = columns_from_fields(schema, req.fields_data, req.num_rows)
     try:
@@ -39,7 +38,6 @@ def upsert(c: MilvusClient, req) -> milvus_pb2.MutationResult:
 
 
 def delete(c: MilvusClient, req) -> milvus_pb2.MutationResult:
-    refuse_unread(req, ("namespace", "hash_keys"))
     res = c.delete(req.collection_name, filter=req.expr,
                    partition_name=req.partition_name or None,
                    filter_params=template_values(req.expr_template_values))

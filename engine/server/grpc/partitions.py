@@ -34,7 +34,8 @@ def drop(c: MilvusClient, req) -> common_pb2.Status:
 def load(c: MilvusClient, req) -> common_pb2.Status:
     c.load_partitions(req.collection_name, list(req.partition_names),
                       load_fields=list(req.load_fields) or None,
-                      skip_load_dynamic_field=req.skip_load_dynamic_field)
+                      skip_load_dynamic_field=req.skip_load_dynamic_field,
+                      replica_number=req.replica_number or 1)
     return OK
 
 

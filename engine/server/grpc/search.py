@@ -8,8 +8,8 @@ from ...errors import ParamError
 from ...schema import DataType
 from .entities import _ids
 from .status import OK
-from .translate import (int_of, json_of, kv, queries_from_placeholder, refuse_unread,
-                        rows_to_fields, template_values)
+from .translate import (int_of, json_of, kv, queries_from_placeholder, rows_to_fields,
+                        template_values)
 
 
 def _outputs(c: MilvusClient, name: str, requested: list[str]) -> tuple[list[str], bool]:
@@ -36,12 +36,7 @@ def _search_options(p: dict[str, str]) -> dict:
     return out
 
 
-_SEARCH_UNREAD = ("ids", "search_by_primary_keys", "sub_reqs", "function_score", "namespace",
-                  "highlighter", "search_aggregation", "function_chains")
-
-
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
-    refuse_unread(req, _SEARCH_UNREAD)
     p = kv(req.search_params)
     name = req.collection_name
     limit = int_of(p.get("topk") or p.get("limit") or 10, "limit (topk)")
@@ -72,7 +67,6 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
 
 
 def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
-    refuse_unread(req, ("namespace",))
     params = template_values(req.expr_template_values)
     p = kv(req.query_params)
     growing = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}

@@ -16,6 +16,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 from ...client import MilvusClient
 from ...errors import MilvusException
 from . import collections, entities, indexes, load, misc, partitions, search
+from .fields import refuse_unread, unread
 from .status import internal_error, status_of, unimplemented
 
 log = logging.getLogger("hotset.grpc")
@@ -83,8 +84,12 @@ def answer(response: Any, status: common_pb2.Status, context: Any) -> Any:
 
 
 def _rpc(client: MilvusClient, name: str, handler: Callable, response: Any) -> Callable:
+    refused = unread(name, message_factory.GetMessageClass(
+        _SERVICE.methods_by_name[name].input_type))
+
     def call(self, request, context):
         try:
+            refuse_unread(request, refused)
             return handler(client, request)
         except MilvusException as e:
             status = status_of(e)

@@ -9,7 +9,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
-from ...errors import MilvusException, ParamError
+from ...errors import ParamError
 from ...names import shown
 from ...schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
@@ -22,19 +22,6 @@ _SCALAR_SLOT = {DataType.BOOL: "bool_data", DataType.INT8: "int_data",
 
 def kv(params: Any) -> dict[str, str]:
     return {p.key: p.value for p in params}
-
-
-def refuse_unread(req: Any, unread: tuple[str, ...]) -> None:
-    """Fields of ``req`` Hotset does not act on must not be set: 1100 naming the field
-    (never an answer as if it had been applied); a database other than the default is 800."""
-    given = {f.name for f, _ in req.ListFields()}
-    for name in unread:
-        if name in given:
-            raise ParamError(f"{req.DESCRIPTOR.name}.{name} is not supported by Hotset: leave "
-                             "it out (see the compatibility table in Hotset's README)")
-    if getattr(req, "db_name", "") not in ("", "default"):
-        raise MilvusException(f"database not found[database={shown(req.db_name)}]: Hotset "
-                              "serves the default database only", code=800)
 
 
 def template_values(values: Any) -> dict | None:
