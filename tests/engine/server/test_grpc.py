@@ -224,3 +224,18 @@ def test_filter_templates_and_unread_fields(client, docs, srv):
         other_db = milvus_pb2.SearchRequest(**base, db_name="other")
         assert stub.Search(other_db, metadata=md).status.code == 800
         assert stub.Search(milvus_pb2.SearchRequest(**base), metadata=md).status.code == 0
+
+
+def test_a_key_inserted_twice_comes_back_twice(client):
+    """insert does not deduplicate keys (Milvus's rule), so query and get return every
+    stored row of that key, as Milvus does."""
+    client.create_collection("dups", dimension=5, metric_type="L2")
+    client.insert("dups", [{"id": 1, "vector": [1.0] * 5, "v": "a"},
+                           {"id": 2, "vector": [2.0] * 5, "v": "b"}])
+    client.insert("dups", [{"id": 1, "vector": [3.0] * 5, "v": "c"}])
+    got = client.query("dups", filter="id == 1", output_fields=["v"])
+    assert sorted(r["v"] for r in got) == ["a", "c"]
+    assert sorted(r["v"] for r in client.get("dups", ids=[1], output_fields=["v"])) == ["a", "c"]
+    client.flush("dups")
+    got = client.query("dups", filter="id >= 0", output_fields=["v"], limit=10)
+    assert sorted(r["v"] for r in got) == ["a", "b", "c"]
