@@ -358,3 +358,13 @@ def test_a_shard_writer_error_is_write_failed_and_leaves_no_temp(tmp_path, monke
     c.load_collection("c")
     assert sorted(r["id"] for r in c.query("c", "id >= 0")) == list(range(10))
     c.close()
+
+
+def test_a_format_1_directory_is_refused_clearly_and_stays_unlocked(tmp_path):
+    old = tmp_path / "d" / "collections" / "docs"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text('{"format": 1, "name": "docs"}')
+    for _ in range(2):  # the failed open leaves no lock behind
+        with pytest.raises(StorageError, match="older Hotset"):
+            MilvusClient(str(tmp_path / "d"), device="cpu")
+    assert (old / "manifest.json").read_text() == '{"format": 1, "name": "docs"}'
