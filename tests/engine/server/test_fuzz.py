@@ -18,7 +18,7 @@ pytest.importorskip("httpx", reason="the REST fuzz needs httpx")
 import grpc  # noqa: E402
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2  # noqa: E402
 with warnings.catch_warnings():  # starlette's note about httpx2, not about this test
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 from engine import MilvusClient  # noqa: E402
