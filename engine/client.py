@@ -745,6 +745,16 @@ class MilvusClient:
 
     def get_load_state(self, collection_name: str, partition_name: str = "",
                        timeout: float | None = None, **kwargs: Any) -> dict:
+        """As pymilvus; Hotset's ``partition_names=[...]`` gives the least advanced state of
+        those partitions (what Milvus's REST and gRPC GetLoadState answer)."""
+        names = kwargs.get("partition_names")
+        if names:
+            states = [self._load_state(collection_name, p) for p in check_names("partition",
+                                                                              names)]
+            return min(states, key=lambda st: st["state"])
+        return self._load_state(collection_name, partition_name)
+
+    def _load_state(self, collection_name: str, partition_name: str) -> dict:
         with self._lock.read():
             coll = self._colls.get(collection_name)
             if coll is None:

@@ -685,3 +685,16 @@ def test_a_seal_that_cannot_be_made_resident_never_leaves_a_stale_copy(tmp_path,
     hit = c.search("c", [row["vec"]], limit=1)[0][0]
     assert hit["id"] == row["id"] and hit["distance"] == pytest.approx(0.0, abs=1e-5)
     c.close()
+
+
+def test_load_state_of_several_partitions_is_the_least_advanced(cpu_client):
+    c = cpu_client
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.create_partition("c", "p1")
+    c.release_collection("c")
+    c.load_partitions("c", ["p1"])
+    assert c.get_load_state("c", partition_names=["p1"]) == {"state": LoadState.Loaded}
+    assert c.get_load_state("c", partition_names=["p1", "_default"]) == {
+        "state": LoadState.NotLoad}
+    assert c.get_load_state("c", partition_names=["p1", "nope"]) == {
+        "state": LoadState.NotExist}

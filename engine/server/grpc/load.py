@@ -30,9 +30,8 @@ def release(c: MilvusClient, req) -> common_pb2.Status:
 
 
 def state(c: MilvusClient, req) -> milvus_pb2.GetLoadStateResponse:
-    names = list(req.partition_names) or [""]
-    states = [c.get_load_state(req.collection_name, p)["state"] for p in names]
-    return milvus_pb2.GetLoadStateResponse(status=OK, state=_STATE[min(states)])
+    st = c.get_load_state(req.collection_name, partition_names=list(req.partition_names))
+    return milvus_pb2.GetLoadStateResponse(status=OK, state=_STATE[st["state"]])
 
 
 def progress(c: MilvusClient, req) -> milvus_pb2.GetLoadingProgressResponse:

@@ -123,8 +123,7 @@ def describe_collection(c: MilvusClient, name: str) -> dict:
 def load_state(c: MilvusClient, b: m.LoadState) -> dict:
     if not c.has_collection(b.collection_name):
         c.describe_collection(b.collection_name)  # raises 100
-    states = [c.get_load_state(b.collection_name, p) for p in (b.partition_names or [""])]
-    worst = min(states, key=lambda s: s["state"])
+    worst = c.get_load_state(b.collection_name, partition_names=b.partition_names)
     out: dict[str, Any] = {"loadState": _LOAD_STATE[worst["state"]]}
     if worst["state"] == LoadState.Loaded:
         out.update(loadProgress=100, message="")
