@@ -77,3 +77,13 @@ def column_file(client, collection: str, column: str) -> str:
     f = coll.schema.field(column)
     fixed = f is not None and f.is_fixed
     return coll.stems[column] + (".safetensors" if fixed else ".arrow")
+
+
+def reindex(client, name: str, index_type: str = "IVF_FLAT", nlist: int = 4,
+            field: str = "vec") -> None:
+    """Replace the (released) collection's vector index with ``index_type``."""
+    p = MilvusClient.prepare_index_params()
+    p.add_index(field, index_type, metric_type="L2",
+                params={"nlist": nlist} if index_type == "IVF_FLAT" else {})
+    client.drop_index(name, field)
+    client.create_index(name, p)

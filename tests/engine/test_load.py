@@ -557,21 +557,12 @@ def test_a_restore_that_does_not_fit_leaves_the_client_open(tmp_path):
 
 
 def test_search_during_a_load_says_it_is_loading(tmp_path, monkeypatch):
-    from engine.loader import Loader
-
     c = MilvusClient(str(tmp_path / "d"), device="cpu")
     c.create_collection("c", schema=basic_schema(), index_params=index_params())
     c.insert("c", basic_rows(50))
     c.flush("c")
     c.release_collection("c")
-    gate = __import__("threading").Event()
-    real = Loader._load_sealed
-
-    def slow(self, res, seg):
-        gate.wait(30)
-        return real(self, res, seg)
-
-    monkeypatch.setattr(Loader, "_load_sealed", slow)
+    gate = _gate_loader(monkeypatch)
     c.load_collection("c", _async=True)
     with pytest.raises(MilvusException) as e:
         c.search("c", [[0.0] * 8])
@@ -588,8 +579,6 @@ def test_release_partitions_during_a_background_load_stops_loading_them(tmp_path
                                                                         monkeypatch):
     """A partition released while a background load runs is not loaded after all: none of
     its bytes stay resident or counted (they stayed, counted but unsearchable)."""
-    from engine.loader import Loader
-
     c = MilvusClient(str(tmp_path / "d"), device="cpu")
     c.create_collection("c", schema=basic_schema(), index_params=index_params())
     for i, p in enumerate(("p1", "p2")):
@@ -598,14 +587,7 @@ def test_release_partitions_during_a_background_load_stops_loading_them(tmp_path
             c.insert("c", basic_rows(200, start=1000 * i + 200 * j), partition_name=p)
             c.flush("c")
     c.release_collection("c")
-    gate = __import__("threading").Event()
-    real = Loader._load_sealed
-
-    def gated(self, res, seg):
-        gate.wait(30)
-        return real(self, res, seg)
-
-    monkeypatch.setattr(Loader, "_load_sealed", gated)
+    gate = _gate_loader(monkeypatch)
     c.load_collection("c", _async=True)
     c.release_partitions("c", ["p1"])
     gate.set()
@@ -698,3 +680,20 @@ def test_load_state_of_several_partitions_is_the_least_advanced(cpu_client):
         "state": LoadState.NotLoad}
     assert c.get_load_state("c", partition_names=["p1", "nope"]) == {
         "state": LoadState.NotExist}
+
+
+def _gate_loader(monkeypatch):
+    """Hold every sealed-segment copy of a load until the returned event is set."""
+    import threading
+
+    from engine.loader import Loader
+
+    gate = threading.Event()
+    real = Loader._load_sealed
+
+    def gated(self, res, seg):
+        gate.wait(30)
+        return real(self, res, seg)
+
+    monkeypatch.setattr(Loader, "_load_sealed", gated)
+    return gate

@@ -9,7 +9,7 @@ from engine import search as search_mod
 
 from engine.errors import ParamError
 
-from ..conftest import basic_rows, basic_schema, index_params, make_loaded
+from ..conftest import basic_rows, basic_schema, index_params, make_loaded, reindex
 
 
 @pytest.mark.parametrize("was_on", [True, False])
@@ -50,18 +50,13 @@ def test_gc_is_restored_when_building_rows_fails(monkeypatch):
 def test_query_with_a_limit_pages_in_primary_key_order_on_ivf(cpu_client):
     """IVF_FLAT stores rows in list order; a query with a limit returns them in key order
     (as Milvus does), so paging with `id > last` sees every row exactly once."""
-    from engine import MilvusClient as MC
-
     c = cpu_client
     c.create_collection("v", schema=basic_schema(), index_params=index_params())
     rows = basic_rows(202)
     c.insert("v", rows[:150])
     c.flush("v")
     c.release_collection("v")
-    p = MC.prepare_index_params()
-    p.add_index("vec", "IVF_FLAT", metric_type="L2", params={"nlist": 8})
-    c.drop_index("v", "vec")
-    c.create_index("v", p)
+    reindex(c, "v", nlist=8)
     c.load_collection("v")
     c.insert("v", rows[150:])  # growing rows too
     seen, last = [], -1

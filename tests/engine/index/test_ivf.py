@@ -11,7 +11,7 @@ from engine.index import ivf
 from engine.storage.segments import read_tensor
 from kernels import ref
 
-from ...conftest import basic_rows, basic_schema, index_params
+from ...conftest import basic_rows, basic_schema, index_params, reindex
 
 
 def _ivf_params(metric="L2", nlist=16, field="vec"):
@@ -278,10 +278,7 @@ def test_an_ivf_load_leaves_no_stale_reservation(cpu_client):
     c.insert("v", basic_rows(400, dim=8))
     c.flush("v")
     c.release_collection("v")
-    p = MilvusClient.prepare_index_params()
-    p.add_index("vec", "IVF_FLAT", metric_type="L2", params={"nlist": 4})
-    c.drop_index("v", "vec")
-    c.create_index("v", p)
+    reindex(c, "v", nlist=4)
     c.load_collection("v")
     info = c.memory_info()
     assert info["used_bytes"] == sum(v["bytes"] for v in info["collections"].values()) > 0
@@ -300,10 +297,7 @@ def test_drop_index_then_create_ivf_again_rebuilds_every_segment(cpu_client):
     c.flush("v")
     c.release_collection("v")
     for nlist in (4, 16):
-        p = MilvusClient.prepare_index_params()
-        p.add_index("vec", "IVF_FLAT", metric_type="L2", params={"nlist": nlist})
-        c.drop_index("v", "vec")
-        c.create_index("v", p)
+        reindex(c, "v", nlist=nlist)
         c.load_collection("v")
         hits = c.search("v", [r["vec"] for r in rows[:100]], limit=1,
                         search_params={"params": {"nprobe": 1}})

@@ -161,12 +161,21 @@ def _check_answer(status: int, text: str) -> int:
 @given(req=rest_request())
 def test_rest_fuzz(engine, http, req):
     path, raw = req
+
+    def send():
+        r = http.post(f"/v2/vectordb/{path}", content=raw)
+        return _check_answer(r.status_code, r.text), r.text
+
+    _refused_changes_nothing(engine, "rest", send, (path, raw[:200]))
+
+
+def _refused_changes_nothing(engine, kind: str, send, what) -> None:
+    """Send one request; if it was refused, nothing on disk or in the counts changed."""
     before = state(engine)
-    r = http.post(f"/v2/vectordb/{path}", content=raw)
-    COUNT["rest"] += 1
-    code = _check_answer(r.status_code, r.text)
+    code, answer = send()
+    COUNT[kind] += 1
     if code != 0:
-        assert state(engine) == before, (path, raw[:200], r.text)
+        assert state(engine) == before, (what, answer)
 
 
 # -- gRPC ----------------------------------------------------------------------------------
@@ -280,14 +289,15 @@ def grpc_request(draw):
 @given(req=grpc_request())
 def test_grpc_fuzz(engine, stub, req):
     rpc, msg = req
-    before = state(engine)
-    resp = getattr(stub, rpc)(msg, timeout=30)
-    COUNT["grpc"] += 1
-    st_ = resp if isinstance(resp, common_pb2.Status) else resp.status
-    assert st_.code in DOCUMENTED, (rpc, st_)
-    assert not LEAKS.search(st_.reason), (rpc, st_.reason)
-    if st_.code != 0:
-        assert state(engine) == before, (rpc, msg, st_.reason)
+
+    def send():
+        resp = getattr(stub, rpc)(msg, timeout=30)
+        st_ = resp if isinstance(resp, common_pb2.Status) else resp.status
+        assert st_.code in DOCUMENTED, (rpc, st_)
+        assert not LEAKS.search(st_.reason), (rpc, st_.reason)
+        return st_.code, st_.reason
+
+    _refused_changes_nothing(engine, "grpc", send, (rpc, msg))
 
 
 def test_fuzz_ran_the_promised_number_of_requests():
