@@ -46,7 +46,7 @@ def _ingest(client: MilvusClient, name: str, data: np.ndarray, batch: int, as_di
     client.flush(name)
     elapsed = time.perf_counter() - t0
     bar.close()
-    stats = client._colls[name].stats  # the bench reads engine internals on purpose
+    stats = client._db.collections[name].stats  # the bench reads engine internals on purpose
     return {"input": "list of dicts" if as_dicts else "numpy columns", "rows": n,
             "seconds": elapsed, "rows_per_s": n / elapsed,
             "sealed_MB": stats["sealed_bytes"] / 1e6,

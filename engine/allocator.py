@@ -4,9 +4,11 @@ Every tensor (and, on the CPU device, every Arrow column) the engine makes resid
 registered here under an :class:`Owner` tag; ``memory_info()`` is that table summed per
 collection and part. Rules:
 - the accounting is exact: an owner's bytes are the ``nbytes`` of what it registered;
-- a load reserves its planned bytes before it copies anything (``reserve``), all or
-  nothing; registrations of that collection draw the reservation down; ``unreserve``
-  returns what was left;
+- whoever is about to allocate takes a :class:`Reservation` first (``reserve``), all or
+  nothing; registrations made through it draw it down, and closing it returns what is
+  left. A load reserves its whole plan, a read-path cache its own size, as FAISS's
+  ``GpuMemoryReservation`` does;
+- ``used_bytes`` is always the registered bytes plus what open reservations still hold;
 - running out is a normal outcome: ``InsufficientMemory`` (1400) with bytes needed and
   free, and nothing changes;
 - on a CUDA device, Arrow columns stay in host memory: they are listed as ``host_parts``
@@ -30,7 +32,7 @@ DEFAULT_FRACTION = 0.8
 class Owner:
     collection: str
     partition: str
-    segment: str  # a sealed segment id, or "growing"
+    segment: str  # a sealed segment id, "growing", or "" for collection-wide parts
     part: str     # a field name, "<vector field>/<index part>", or "$deleted"
 
 
@@ -38,6 +40,35 @@ def nbytes_of(obj: Any) -> int:
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     return int(obj.nbytes)  # pyarrow Array
+
+
+class Reservation:
+    """Bytes set aside on a device before they are allocated. ``register`` through it
+    draws it down (and takes from the free bytes beyond it); ``close`` (or leaving the
+    ``with`` block) returns the remainder. A closed reservation registers straight from
+    the free bytes, so a resident object may keep the handle it was loaded with."""
+
+    def __init__(self, allocator: "DeviceAllocator", nbytes: int, what: str) -> None:
+        self.allocator = allocator
+        self.remaining = nbytes
+        self.what = what
+        self.closed = False
+
+    def register(self, owner: Owner, *objs: Any) -> None:
+        self.allocator.register(owner, *objs, reservation=self)
+
+    def close(self) -> None:
+        self.allocator._close(self)
+
+    def __enter__(self) -> "Reservation":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.remaining} bytes left"
+        return f"<Reservation {self.what}: {state}>"
 
 
 class DeviceAllocator:
@@ -49,68 +80,87 @@ class DeviceAllocator:
         self._lock = threading.Lock()
         self._bytes: dict[Owner, int] = {}
         self._host: dict[Owner, int] = {}
-        self._reserved: dict[str, int] = {}
+        self._open: set[Reservation] = set()
 
     # -- budget -----------------------------------------------------------------------
     @property
     def used_bytes(self) -> int:
-        return sum(self._bytes.values()) + sum(self._reserved.values())
+        return self.registered_bytes + self.reserved_bytes
+
+    @property
+    def registered_bytes(self) -> int:
+        return sum(self._bytes.values())
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What open reservations still hold."""
+        return sum(r.remaining for r in self._open)
 
     @property
     def free_bytes(self) -> int:
         return max(self.capacity - self.used_bytes, 0)
 
-    def reserve(self, collection: str, nbytes: int, what: str = "") -> None:
+    def reserve(self, nbytes: int, what: str) -> Reservation:
+        """Set ``nbytes`` aside (InsufficientMemory if they are not free); returns the
+        handle that registrations draw from and that ``close`` returns."""
         with self._lock:
             if nbytes > self.capacity - self.used_bytes:
-                raise InsufficientMemory(str(self.device), nbytes, self.free_bytes,
-                                         what or f"collection {collection}")
-            self._reserved[collection] = self._reserved.get(collection, 0) + nbytes
+                raise InsufficientMemory(str(self.device), nbytes, self.free_bytes, what)
+            r = Reservation(self, int(nbytes), what)
+            self._open.add(r)
+            return r
 
-    def unreserve(self, collection: str) -> None:
+    def _close(self, r: Reservation) -> None:
         with self._lock:
-            self._reserved.pop(collection, None)
+            self._open.discard(r)
+            r.remaining, r.closed = 0, True
 
     # -- residency ----------------------------------------------------------------------
-    def register(self, owner: Owner, *objs: Any) -> None:
-        """Set ``owner``'s bytes to the total size of ``objs`` (replacing what it had).
+    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None) -> None:
+        """Set ``owner``'s bytes to the total size of ``objs`` (replacing what it had),
+        drawing growth from ``reservation`` first, then from the free bytes.
         Tensors count on their device; Arrow columns live in host memory, which is the
         device when it is "cpu" and is listed apart (``host_parts``) otherwise."""
         on_cpu = self.device.type == "cpu"
         size = sum(nbytes_of(o) for o in objs if on_cpu or isinstance(o, torch.Tensor))
         host = 0 if on_cpu else sum(nbytes_of(o) for o in objs if not isinstance(o, torch.Tensor))
         with self._lock:
-            if host:
-                self._host[owner] = host
-            else:
-                self._host.pop(owner, None)
             growth = size - self._bytes.get(owner, 0)
-            reserved = self._reserved.get(owner.collection, 0)
-            drawn = min(max(growth, 0), reserved)
+            held = reservation.remaining if reservation is not None else 0
+            drawn = min(max(growth, 0), held)
             if growth - drawn > self.capacity - self.used_bytes:
                 raise InsufficientMemory(str(self.device), growth - drawn, self.free_bytes,
                                          f"{owner.collection}/{owner.part}")
             if drawn:
-                self._reserved[owner.collection] = reserved - drawn
+                reservation.remaining -= drawn
+            if host:
+                self._host[owner] = host
+            else:
+                self._host.pop(owner, None)
             if size or owner in self._bytes:
                 self._bytes[owner] = size
 
     def free(self, collection: str, partition: str | None = None,
-             segment: str | None = None) -> None:
-        """Forget every owner of ``collection`` (optionally only one partition/segment)."""
+             segment: str | None = None, part: str | None = None) -> None:
+        """Forget every owner of ``collection`` (optionally only one partition, segment or
+        part)."""
         def gone(o: Owner) -> bool:
             return (o.collection == collection
                     and (partition is None or o.partition == partition)
-                    and (segment is None or o.segment == segment))
+                    and (segment is None or o.segment == segment)
+                    and (part is None or o.part == part))
 
         with self._lock:
             for table in (self._bytes, self._host):
                 for o in [o for o in table if gone(o)]:
                     del table[o]
-            if partition is None and segment is None:
-                self._reserved.pop(collection, None)
 
     # -- reporting ----------------------------------------------------------------------
+    def held(self, owner: Owner) -> int:
+        """The device bytes ``owner`` has registered."""
+        with self._lock:
+            return self._bytes.get(owner, 0)
+
     def collection_info(self, name: str) -> dict:
         with self._lock:
             return self._entry(name)
@@ -133,7 +183,8 @@ class DeviceAllocator:
     def memory_info(self) -> dict:
         with self._lock:
             names = sorted({o.collection for o in [*self._bytes, *self._host]})
-            used = sum(self._bytes.values()) + sum(self._reserved.values())
+            used = self.used_bytes
             return {"device": str(self.device), "capacity_bytes": self.capacity,
-                    "used_bytes": used, "free_bytes": max(self.capacity - used, 0),
+                    "used_bytes": used, "reserved_bytes": self.reserved_bytes,
+                    "free_bytes": max(self.capacity - used, 0),
                     "collections": {n: self._entry(n) for n in names}}

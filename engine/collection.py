@@ -1,19 +1,20 @@
 """One collection on disk and in host memory: manifest, WAL, segments, deletes.
 
-Write path: validate (columns.py) -> WAL append + fsync -> growing segment -> resident copy
-(when loaded). ``flush`` seals every partition's growing rows into segment folders, writes
-the sealed deletes, replaces the manifest atomically and only then empties the WAL, so a
-crash at any point reopens to the last acknowledged state (records at or below the
-manifest's ``flushed_seq`` are skipped on replay; unlisted segment folders are removed).
+Write path: validate (columns.py) -> WAL append + fsync -> growing segment; ``write``
+returns the change records (changes.py) that residency applies to a resident copy.
+``flush`` seals every partition's growing rows into segment folders, writes the sealed
+deletes, replaces the manifest atomically and only then empties the WAL, so a crash at any
+point reopens to the last acknowledged state (records at or below the manifest's
+``flushed_seq`` are skipped on replay; unlisted segment folders are removed). A vector
+index with a layout (IVF) is trained here and decides the order sealed rows are stored in.
 """
 from __future__ import annotations
 
-import copy
 import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,47 +22,23 @@ import pyarrow.compute as pc
 import torch
 from safetensors import SafetensorError
 
+from .changes import Change, Deleted, Inserted, Sealed, Trained
 from .columns import REPLACED_KEYS, Batch, take, without_replaced
 from .errors import WriteFailed
-from .index import ivf
-from .index.spec import IndexSpec
+from .index import IndexSpec, VectorIndex, registry
+from .index.files import layout_path, load_tensors, save_tensors, trained_path
 from .schema import DYNAMIC_FIELD, CollectionSchema
 from .segment import GrowingSegment, SealedSegment, match_keys
-from .storage.checksum import CorruptFile, open_json, sealed_json
-from .storage.files import write_atomic
+from .storage.manifest import (DEFAULT_PARTITION, LoadIntent, Manifest, ManifestFile,
+                               read_manifest, write_manifest)
 from .storage.segments import (read_arrow, read_deletes, read_segment, read_tensor,
                                shard_path, write_deletes, write_segment)
 from .storage.wal import Kind, WriteAheadLog, replay
 
-MANIFEST = "manifest.json"
+__all__ = ["Collection", "DEFAULT_PARTITION", "column_stems", "index_entry", "read_manifest"]
+
 _NOT_SEALED = ("Nothing was sealed: the rows stay in memory and in the write-ahead log; free "
                "disk space and flush again")
-DEFAULT_PARTITION = "_default"
-FORMAT = 2
-
-
-def read_manifest(path: Path) -> dict:
-    """The manifest on disk of the collection folder ``path``, checked against its
-    checksum (CorruptFile if damaged)."""
-    with open(path / MANIFEST, "rb") as fh:
-        m = open_json(fh.read(), path / MANIFEST)
-    if m.get("format") != FORMAT:
-        raise CorruptFile(f"{path / MANIFEST} has format {m.get('format')!r}; this Hotset "
-                          f"reads format {FORMAT}")
-    return m
-
-
-def write_manifest(path: Path, m: dict) -> None:
-    """Replace the manifest of the collection folder ``path`` atomically, checksummed."""
-    write_atomic(path / MANIFEST, sealed_json(m))
-
-
-def new_manifest(name: str, schema: CollectionSchema) -> dict:
-    return {"format": FORMAT, "name": name, "schema": schema.to_dict(), "indexes": [],
-            "partitions": [DEFAULT_PARTITION], "segments": [], "delete_files": [],
-            "delete_sums": {}, "flushed_seq": 0, "next_segment_id": 1, "next_index_id": 1,
-            "load": {"loaded": False, "load_fields": None, "skip_dynamic": False,
-                     "partitions": None}}
 
 
 def column_stems(schema: CollectionSchema) -> dict[str, str]:
@@ -73,28 +50,26 @@ def column_stems(schema: CollectionSchema) -> dict[str, str]:
 
 
 class Collection:
-    def __init__(self, path: Path, manifest: dict, seal_bytes: int) -> None:
+    def __init__(self, path: Path, manifest: Manifest, seal_bytes: int) -> None:
         self.path = path
-        self.manifest = manifest
-        self.name: str = manifest["name"]
-        self.schema = CollectionSchema.from_dict(manifest["schema"])
+        self.mf = ManifestFile(path, manifest)
+        self.name: str = manifest.name
+        self.schema = CollectionSchema.from_dict(manifest.schema)
         self.pk = self.schema.primary
         self.seal_bytes = seal_bytes
-        self.seq: int = manifest["flushed_seq"]
+        self.seq: int = manifest.flushed_seq
         self.sealed: list[SealedSegment] = []
         self.growing: dict[str, GrowingSegment] = {}
         self._pending_deletes: list[tuple[Any, int, str]] = []  # keys, seq, partition
         self.stats = {"sealed_bytes": 0, "seal_seconds": 0.0, "seals": 0}
-        # Set by the loader while the collection is resident: called with (event, *args).
-        self.listener: Callable[..., None] | None = None
-        self.device = torch.device("cpu")  # where index training runs; set by the client
+        self.device = torch.device("cpu")  # where index training runs; set by the database
         self.stems = column_stems(self.schema)
         self.verify = True  # check every file read against its checksum
-        self.centroids: dict[str, torch.Tensor] = {}
-        for d in manifest["indexes"]:
+        self.trained: dict[str, dict[str, torch.Tensor]] = {}  # vector field -> trained parts
+        for d in manifest.indexes:
             if d.get("trained"):
-                self.centroids[d["field_name"]] = ivf.load_centroids(
-                    ivf.centroid_path(path, d["index_id"]), d["checksum"])
+                self.trained[d["field_name"]] = load_tensors(
+                    trained_path(path, d["index_id"]), d["checksum"])
         (path / "segments").mkdir(exist_ok=True)
         (path / "deletes").mkdir(exist_ok=True)
         self._open_segments()
@@ -103,34 +78,45 @@ class Collection:
                 self._apply(rec.kind, rec.partition, rec.batch, rec.seq)
         self.wal = WriteAheadLog(path / "wal.log")
 
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest as it is on disk (read only: changes go through ``self.mf``)."""
+        return self.mf.current
+
     # -- opening ----------------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, name: str, schema: CollectionSchema, seal_bytes: int) -> "Collection":
+    def create(cls, path: Path, name: str, schema: CollectionSchema, seal_bytes: int,
+               index_specs: list[IndexSpec] = ()) -> "Collection":
+        """Write a new collection folder at ``path`` (all of it, or nothing: WriteFailed)
+        with the indexes ``index_specs`` (checked by the caller) and open it."""
         tmp = path.with_name(path.name + ".creating")
         if tmp.exists():
             shutil.rmtree(tmp)
+        m = Manifest(name, schema.to_dict())
+        for spec in index_specs:
+            m.add_index(index_entry(m, schema, spec, 0))
         try:
             tmp.mkdir(parents=True)
-            write_manifest(tmp, new_manifest(name, schema))
+            write_manifest(tmp, m)
             tmp.rename(path)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise WriteFailed(str(path), e, "The collection was not created: free disk space "
                               "and retry") from e
-        return cls(path, new_manifest(name, schema), seal_bytes)
+        return cls(path, m, seal_bytes)
 
     def _open_segments(self) -> None:
-        listed = {f"{s['id']:08d}" for s in self.manifest["segments"]}
+        listed = {f"{s['id']:08d}" for s in self.manifest.segments}
         for child in (self.path / "segments").iterdir():
             if child.name not in listed:  # a seal that crashed before its manifest landed
                 shutil.rmtree(child)
-        deletes = [read_deletes(self.path / "deletes" / f, self.manifest["delete_sums"][f])
-                   for f in self.manifest["delete_files"]]
-        listed_del = set(self.manifest["delete_files"])
+        deletes = [read_deletes(self.path / "deletes" / f, self.manifest.delete_sums[f])
+                   for f in self.manifest.delete_files]
+        listed_del = set(self.manifest.delete_files)
         for child in (self.path / "deletes").iterdir():
             if child.name not in listed_del:
                 child.unlink()
-        for s in self.manifest["segments"]:
+        for s in self.manifest.segments:
             self.sealed.append(self._open_segment(s, deletes))
 
     def _open_segment(self, s: dict, deletes: list) -> SealedSegment:
@@ -141,9 +127,9 @@ class Collection:
         seg = SealedSegment(s["id"], s["partition"], s["sealed_seq"], pk,
                             torch.zeros(len(pk), dtype=torch.bool))
         if s.get("ivf"):
-            seg.ivf_field = s["ivf"]
-            path = ivf.offsets_path(seg_dir, self.stems[s["ivf"]])
-            seg.ivf_offsets = ivf.load_offsets(path, s["files"][path.name]["file"])
+            path = self._layout_path(s["id"], s["ivf"])
+            seg.layout_field = s["ivf"]
+            seg.layout = load_tensors(path, s["files"][path.name]["file"])
         for keys, seqs, parts in deletes:
             mine = pc.or_(pc.equal(parts, ""), pc.equal(parts, seg.partition))
             applies = pc.and_(pa.array((seqs > seg.sealed_seq).numpy()), mine)
@@ -160,6 +146,10 @@ class Collection:
     def segment_dir(self, seg_id: int) -> Path:
         return self.path / "segments" / f"{seg_id:08d}"
 
+    def _layout_path(self, seg_id: int, field: str) -> Path:
+        index = self.vector_index(field)[1]
+        return layout_path(self.segment_dir(seg_id), self.stems[field], index.layout_suffix)
+
     def file_sums(self, seg: dict | int, column: str, fixed: bool | None = None) -> dict | None:
         """The recorded checksums of one column file of a segment (its manifest entry or
         id), or None when verification is off."""
@@ -175,38 +165,40 @@ class Collection:
     def next_seq(self) -> int:
         return self.seq + 1
 
-    def write(self, kind: Kind, partition: str, batch: Batch) -> int:
-        """Log (fsync) then apply one write; returns the number of rows it deleted."""
+    def write(self, kind: Kind, partition: str, batch: Batch) -> tuple[int, list[Change]]:
+        """Log (fsync) then apply one write; returns the number of rows it deleted and the
+        changes it made (an automatic seal included)."""
         seq = self.next_seq()
-        if self.listener and kind != Kind.DELETE:
-            self.listener("reserve", partition, without_replaced(batch))  # may refuse
         self.wal.append(seq, kind, partition, batch)
-        deleted = self._apply(kind, partition, batch, seq)
+        changes: list[Change] = []
+        deleted = self._apply(kind, partition, batch, seq, changes)
         if sum(g.nbytes() for g in self.growing.values()) >= self.seal_bytes:
             try:
-                self.flush()
+                changes += self.flush()
             except WriteFailed as e:  # the write is in the WAL: it stays acknowledged
                 warnings.warn(f"collection {self.name}: automatic seal failed, retried at "
                               f"the next write or flush: {e.message}", RuntimeWarning,
                               stacklevel=4)
-        return deleted
+        return deleted, changes
 
-    def _apply(self, kind: Kind, partition: str, batch: Batch, seq: int) -> int:
+    def _apply(self, kind: Kind, partition: str, batch: Batch, seq: int,
+               changes: list[Change] | None = None) -> int:
         self.seq = seq
+        changes = [] if changes is None else changes
         deleted = 0
         if kind in (Kind.DELETE, Kind.UPSERT):
             keys = batch.cols["pk"] if kind == Kind.DELETE else batch.cols.get(
                 REPLACED_KEYS, batch.cols[self.pk.name])
-            deleted = self._delete(keys, seq, partition if kind == Kind.DELETE else "")
+            deleted = self._delete(keys, seq, partition if kind == Kind.DELETE else "",
+                                   changes)
         if kind in (Kind.INSERT, Kind.UPSERT):
             batch = without_replaced(batch)
             seg = self.growing.setdefault(partition, GrowingSegment(partition))
             seg.append(batch)
-            if self.listener:
-                self.listener("insert", partition, batch)
+            changes.append(Inserted(partition, batch))
         return deleted
 
-    def _delete(self, keys: Any, seq: int, partition: str) -> int:
+    def _delete(self, keys: Any, seq: int, partition: str, changes: list[Change]) -> int:
         """Delete ``keys`` in ``partition`` ("" = every partition); returns rows deleted."""
         self._pending_deletes.append((keys, seq, partition))
         count = 0
@@ -219,66 +211,77 @@ class Collection:
             if n:
                 seg.deleted |= hit
                 count += n
-                if self.listener:
-                    self.listener("delete", seg, hit)
+                changes.append(Deleted(seg, hit))
         return count
 
-    def flush(self) -> None:
-        """Seal all growing rows and sealed deletes; then empty the WAL."""
+    def flush(self) -> list[Change]:
+        """Seal all growing rows and sealed deletes; then empty the WAL. Returns the
+        changes (a training of the layout index, the seal)."""
         if not any(g.num_rows for g in self.growing.values()) and not self._pending_deletes:
-            return
+            return []
         t0 = time.perf_counter()
-        new: list[tuple[SealedSegment, GrowingSegment, torch.Tensor]] = []
+        changes: list[Change] = []
+        new: list[tuple[SealedSegment, torch.Tensor]] = []
         sealing = []
         for part, g in self.growing.items():
             if g.live_rows:
                 live = torch.nonzero(~g.deleted).flatten()
                 batch = take(g.data(), live) if len(live) < g.num_rows else g.data()
-                sealing.append((part, g, live, batch))
-        spec = self.ivf_spec()
-        if spec is not None and spec.field_name not in self.centroids:
+                sealing.append((part, live, batch))
+        layout = self.layout_index()
+        if layout is not None and layout[0]["field_name"] not in self.trained:
             try:
-                self._train(spec, [b.cols[spec.field_name] for *_, b in sealing])
-            except (OSError, SafetensorError) as e:  # the centroids file
+                changes += self._train(layout, [b.cols[layout[0]["field_name"]]
+                                                for *_, b in sealing])
+            except (OSError, SafetensorError) as e:  # the trained parts' file
                 raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
-        m = copy.deepcopy(self.manifest)  # self.manifest changes once everything is on disk
+        m = self.mf.draft()  # current once everything is on disk
         written: list[Path] = []
         try:
-            for part, g, live, batch in sealing:
-                offsets = None
-                if spec is not None and spec.field_name in self.centroids:
-                    perm, offsets = ivf.list_order(batch.cols[spec.field_name],
-                                                   self.centroids[spec.field_name],
-                                                   spec.metric_type, self.device)
+            for part, live, batch in sealing:
+                ordered = self._ordered(batch, layout)
+                if ordered is not None:
+                    perm, _ = ordered
                     batch, live = take(batch, perm), live[perm]
-                seg = self._write_sealed(m, part, batch, self.seq,
-                                         spec if offsets is not None else None, offsets)
+                seg = self._write_sealed(m, part, batch, self.seq, layout, ordered)
                 written.append(self.segment_dir(seg.id))
-                new.append((seg, g, live))
+                new.append((seg, live))
             if self._pending_deletes:
                 written.append(self._write_pending_deletes(m))
-            m["flushed_seq"] = self.seq
-            write_manifest(self.path, m)
-        except (OSError, SafetensorError) as e:  # disk full or failing: undo, keep the rows
+            m.set_flushed(self.seq)
+            self.mf.commit(m, _NOT_SEALED)
+        except (OSError, SafetensorError, WriteFailed) as e:  # disk full or failing: undo
             for p in written:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if isinstance(e, WriteFailed):
+                raise
             raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
-        self.manifest = m
         self.stats["seal_seconds"] += time.perf_counter() - t0
         self.stats["seals"] += 1
         self._pending_deletes = []
         self.growing = {}
-        self.sealed += [seg for seg, _, _ in new]
-        if self.listener:  # after the durable step; the listener never raises
-            self.listener("sealed", new)
+        self.sealed += [seg for seg, _ in new]
+        changes.append(Sealed(tuple(new)))
         try:
             self.wal.reset()
         except OSError as e:  # harmless: replay skips records at or below flushed_seq
             warnings.warn(f"collection {self.name}: the write-ahead log could not be emptied "
                           f"({e}); its records are sealed and skipped on replay, and it is "
                           "emptied at the next flush", RuntimeWarning, stacklevel=2)
+        return changes
 
-    def _write_pending_deletes(self, m: dict) -> Path:
+    def _ordered(self, batch: Batch, layout: tuple[dict, VectorIndex] | None
+                 ) -> tuple[torch.Tensor, dict] | None:
+        """(permutation, layout tensors) to store ``batch`` in its layout index's order, or
+        None (no such index, or not trained yet)."""
+        if layout is None or layout[0]["field_name"] not in self.trained:
+            return None
+        entry, index = layout
+        field = entry["field_name"]
+        return index.order(batch.cols[field], self.trained[field], entry["metric_type"],
+                           self.device)
+
+    def _write_pending_deletes(self, m: Manifest) -> Path:
         """Write the deletes logged since the last flush as one Arrow file, listed in ``m``
         (the caller saves it); returns the file."""
         keys = [k for k, _, _ in self._pending_deletes]
@@ -290,25 +293,26 @@ class Collection:
         all_keys = torch.cat(keys) if isinstance(keys[0], torch.Tensor) else pa.concat_arrays(keys)
         path = self.path / "deletes" / f"{self.seq:016d}.arrow"
         try:
-            m["delete_sums"][path.name] = write_deletes(path, all_keys, seqs, parts)
+            m.add_delete_file(path.name, write_deletes(path, all_keys, seqs, parts))
         except BaseException:
             path.with_name(path.name + ".tmp").unlink(missing_ok=True)
             raise
-        m["delete_files"].append(path.name)
         return path
 
-    def _write_sealed(self, m: dict, part: str, batch: Batch, sealed_seq: int, spec: Any,
-                      offsets: torch.Tensor | None) -> SealedSegment:
+    def _write_sealed(self, m: Manifest, part: str, batch: Batch, sealed_seq: int,
+                      layout: tuple[dict, VectorIndex] | None,
+                      ordered: tuple[torch.Tensor, dict] | None) -> SealedSegment:
         """Write ``batch`` as a new sealed segment folder and list it in the manifest ``m``
-        (the caller saves it)."""
-        seg_id = m["next_segment_id"]
-        m["next_segment_id"] += 1
+        (the caller saves it). ``ordered``: the batch is in ``layout``'s order, whose
+        tensors are written beside the shards."""
+        seg_id = m.new_segment_id()
         seg_dir = self.segment_dir(seg_id)
         try:
             sizes, sums = write_segment(seg_dir, batch, self.stems)
-            if offsets is not None:
-                path = ivf.offsets_path(seg_dir, self.stems[spec.field_name])
-                sums[path.name] = {"file": ivf.save_offsets(path, offsets)}
+            if ordered is not None:
+                entry, index = layout
+                path = layout_path(seg_dir, self.stems[entry["field_name"]], index.layout_suffix)
+                sums[path.name] = {"file": save_tensors(path, ordered[1])}
         except BaseException:  # no manifest lists this id yet: remove all of it
             shutil.rmtree(seg_dir.with_name(seg_dir.name + ".tmp"), ignore_errors=True)
             shutil.rmtree(seg_dir, ignore_errors=True)
@@ -317,120 +321,124 @@ class Collection:
                 "sealed_seq": sealed_seq, "bytes": sizes, "files": sums}
         seg = SealedSegment(seg_id, part, sealed_seq, batch.cols[self.pk.name],
                             torch.zeros(batch.num_rows, dtype=torch.bool))
-        if offsets is not None:
-            meta["ivf"] = seg.ivf_field = spec.field_name
-            seg.ivf_offsets = offsets
+        if ordered is not None:
+            meta["ivf"] = seg.layout_field = layout[0]["field_name"]
+            seg.layout = ordered[1]
         self.stats["sealed_bytes"] += sum(sizes.values())
-        m["segments"].append(meta)
+        m.add_segment(meta)
         return seg
 
-    # -- IVF ----------------------------------------------------------------------------
-    def ivf_spec(self) -> Any:
-        """The IVF index of this collection (an AUTOINDEX that resolved to IVF included),
-        with its engine parameters (nlist, default nprobe), or None."""
-        for d in self.manifest["indexes"]:
-            if d.get("engine_type", d["index_type"]) == "IVF_FLAT":
-                return IndexSpec(d["field_name"], d["index_name"], "IVF_FLAT", d["metric_type"],
-                                 dict(d.get("engine_params", d["params"])))
+    # -- indexes --------------------------------------------------------------------------
+    def vector_index(self, field: str) -> tuple[dict, VectorIndex]:
+        """The manifest entry of ``field``'s vector index and the index type serving it."""
+        entry = self.manifest.index_on(field)
+        return entry, registry.get(entry["engine_type"])
+
+    def layout_index(self) -> tuple[dict, VectorIndex] | None:
+        """The vector index that decides the order sealed rows are stored in (at most one
+        per collection: rows have one order), or None."""
+        for d in self.manifest.indexes:
+            index = registry.find(d["engine_type"])
+            if index is not None and index.layout_suffix:
+                return d, index
         return None
 
-    def _train(self, spec: Any, fresh: list[torch.Tensor]) -> bool:
-        """Train the collection's centroids from a sample of sealed and sealing vectors once
-        there are at least nlist of them; returns whether centroids exist now."""
-        nlist = spec.params["nlist"]
-        target = ivf.SAMPLE_PER_LIST * nlist
+    def add_indexes(self, specs: list[IndexSpec]) -> list[Change]:
+        """List new indexes (saved once; refused: WriteFailed, nothing changed) and lay the
+        sealed rows out for one with a layout; returns the changes of that build."""
+        with self.mf.change("The index was not created") as m:
+            for spec in specs:
+                m.add_index(index_entry(m, self.schema, spec, self.row_count()))
+        return self.build_layout() if self.layout_index() is not None else []
+
+    def _train(self, layout: tuple[dict, VectorIndex], fresh: list[torch.Tensor]) -> list[Change]:
+        """Train the layout index from a sample of sealed and sealing vectors once there
+        are enough of them; returns the change (none when there are too few rows)."""
+        entry, index = layout
+        field = entry["field_name"]
+        fewest, target = index.train_rows(entry["engine_params"])
         parts = list(fresh)
         have = sum(len(p) for p in parts)
         for seg in self.sealed:
             if have >= target:
                 break
-            v = read_tensor(self.segment_dir(seg.id), self.stems[spec.field_name],
-                            sums=self.file_sums(seg.id, spec.field_name))
+            v = read_tensor(self.segment_dir(seg.id), self.stems[field],
+                            sums=self.file_sums(seg.id, field))
             parts.append(v[~seg.deleted])
             have += len(parts[-1])
-        if have < nlist:
-            return False
+        if have < max(fewest, 1):
+            return []
         pool = torch.cat([p.float() for p in parts])
         g = torch.Generator().manual_seed(0)
         sample = pool[torch.randperm(len(pool), generator=g)[:target]]
-        cent = ivf.train(sample, nlist, spec.metric_type, self.device)
-        entry = next(d for d in self.manifest["indexes"] if d["index_name"] == spec.index_name)
-        entry["checksum"] = ivf.save_centroids(ivf.centroid_path(self.path, entry["index_id"]),
-                                               cent)
-        entry["trained"] = True
-        self.save_manifest()  # refused: undone, and the centroids are not used
-        self.centroids[spec.field_name] = cent
-        if self.listener:
-            self.listener("trained", spec.field_name, cent)
-        return True
+        trained = index.train(sample, entry["engine_params"], entry["metric_type"], self.device)
+        digest = save_tensors(trained_path(self.path, entry["index_id"]), trained)
+        with self.mf.change("The index was not trained") as m:  # refused: not used
+            m.set_trained(entry["index_name"], digest)
+        self.trained[field] = trained
+        return [Trained(field, trained)]
 
-    def build_ivf(self) -> None:
-        """Train the IVF centroids (if there are enough rows) and rewrite every sealed
-        segment in list order. The collection must not be resident."""
-        spec = self.ivf_spec()
-        self.flush()
-        if spec.field_name not in self.centroids and not self._train(spec, []):
-            return
-        cent = self.centroids[spec.field_name]
+    def build_layout(self) -> list[Change]:
+        """Train the layout index (if there are enough rows) and rewrite every sealed
+        segment not yet in its order. Returns the changes of the flush and training that
+        come first; the rewrite itself needs the collection not resident."""
+        changes = self.flush()
+        layout = self.layout_index()
+        field = layout[0]["field_name"]
+        if field not in self.trained:
+            changes += self._train(layout, [])
+            if field not in self.trained:
+                return changes
         columns = {f.name: (self.stems[f.name], f.is_fixed) for f in self.schema.fields}
         if self.schema.enable_dynamic_field:
             columns[DYNAMIC_FIELD] = (self.stems[DYNAMIC_FIELD], False)
         for i, seg in enumerate(list(self.sealed)):
-            if seg.ivf_field == spec.field_name:
+            if seg.layout_field == field:
                 continue
             old_dir = self.segment_dir(seg.id)
             batch = read_segment(old_dir, columns, self.segment_meta(seg.id)["files"])
-            perm, offsets = ivf.list_order(batch.cols[spec.field_name], cent,
-                                           spec.metric_type, self.device)
-            m = copy.deepcopy(self.manifest)
-            new_id = m["next_segment_id"]
+            ordered = self._ordered(batch, layout)
+            m = self.mf.draft()
+            new_id = m.next_segment_id
             try:
-                new = self._write_sealed(m, seg.partition, take(batch, perm), seg.sealed_seq,
-                                         spec, offsets)
-                m["segments"] = [s for s in m["segments"] if s["id"] != seg.id]
-                write_manifest(self.path, m)
-            except (OSError, SafetensorError) as e:
+                new = self._write_sealed(m, seg.partition, take(batch, ordered[0]),
+                                         seg.sealed_seq, layout, ordered)
+                m.remove_segment(seg.id)
+                self.mf.commit(m)
+            except (OSError, SafetensorError, WriteFailed) as e:
                 shutil.rmtree(self.segment_dir(new_id), ignore_errors=True)
                 raise WriteFailed(str(self.path), e, "The index build stopped: segments not "
                                   "rewritten yet keep their order and are scanned exactly; "
                                   "free disk space and create the index again") from e
-            self.manifest = m
-            new.deleted = seg.deleted[perm]
+            new.deleted = seg.deleted[ordered[0]]
             shutil.rmtree(old_dir, ignore_errors=True)
             self.sealed[i] = new
+        return changes
 
     def drop_index(self, index_name: str) -> bool:
         """Remove an index from the manifest (saved once; refused: WriteFailed, nothing
-        changed); False if there is none of that name. Dropping an IVF index also forgets
-        the list order of the segments it wrote (their rows stay in that order, which an
-        exact scan does not care about), so a later IVF index lays every segment out again
-        with its own centroids."""
-        entry = next((d for d in self.manifest["indexes"] if d["index_name"] == index_name),
-                     None)
+        changed); False if there is none of that name. Dropping the layout index also
+        forgets the order the segments it wrote are in (their rows stay in that order,
+        which an exact scan does not care about), so a later one lays every segment out
+        again with its own trained parts."""
+        entry = self.manifest.index(index_name)
         if entry is None:
             return False
         field = entry["field_name"]
-        m = copy.deepcopy(self.manifest)
-        m["indexes"] = [d for d in m["indexes"] if d["index_name"] != index_name]
+        index = registry.find(entry["engine_type"])
         stale = []
-        for s in m["segments"]:
-            if s.get("ivf") == field:
-                del s["ivf"]
-                path = ivf.offsets_path(self.segment_dir(s["id"]), self.stems[field])
-                s["files"].pop(path.name, None)
-                stale.append(path)
-        try:
-            write_manifest(self.path, m)
-        except OSError as e:
-            raise WriteFailed(str(self.path / MANIFEST), e, "The index was not dropped: free "
-                              "disk space and retry") from e
-        self.manifest = m
-        self.centroids.pop(field, None)
+        with self.mf.change("The index was not dropped") as m:
+            m.remove_index(index_name)
+            if index is not None and index.layout_suffix:
+                name = layout_path(Path(), self.stems[field], index.layout_suffix).name
+                for seg_id in m.clear_layout(field, name):
+                    stale.append(self.segment_dir(seg_id) / name)
+        self.trained.pop(field, None)
         for seg in self.sealed:
-            if seg.ivf_field == field:
-                seg.ivf_field, seg.ivf_offsets = None, None
+            if seg.layout_field == field:
+                seg.layout_field, seg.layout = None, None
         if entry.get("trained"):
-            stale.append(ivf.centroid_path(self.path, entry["index_id"]))
+            stale.append(trained_path(self.path, entry["index_id"]))
         for path in stale:
             path.unlink(missing_ok=True)
         return True
@@ -439,30 +447,35 @@ class Collection:
         """Open segments that the manifest on disk lists and this process does not know yet
         (written by a bulk import or another tool); returns them."""
         on_disk = read_manifest(self.path)
-        known = {s.id for s in self.sealed}
-        new_meta = [m for m in on_disk["segments"] if m["id"] not in known]
+        m = self.mf.draft()
+        new_meta = m.adopt(on_disk)
         if not new_meta:
             return []
-        self.manifest["segments"] += new_meta
-        self.manifest["next_segment_id"] = max(self.manifest["next_segment_id"],
-                                               on_disk["next_segment_id"])
-        added = [self._open_segment(m, []) for m in new_meta]
+        self.mf.commit(m)
+        added = [self._open_segment(s, []) for s in new_meta]
         self.sealed += added
         return added
 
-    def save_manifest(self) -> None:
-        """Replace the manifest on disk with ``self.manifest``. If the disk refuses, the
-        in-memory manifest goes back to the one on disk, so the change is undone in both
-        places, and WriteFailed says so."""
-        try:
-            write_manifest(self.path, self.manifest)
-        except OSError as e:
-            try:
-                self.manifest = read_manifest(self.path)
-            except (OSError, ValueError):
-                pass  # the error below still says the change was not saved
-            raise WriteFailed(str(self.path / MANIFEST), e, "The change was not saved and is "
-                              "undone: free disk space and retry") from e
+    # -- partitions and load intent -------------------------------------------------------
+    def add_partition(self, name: str) -> None:
+        with self.mf.change("The partition was not created") as m:
+            m.add_partition(name)
+
+    def drop_partition(self, partition: str) -> list[Change]:
+        """Seal, then forget a partition and delete its segments; returns the seal's
+        changes."""
+        changes = self.flush()
+        with self.mf.change("The partition was not dropped") as m:
+            gone = m.remove_partition(partition)
+        self.sealed = [s for s in self.sealed if s.partition != partition]
+        for seg_id in gone:
+            shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
+        return changes
+
+    def set_load_intent(self, intent: LoadIntent) -> None:
+        if self.manifest.load != intent:
+            with self.mf.change("The load state was not saved") as m:
+                m.set_load(intent)
 
     # -- reads ------------------------------------------------------------------------
     def row_count(self) -> int:
@@ -470,25 +483,23 @@ class Collection:
             g.live_rows for g in self.growing.values())
 
     def segment_meta(self, seg_id: int) -> dict:
-        for s in self.manifest["segments"]:
-            if s["id"] == seg_id:
-                return s
-        raise KeyError(seg_id)
+        return self.manifest.segment(seg_id)
 
     @property
     def partitions(self) -> list[str]:
-        return list(self.manifest["partitions"])
+        return list(self.manifest.partitions)
 
     def close(self) -> None:
         self.wal.close()
 
-    def drop_partition_data(self, partition: str) -> None:
-        self.flush()
-        m = self.manifest
-        gone = [s["id"] for s in m["segments"] if s["partition"] == partition]
-        m["segments"] = [s for s in m["segments"] if s["partition"] != partition]
-        m["partitions"].remove(partition)
-        self.save_manifest()
-        self.sealed = [s for s in self.sealed if s.partition != partition]
-        for seg_id in gone:
-            shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
+
+def index_entry(m: Manifest, schema: CollectionSchema, spec: IndexSpec, row_count: int) -> dict:
+    """The manifest entry of a new index, with an id drawn from ``m``; a vector AUTOINDEX
+    resolves by the collection's size, here and once."""
+    entry = spec.to_dict()
+    entry["index_id"] = m.new_index_id()
+    etype, eparams = spec.index_type, dict(spec.params)
+    if schema.field(spec.field_name).is_vector:
+        etype, eparams = registry.resolve(etype, eparams, row_count)
+    entry.update(engine_type=etype, engine_params=eparams, trained=False)
+    return entry

@@ -1,10 +1,11 @@
-"""Load / release orchestration and the LoadState machine.
+"""Copying a collection to its device, and the LoadState machine of one resident copy.
 
-load: plan (segments x loaded fields, with bytes) -> reserve all of it (or 1400) ->
-copy part by part, counting bytes for progress -> attach to the collection's write path
--> Loaded. Any failure (or a release while loading) frees everything the load made
-resident and returns the collection to NotLoad. Load never writes to disk except the
-persisted load intent, which the client records.
+load: plan (placement of each sealed segment on a device, bytes of every loaded field,
+layout and trained index part) -> reserve all of it (a Reservation handle, or 1400) ->
+copy part by part through the reservation, counting bytes for progress -> Loaded, and the
+reservation is closed. Any failure (or a release while loading) frees everything the load
+made resident and returns the copy to NotLoad. Load never writes to disk; residency.py
+records the load intent and applies later writes to the copy.
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from .allocator import DeviceAllocator, Owner
+from .allocator import DeviceAllocator, Owner, Reservation
+from .changes import Sealed
 from .collection import Collection
-from .errors import InsufficientMemory, MilvusException, StorageError
+from .errors import MilvusException, StorageError
+from .placement import place
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
 from .storage.segments import has_valid, read_arrow, shard_path
 from .transfer import Cancelled, HostToDevice
-
 
 _background: dict[int, "Resident"] = {}  # loads running in background threads, by id
 _background_lock = threading.Lock()
@@ -41,11 +43,6 @@ def _stop_background_loads() -> None:
         res.cancelled = True
     for res in running:
         res.done.wait(timeout=60)
-
-
-def _centroid_bytes(cent: torch.Tensor) -> int:
-    """Resident bytes of an IVF index's centroids: float32 rows plus their squared norms."""
-    return (cent.numel() + cent.shape[0]) * 4
 
 
 class LoadState(enum.IntEnum):
@@ -65,9 +62,18 @@ class LoadCancelled(Exception):
     """Raised inside a load when a release asked it to stop."""
 
 
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    """What a load will make resident: the device of each sealed segment (placement) and
+    the bytes of everything it copies."""
+
+    placement: dict[int, torch.device]
+    nbytes: int
+
+
 @dataclass
 class Resident:
-    """A collection's resident state and the configuration it was loaded with."""
+    """A collection's resident copy and the configuration it was loaded with."""
 
     collection: Collection
     fields: list[str]            # loaded field names (schema order, plus $meta)
@@ -76,14 +82,18 @@ class Resident:
     partitions: set[str]
     segments: dict[int, ResidentSegment] = field(default_factory=dict)
     growing: dict[str, ResidentGrowing] = field(default_factory=dict)
-    centroids: dict[str, torch.Tensor] = field(default_factory=dict)  # IVF, per field
-    centroid_sq: dict[str, torch.Tensor] = field(default_factory=dict)  # their squared norms
+    index_parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # per field
     state: LoadState = LoadState.Loading
-    planned: int = 0
+    plan: LoadPlan | None = None
+    reservation: Reservation | None = None  # open while the load copies
     copied: int = 0
     cancelled: bool = False
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def planned(self) -> int:
+        return 0 if self.plan is None else self.plan.nbytes
 
     @property
     def progress(self) -> int:
@@ -105,7 +115,12 @@ class Loader:
         self.allocator = allocator
         self.device = allocator.device
         self.lock = lock
-        self.h2d = HostToDevice(self.device)
+        self._h2d: dict[torch.device, HostToDevice] = {}
+
+    def h2d(self, device: torch.device) -> HostToDevice:
+        if device not in self._h2d:
+            self._h2d[device] = HostToDevice(device)
+        return self._h2d[device]
 
     # -- planning -------------------------------------------------------------------------
     def _on_device(self, coll: Collection, name: str) -> bool:
@@ -114,25 +129,27 @@ class Loader:
         f = coll.schema.field(name)
         return self.device.type == "cpu" or (f is not None and f.is_fixed)
 
-    def _segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
+    def segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
         meta = coll.segment_meta(seg.id)["bytes"]
         total = seg.num_rows + sum(meta.get(name, 0) for name in fields
                                    if self._on_device(coll, name))
-        if seg.ivf_field in fields:
-            total += seg.ivf_offsets.numel() * 8
+        if seg.layout_field in fields:
+            total += sum(t.numel() * t.element_size() for t in seg.layout.values())
         return total
 
-    def plan(self, res: Resident) -> int:
+    def plan(self, res: Resident) -> LoadPlan:
         coll = res.collection
-        total = sum(_centroid_bytes(c) for f, c in coll.centroids.items() if f in res.fields)
-        for seg in coll.sealed:
-            if seg.partition in res.partitions:
-                total += self._segment_bytes(coll, seg, res.fields)
+        total = 0
+        for name, parts in coll.trained.items():
+            if name in res.fields:
+                total += coll.vector_index(name)[1].resident_bytes(parts)
+        segs = [s for s in coll.sealed if s.partition in res.partitions]
+        total += sum(self.segment_bytes(coll, s, res.fields) for s in segs)
         for part, g in coll.growing.items():
             if part in res.partitions and g.num_rows:
                 total += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data(),
                                                        self.device.type == "cpu")
-        return total
+        return LoadPlan(place(segs, [self.device]), total)
 
     # -- load -----------------------------------------------------------------------------
     def start(self, res: Resident) -> None:
@@ -152,19 +169,19 @@ class Loader:
                          name=f"hotset-load-{res.collection.name}").start()
 
     def run(self, res: Resident) -> None:
-        """Copy everything planned; on any failure roll back. Runs in the caller's thread
-        (sync load) or a background thread (``_async=True``)."""
-        name = res.collection.name
+        """Copy everything planned through the load's reservation; on any failure roll
+        back. Runs in the caller's thread (sync load) or a background thread."""
+        coll = res.collection
         try:
             self._acquire(res)
             try:
-                todo = [s for s in res.collection.sealed if s.partition in res.partitions]
-                trained = dict(res.collection.centroids)
+                todo = [s for s in coll.sealed if s.partition in res.partitions]
+                trained = dict(coll.trained)
             finally:
                 self.lock.release()
-            for field, cent in trained.items():
-                if field in res.fields:
-                    self._put_centroids(res, field, cent)
+            for name, parts in trained.items():
+                if name in res.fields:
+                    self.put_index(res, name, parts)
             for seg in todo:
                 if res.cancelled:
                     raise LoadCancelled()
@@ -172,60 +189,63 @@ class Loader:
                     continue  # its partition was released while this load ran
                 self._load_sealed(res, seg)
                 if seg.partition not in res.partitions:  # released while it was copied
-                    self._drop_segment(res, seg)
+                    self.drop_segment(res, seg)
             self._acquire(res)
-            try:  # growing rows, segments sealed and rows deleted meanwhile; then attach
+            try:  # growing rows, segments sealed and rows deleted meanwhile
                 if res.cancelled:
                     raise LoadCancelled()
-                for seg in res.collection.sealed:
+                for seg in coll.sealed:
                     if seg.partition not in res.partitions:
                         continue
                     if seg.id not in res.segments:
                         self._load_sealed(res, seg)
                     else:
-                        res.segments[seg.id].put_deleted(self.h2d.to_device(seg.deleted.clone()))
-                for part, g in res.collection.growing.items():
+                        rs = res.segments[seg.id]
+                        rs.put_deleted(self.h2d(rs.device).to_device(seg.deleted.clone()))
+                for part, g in coll.growing.items():
                     if part in res.partitions:
                         self._load_growing(res, part, g)
-                res.collection.listener = lambda event, *a: self._on_event(res, event, *a)
-                self.allocator.unreserve(name)
                 res.state = LoadState.Loaded
             finally:
                 self.lock.release()
         except BaseException as e:  # roll back completely, whatever went wrong
-            self._drop(res)
+            self.drop(res)
             res.error = e
             res.state = LoadState.NotLoad
             if not isinstance(e, (LoadCancelled, MilvusException, Exception)):
                 raise
         finally:
+            if res.reservation is not None:
+                res.reservation.close()
             res.done.set()
 
-    def _drop_segment(self, res: Resident, seg: SealedSegment) -> None:
+    def drop_segment(self, res: Resident, seg: SealedSegment) -> None:
         res.segments.pop(seg.id, None)
         self.allocator.free(res.collection.name, seg.partition, str(seg.id))
 
     def load_segment(self, res: Resident, seg: SealedSegment) -> None:
         """Make one more sealed segment of a Loaded collection resident (refresh_load)."""
-        need = self._segment_bytes(res.collection, seg, res.fields)
-        self.allocator.reserve(res.collection.name, need, f"segment {seg.id}")
-        try:
-            self._load_sealed(res, seg)
-        except BaseException:
-            self._drop_segment(res, seg)
-            raise
-        finally:
-            self.allocator.unreserve(res.collection.name)
+        need = self.segment_bytes(res.collection, seg, res.fields)
+        with self.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") as r:
+            try:
+                self._load_sealed(res, seg, r, self.device)
+            except BaseException:
+                self.drop_segment(res, seg)
+                raise
 
     def _acquire(self, res: Resident) -> None:
         if not self.lock.acquire(abandon=lambda: res.cancelled):  # a release may hold it
             raise LoadCancelled()
 
-    def _load_sealed(self, res: Resident, seg: SealedSegment) -> None:
+    def _load_sealed(self, res: Resident, seg: SealedSegment, budget: Reservation | None = None,
+                     device: torch.device | None = None) -> None:
         coll = res.collection
         seg_dir = coll.segment_dir(seg.id)
+        if device is None:
+            device = res.plan.placement.get(seg.id, self.device) if res.plan else self.device
+        h2d = self.h2d(device)
         rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
-                             self.device, self.allocator)
+                             device, self.allocator, budget or res.reservation)
         res.segments[seg.id] = rs
         sizes = coll.segment_meta(seg.id)["bytes"]
 
@@ -245,11 +265,10 @@ class Loader:
                 if not fixed:
                     arr = read_arrow(seg_dir, stem, sums)
                 else:
-                    t = self.h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled,
-                                      sums=sums)
+                    t = h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled, sums=sums)
                     v = None
                     if f.nullable and has_valid(seg_dir, stem):
-                        v = self.h2d.load(seg_dir, stem, "valid", copied, cancelled, sums)
+                        v = h2d.load(seg_dir, stem, "valid", copied, cancelled, sums)
             except Cancelled:
                 raise LoadCancelled() from None
             except (OSError, ValueError, pa.ArrowException) as e:  # ArrowInvalid, bad JSON
@@ -264,23 +283,28 @@ class Loader:
                     res.copied += sizes[name]
             if res.cancelled:
                 raise LoadCancelled()
-        rs.put_deleted(self.h2d.to_device(seg.deleted.clone()))
+        rs.put_deleted(h2d.to_device(seg.deleted.clone()))
         res.copied += seg.num_rows
-        if seg.ivf_field in res.fields:
-            rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
-            res.copied += seg.ivf_offsets.numel() * 8
+        if seg.layout_field in res.fields:
+            self._put_layout(res, rs, seg)
 
-    def _put_centroids(self, res: Resident, name: str, cent: torch.Tensor) -> None:
-        t = self.h2d.to_device(cent)
-        self.allocator.register(Owner(res.collection.name, "", "index", f"{name}/centroids"), t)
-        res.centroids[name] = t
-        sq = (t.float() * t.float()).sum(1)
-        self.allocator.register(Owner(res.collection.name, "", "index",
-                                      f"{name}/centroid_norms"), sq)
-        res.centroid_sq[name] = sq
-        res.copied += _centroid_bytes(cent)
+    def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
+        index = res.collection.vector_index(seg.layout_field)[1]
+        layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout.items()}
+        rs.put_layout(seg.layout_field, layout, index.part_labels)
+        res.copied += sum(t.numel() * t.element_size() for t in layout.values())
 
-    def _growing_of(self, res: Resident, part: str) -> ResidentGrowing:
+    def put_index(self, res: Resident, name: str, trained: dict[str, torch.Tensor]) -> None:
+        """Make a vector field's trained index parts resident (parts ``<field>/<part>``)."""
+        index = res.collection.vector_index(name)[1]
+        parts = index.resident_parts(trained, self.device)
+        budget = res.reservation or self.allocator
+        for part, t in parts.items():
+            budget.register(Owner(res.collection.name, "", "index", f"{name}/{part}"), t)
+        res.index_parts[name] = parts
+        res.copied += index.resident_bytes(trained)
+
+    def growing_of(self, res: Resident, part: str) -> ResidentGrowing:
         """The partition's resident growing segment, or a new empty one (not yet attached:
         it holds no memory until rows are appended)."""
         rg = res.growing.get(part)
@@ -291,62 +315,25 @@ class Loader:
         return rg
 
     def _load_growing(self, res: Resident, part: str, g: Any) -> None:
-        rg = self._growing_of(res, part)
+        rg = self.growing_of(res, part)
         if g.num_rows:
-            rg.append(g.data(), g.deleted)
+            rg.append(g.data(), g.deleted, budget=res.reservation)
         res.growing[part] = rg
 
-    # -- write path while loaded ----------------------------------------------------------
-    def _on_event(self, res: Resident, event: str, *args: Any) -> None:
-        coll = res.collection
-        if event == "reserve":  # before the WAL: can the device take these rows?
-            part, batch = args
-            if part not in res.partitions:
-                return
-            need = self._growing_of(res, part).growth_bytes(batch)
-            if need > self.allocator.free_bytes:
-                raise InsufficientMemory(str(self.device), need, self.allocator.free_bytes,
-                                         f"{batch.num_rows} new rows of {coll.name}")
-            return
-        if event == "insert":
-            part, batch = args
-            if part not in res.partitions:
-                return
-            rg = res.growing[part] = self._growing_of(res, part)
-            rg.append(batch)
-        elif event == "delete":
-            seg, hit = args
-            if isinstance(seg, SealedSegment):
-                rs = res.segments.get(seg.id)
-                if rs is not None:
-                    rs.mark_deleted(hit)
-            else:
-                rg = res.growing.get(seg.partition)
-                if rg is not None:
-                    rg.mark_deleted(hit)
-        elif event == "sealed":
-            self._apply_seal(res, args[0])
-        elif event == "trained":
-            name, cent = args
-            if name in res.fields:
-                self._put_centroids(res, name, cent)
-
-    def _apply_seal(self, res: Resident, new: list) -> None:
+    # -- a flush while resident -----------------------------------------------------------
+    def apply_seal(self, res: Resident, sealed: Sealed) -> None:
         """Move the rows a flush sealed from the resident growing buffers into resident
-        sealed segments. The flush is durable already, so this never raises: the new
-        segments' tensors are cut from the growing buffers, the growing buffers are freed,
-        and only then are the segments registered, so a seal never needs the growing rows'
-        bytes twice. If the device still cannot take them (1400), the resident copy is
-        dropped whole (NotLoad, the error kept for take_load_error) rather than left
-        stale: searches then say the collection is not loaded instead of answering from
-        rows that no longer match the disk."""
+        sealed segments. The new segments' tensors are cut from the growing buffers, the
+        growing buffers are freed, and only then are the segments registered, so a seal
+        never needs the growing rows' bytes twice. Raises (1400) when the device still
+        cannot take them; the caller then reloads the copy from disk."""
         coll = res.collection
         staged = []
-        for seg, g, live in new:
+        for seg, live in sealed.segments:
             rg = res.growing.get(seg.partition)
             if rg is None:
                 continue
-            dev_live = self.h2d.to_device(live)
+            dev_live = self.h2d(rg.device).to_device(live)
             cols = {}
             for name in res.fields:
                 col = rg.column(name)
@@ -355,39 +342,30 @@ class Loader:
                     cols[name] = (col[dev_live], None if valid is None else valid[dev_live])
                 else:
                     cols[name] = (col.take(live.numpy()), None)
-            staged.append((seg, cols))
+            staged.append((seg, rg.device, cols))
         for part in list(res.growing):
             self.allocator.free(coll.name, part, "growing")
         res.growing.clear()
-        try:
-            for seg, cols in staged:
-                rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
-                                     self.device, self.allocator)
-                res.segments[seg.id] = rs
-                for name, (col, valid) in cols.items():
-                    if isinstance(col, torch.Tensor):
-                        rs.put(name, col, valid)
-                    else:
-                        rs.put(name, col)
-                rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=self.device))
-                if seg.ivf_field in res.fields:
-                    rs.put_offsets(seg.ivf_field, self.h2d.to_device(seg.ivf_offsets))
-        except MilvusException as e:
-            self._drop(res)
-            res.state = LoadState.NotLoad
-            res.error = MilvusException(
-                f"collection {coll.name} was released: after a flush its newly sealed rows "
-                f"did not fit on the device ({e.message}). Its rows are safe on disk; load "
-                "it again, with fewer fields or after releasing others", code=e.code)
+        for seg, device, cols in staged:
+            rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
+                                 device, self.allocator)
+            res.segments[seg.id] = rs
+            for name, (col, valid) in cols.items():
+                if isinstance(col, torch.Tensor):
+                    rs.put(name, col, valid)
+                else:
+                    rs.put(name, col)
+            rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=device))
+            if seg.layout_field in res.fields:
+                self._put_layout(res, rs, seg)
 
     # -- a transient host copy ------------------------------------------------------------
     @staticmethod
     def snapshot(coll: Collection, fields: list[str], partitions: set[str]) -> Resident:
         """``fields`` of ``coll``'s rows in ``partitions`` (sealed and growing), copied into
         host memory for one operation on a collection that is not loaded (a delete by
-        filter). It has an allocator of its own and no listener: nothing of it is counted
-        as resident, and it is gone when the caller drops it. The caller holds the
-        client's lock."""
+        filter). It has an allocator of its own: nothing of it is counted as resident, and
+        it is gone when the caller drops it. The caller holds the database's lock."""
         loader = Loader(DeviceAllocator(torch.device("cpu")), lock=None)
         res = Resident(coll, fields, None, False, set(partitions))
         for seg in coll.sealed:
@@ -400,21 +378,19 @@ class Loader:
         return res
 
     # -- release --------------------------------------------------------------------------
-    def _drop(self, res: Resident) -> None:
-        if res.collection.listener is not None:
-            res.collection.listener = None
+    def drop(self, res: Resident) -> None:
         res.segments.clear()
         res.growing.clear()
-        res.centroids.clear()
-        res.centroid_sq.clear()
+        res.index_parts.clear()
         self.allocator.free(res.collection.name)
 
     def release(self, res: Resident) -> None:
         res.cancelled = True
         if res.state == LoadState.Loading:
             res.done.wait()
-        self._drop(res)
+        self.drop(res)
         res.state = LoadState.NotLoad
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
+

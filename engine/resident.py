@@ -5,7 +5,9 @@ device; Arrow columns in host memory, which is the device when it is "cpu") and 
 deleted-row mask. A :class:`ResidentGrowing` holds the loaded fields of a partition's
 growing segment in buffers that grow by doubling, so inserts after load are searchable at
 once (API.md rule 8). Every buffer is registered with the DeviceAllocator under its owner
-tag; nothing here is allocated behind its back.
+tag; nothing here is allocated behind its back. A segment made resident by a load
+registers through the load's reservation (``budget``); caches a read builds (norms, JSON
+paths) reserve their own bytes first.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from .allocator import DeviceAllocator, Owner
+from .allocator import DeviceAllocator, Owner, Reservation, nbytes_of
 from .columns import Batch
 from .expr import json_path
 from .schema import DYNAMIC_FIELD, CollectionSchema
@@ -28,17 +30,19 @@ class ResidentSegment:
     """Loaded columns of one sealed segment. Implements the expression ColumnSource."""
 
     def __init__(self, collection: str, partition: str, key: str, num_rows: int,
-                 device: torch.device, allocator: DeviceAllocator) -> None:
+                 device: torch.device, allocator: DeviceAllocator,
+                 budget: Reservation | None = None) -> None:
         self.collection, self.partition, self.key = collection, partition, key
         self.num_rows = num_rows
         self.device = device
         self.allocator = allocator
+        self.budget = budget if budget is not None else allocator  # what registrations draw
         self.cols: dict[str, Any] = {}
         self.valid: dict[str, torch.Tensor] = {}
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
         self.any_deleted = False  # lets a scan skip the live mask altogether
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
-        self.index: dict[str, torch.Tensor] = {}  # vector field -> IVF list offsets
+        self.layouts: dict[str, dict[str, torch.Tensor]] = {}  # vector field -> index layout
         self._norms: dict[str, torch.Tensor] = {}
 
     def owner(self, part: str) -> Owner:
@@ -46,35 +50,40 @@ class ResidentSegment:
 
     def put(self, name: str, col: Any, valid: torch.Tensor | None = None) -> None:
         objs = [col] if valid is None else [col, valid]
-        self.allocator.register(self.owner(name), *objs)
+        self.budget.register(self.owner(name), *objs)
         self.cols[name] = col
         if valid is not None:
             self.valid[name] = valid
 
     def norms(self, field: str) -> torch.Tensor:
         """(n,) float32 squared norms of a vector field's rows, computed once and kept
-        resident (part ``<field>/norms``); after a growing segment grew, only the new
-        rows are computed."""
+        resident (part ``<field>/norms``, its bytes reserved before they are allocated);
+        after a growing segment grew, only the new rows are computed."""
         hit = self._norms.get(field)
         if hit is None or hit.numel() != self.num_rows:
             x = self.column(field)
             done = hit.numel() if hit is not None and hit.numel() < x.shape[0] else 0
-            fresh = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
-            if done:
-                fresh[:done] = hit
-            for s in range(done, x.shape[0], 1 << 16):
-                xs = x[s:s + (1 << 16)].float()
-                fresh[s:s + (1 << 16)] = (xs * xs).sum(1)
-            self.allocator.register(self.owner(f"{field}/norms"), fresh)
+            grow = (x.shape[0] - (0 if hit is None else hit.numel())) * 4
+            with self.allocator.reserve(max(grow, 0), f"norms of {self.collection}/{field}") as r:
+                fresh = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
+                if done:
+                    fresh[:done] = hit
+                for s in range(done, x.shape[0], 1 << 16):
+                    xs = x[s:s + (1 << 16)].float()
+                    fresh[s:s + (1 << 16)] = (xs * xs).sum(1)
+                r.register(self.owner(f"{field}/norms"), fresh)
             self._norms[field] = hit = fresh
         return hit
 
-    def put_offsets(self, field: str, offsets: torch.Tensor) -> None:
-        self.allocator.register(self.owner(f"{field}/list_offsets"), offsets)
-        self.index[field] = offsets
+    def put_layout(self, field: str, layout: dict[str, torch.Tensor],
+                   labels: dict[str, str]) -> None:
+        """A vector index's layout tensors for ``field`` (parts ``<field>/<label>``)."""
+        for name, t in layout.items():
+            self.budget.register(self.owner(f"{field}/{labels.get(name, name)}"), t)
+        self.layouts[field] = layout
 
     def put_deleted(self, deleted: torch.Tensor) -> None:
-        self.allocator.register(self.owner(DELETED_PART), deleted)
+        self.budget.register(self.owner(DELETED_PART), deleted)
         self.deleted = deleted
         self.any_deleted = bool(deleted.any())
 
@@ -108,9 +117,13 @@ class ResidentSegment:
                                                                   self.device))
             else:
                 vals = json_path.extract(col, path, self.device)
+            objs = [o for _, v in ({**self._json_cache, key: (n, vals)}).values()
+                    for o in v.objects()]
+            owner = self.owner(CACHE_PART)
+            grow = sum(_device_bytes(o, self.device) for o in objs) - self.allocator.held(owner)
+            with self.allocator.reserve(max(grow, 0), f"filter cache of {self.collection}") as r:
+                r.register(owner, *objs)
             self._json_cache[key] = (n, vals)
-            self.allocator.register(self.owner(CACHE_PART), *[
-                o for _, v in self._json_cache.values() for o in v.objects()])
         return self._json_cache[key][1]
 
 
@@ -118,8 +131,9 @@ class ResidentGrowing(ResidentSegment):
     """Loaded columns of a growing segment, in capacity-doubling device buffers."""
 
     def __init__(self, collection: str, partition: str, schema: CollectionSchema,
-                 fields: list[str], device: torch.device, allocator: DeviceAllocator) -> None:
-        super().__init__(collection, partition, "growing", 0, device, allocator)
+                 fields: list[str], device: torch.device, allocator: DeviceAllocator,
+                 budget: Reservation | None = None) -> None:
+        super().__init__(collection, partition, "growing", 0, device, allocator, budget)
         self.schema = schema
         self.fields = fields
         self.capacity = 0
@@ -150,10 +164,14 @@ class ResidentGrowing(ResidentSegment):
             return extra
         return (_capacity_for(n1) - self.capacity) * _row_bytes(self.schema, self.fields) + extra
 
-    def append(self, batch: Batch, deleted: torch.Tensor | None = None) -> None:
+    def append(self, batch: Batch, deleted: torch.Tensor | None = None,
+               budget: Reservation | None = None) -> None:
+        """Append rows, registering new bytes through ``budget`` (a reservation taken for
+        them) or this segment's own budget."""
+        budget = budget if budget is not None else self.budget
         n0, n1 = self.num_rows, self.num_rows + batch.num_rows
         if n1 > self.capacity:
-            self._grow(_capacity_for(n1))
+            self._grow(_capacity_for(n1), budget)
         for name in self.fields:
             col = batch.cols.get(name)
             if col is None:
@@ -165,7 +183,7 @@ class ResidentGrowing(ResidentSegment):
             else:
                 chunks = self._chunks.setdefault(name, [])
                 chunks.append(col)
-                self.allocator.register(self.owner(name), *chunks)
+                budget.register(self.owner(name), *chunks)
         if deleted is not None:
             self._deleted_buf[n0:n1].copy_(deleted)
             self.any_deleted = self.any_deleted or bool(deleted.any())
@@ -174,7 +192,7 @@ class ResidentGrowing(ResidentSegment):
         self.num_rows = n1
         self._refresh_views()
 
-    def _grow(self, capacity: int) -> None:
+    def _grow(self, capacity: int, budget: Any) -> None:
         for name in self.fields:
             f = self.schema.field(name)
             if f is None or not f.is_fixed:
@@ -189,13 +207,13 @@ class ResidentGrowing(ResidentSegment):
                 if name in self._valid_bufs:
                     vbuf[: self.num_rows].copy_(self._valid_bufs[name][: self.num_rows])
                 objs.append(vbuf)
-            self.allocator.register(self.owner(name), *objs)
+            budget.register(self.owner(name), *objs)
             self._bufs[name] = buf
             if f.nullable:
                 self._valid_bufs[name] = objs[1]
         dbuf = torch.zeros(capacity, dtype=torch.bool, device=self.device)
         dbuf[: self.num_rows].copy_(self._deleted_buf[: self.num_rows])
-        self.allocator.register(self.owner(DELETED_PART), dbuf)
+        budget.register(self.owner(DELETED_PART), dbuf)
         self._deleted_buf = dbuf
         self.capacity = capacity
 
@@ -219,6 +237,13 @@ class ResidentGrowing(ResidentSegment):
         self._deleted_buf[: hit.numel()] |= hit.to(self.device)
         self.any_deleted = self.any_deleted or bool(hit.any())
         self._refresh_views()
+
+
+def _device_bytes(obj: Any, device: torch.device) -> int:
+    """Bytes ``obj`` counts against ``device`` (Arrow columns count only on the CPU)."""
+    if isinstance(obj, torch.Tensor) or device.type == "cpu":
+        return nbytes_of(obj)
+    return 0
 
 
 def _row_bytes(schema: CollectionSchema, fields: list[str]) -> int:

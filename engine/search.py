@@ -19,11 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-import kernels
-
 from .columns import column_to_python
 from .errors import FieldNotFound, ParamError
 from .expr import Filter
+from .index import VectorIndex
 from .loader import Resident
 from .resident import ResidentSegment
 from .schema import DYNAMIC_FIELD, CollectionSchema
@@ -131,11 +130,13 @@ def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor | No
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How to scan: the metric, IVF probes (None: exact scan), and the range bounds on the
-    internal distance (smaller is better): keep ``lo <= d < hi``."""
+    """How to scan: the metric, the vector index type and its per-batch probe (None: an
+    exact scan), and the range bounds on the internal distance (smaller is better): keep
+    ``lo <= d < hi``."""
 
     metric: str
-    probes: torch.Tensor | None = None
+    index: VectorIndex
+    probe: Any = None
     lo: float | None = None
     hi: float | None = None
 
@@ -164,13 +165,10 @@ def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]
 
 def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
-    offsets = seg.index.get(field_name)
     x = seg.column(field_name)
     x_sq = seg.norms(field_name) if plan.metric != "IP" else None
-    if plan.probes is not None and offsets is not None:
-        return kernels.ivf_search(q, x, offsets, plan.probes, limit, plan.metric, mask,
-                                  plan.lo, plan.hi, x_sq)
-    return kernels.flat_search(q, x, limit, plan.metric, mask, plan.lo, plan.hi, x_sq)
+    return plan.index.scan(q, x, seg.layouts.get(field_name), plan.probe, limit, plan.metric,
+                           mask, plan.lo, plan.hi, x_sq)
 
 
 def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Plan,

@@ -31,8 +31,8 @@ class SealedSegment:
     sealed_seq: int
     pk: Any
     deleted: torch.Tensor
-    ivf_field: str | None = None           # rows are in this IVF field's list order
-    ivf_offsets: torch.Tensor | None = None  # (nlist + 1,) int64
+    layout_field: str | None = None   # rows are stored in this vector field's index order
+    layout: dict[str, torch.Tensor] | None = None  # that order's tensors (IVF: list offsets)
 
     @property
     def num_rows(self) -> int:

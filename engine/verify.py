@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import read_catalog
-from .collection import read_manifest
+from .storage.manifest import read_manifest
 from .errors import StorageError
-from .index import ivf
+from .index.files import load_tensors, trained_path
 from .storage.segments import read_arrow, read_deletes, read_tensor
 from .storage.wal import records
 
@@ -64,22 +64,22 @@ def _collection(name: str, folder: Path) -> tuple[int, list[Problem], list[str]]
     except (OSError, ValueError) as e:
         return 1, [Problem(name, folder / "manifest.json", f"{type(e).__name__}: {e}")], []
     checked = 1
-    for d in m["indexes"]:
+    for d in m.indexes:
         if d.get("trained"):
-            path = ivf.centroid_path(folder, d["index_id"])
-            _check(name, path, problems, lambda: ivf.load_centroids(path, d["checksum"]))
+            path = trained_path(folder, d["index_id"])
+            _check(name, path, problems, lambda: load_tensors(path, d["checksum"]))
             checked += 1
-    for f in m["delete_files"]:
+    for f in m.delete_files:
         path = folder / "deletes" / f
-        _check(name, path, problems, lambda: read_deletes(path, m["delete_sums"][f]))
+        _check(name, path, problems, lambda: read_deletes(path, m.delete_sums[f]))
         checked += 1
-    for s in m["segments"]:
+    for s in m.segments:
         seg_dir = folder / "segments" / f"{s['id']:08d}"
         for file, sums in sorted(s["files"].items()):
             path = seg_dir / file
             checked += 1
-            if file.endswith(".ivf.safetensors"):
-                _check(name, path, problems, lambda: ivf.load_offsets(path, sums["file"]))
+            if file.endswith(".safetensors") and "header" not in sums:  # an index layout
+                _check(name, path, problems, lambda: load_tensors(path, sums["file"]))
             elif file.endswith(".safetensors"):
                 stem = file[:-len(".safetensors")]
                 for key in (k for k in sums if k != "header"):

@@ -73,7 +73,7 @@ def make_loaded(client, name: str = "c", n: int = 100, dim: int = 8, metric: str
 
 def column_file(client, collection: str, column: str) -> str:
     """The file name of ``column`` inside a segment folder of ``collection``."""
-    coll = client._colls[collection]
+    coll = client._db.collections[collection]
     f = coll.schema.field(column)
     fixed = f is not None and f.is_fixed
     return coll.stems[column] + (".safetensors" if fixed else ".arrow")

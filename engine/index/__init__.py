@@ -1,5 +1,6 @@
-"""Index specs and builds. The maths lives in ``kernels/``."""
-from . import ivf
+"""Index specs, the vector index protocol and its registry. The maths lives in ``kernels/``."""
+from . import registry
+from .base import VectorIndex
 from .spec import IndexParams, IndexSpec
 
-__all__ = ["IndexParams", "IndexSpec", "ivf"]
+__all__ = ["IndexParams", "IndexSpec", "VectorIndex", "registry"]

@@ -2,36 +2,28 @@
 
 Decisions (see README):
 - Centroids are trained once **per collection** (k-means in ``kernels`` on the collection's
-  device, on a sample of at most ``SAMPLE_PER_LIST * nlist`` rows) and stored as
-  ``index/<index id>.safetensors`` (an id the engine assigns, never the index's name). One
-  coarse quantisation per query batch then serves every segment.
+  device, on a sample of at most ``SAMPLE_PER_LIST * nlist`` rows). One coarse
+  quantisation per query batch then serves every segment.
 - Each sealed segment is written in list order: all of its columns are permuted so that
-  list ``l`` is the contiguous row range ``offsets[l]:offsets[l+1]``;
+  list ``l`` is the contiguous row range ``offsets[l]:offsets[l+1]``; the layout file
   ``<stem>.ivf.safetensors`` beside the shards holds ``offsets`` (nlist + 1,) int64. No
   second copy of the vectors exists, on disk or on the device.
 - Segments sealed before the centroids existed, and the growing segment, are scanned
   exactly (flat); results are then a superset in quality, never worse.
-- Rows have one order, so a collection has at most one IVF index.
+- Rows have one order, so a collection has at most one index with a layout.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from safetensors.torch import load, save
 
 import kernels
 
 from ..errors import ParamError
-from ..storage import checksum
-from ..storage.files import write_atomic
+from .base import Tensors, VectorIndex
 
 SAMPLE_PER_LIST = 64
 DEFAULT_NLIST = 128
 DEFAULT_NPROBE = 8
-AUTO_IVF_MIN_ROWS = 1_000_000
-AUTO_NLIST = 1024
-AUTO_NPROBE = 32
 
 
 def _as_int(v):
@@ -69,43 +61,46 @@ def list_order(vectors: torch.Tensor, centroids: torch.Tensor, metric: str,
     return perm, offsets
 
 
-def centroid_path(coll_dir: Path, index_id: int) -> Path:
-    """The centroids of the index with engine-assigned id ``index_id``."""
-    return coll_dir / "index" / f"{int(index_id):08d}.safetensors"
+class IvfFlat(VectorIndex):
+    name = "IVF_FLAT"
+    trains = True
+    layout_suffix = "ivf"
+    part_labels = {"offsets": "list_offsets"}
 
+    def check_params(self, params: dict) -> dict:
+        return {**params, "nlist": check_nlist(params)}
 
-def _save_durable(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Write a safetensors file beside ``path``, fsync it, rename it over ``path``; returns
-    its checksum. A failed write leaves nothing behind."""
-    path.parent.mkdir(exist_ok=True)
-    data = save({k: v.contiguous() for k, v in tensors.items()})
-    write_atomic(path, data)
-    return checksum.digest(data)
+    def train_rows(self, params: dict) -> tuple[int, int]:
+        nlist = params["nlist"]
+        return nlist, SAMPLE_PER_LIST * nlist
 
+    def train(self, sample, params, metric, device) -> Tensors:
+        return {"centroids": train(sample, params["nlist"], metric, device)}
 
-def _load_checked(path: Path, expected: str | None) -> dict[str, torch.Tensor]:
-    with open(path, "rb") as fh:
-        data = fh.read()
-    checksum.check(data, expected, path)
-    return load(data)
+    def order(self, vectors, trained, metric, device):
+        perm, offsets = list_order(vectors, trained["centroids"], metric, device)
+        return perm, {"offsets": offsets}
 
+    def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:
+        cent = trained["centroids"].to(device)
+        c = cent.float()
+        return {"centroids": cent, "centroid_norms": (c * c).sum(1)}
 
-def save_centroids(path: Path, centroids: torch.Tensor) -> str:
-    return _save_durable(path, {"centroids": centroids})
+    def resident_bytes(self, trained: Tensors) -> int:
+        cent = trained["centroids"]
+        return (cent.numel() + cent.shape[0]) * 4
 
+    def probe(self, queries, resident, build, search, metric):
+        cent = resident.get("centroids")
+        if cent is None:
+            return None
+        nlist = cent.shape[0]
+        nprobe = check_nprobe(search, nlist, build.get("nprobe", DEFAULT_NPROBE))
+        return kernels.coarse_probe(queries, cent, nprobe, metric,
+                                    resident.get("centroid_norms"))
 
-def load_centroids(path: Path, expected: str | None) -> torch.Tensor:
-    return _load_checked(path, expected)["centroids"]
-
-
-def offsets_path(seg_dir: Path, stem: str) -> Path:
-    """The list offsets beside the shard of the vector column with file stem ``stem``."""
-    return seg_dir / f"{stem}.ivf.safetensors"
-
-
-def save_offsets(path: Path, offsets: torch.Tensor) -> str:
-    return _save_durable(path, {"offsets": offsets})
-
-
-def load_offsets(path: Path, expected: str | None) -> torch.Tensor:
-    return _load_checked(path, expected)["offsets"]
+    def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):
+        if probe is None or not layout:
+            return super().scan(queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq)
+        return kernels.ivf_search(queries, x, layout["offsets"], probe, limit, metric, mask,
+                                  lo, hi, x_sq)

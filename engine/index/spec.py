@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import ParamError
 from ..names import check_name
+from . import registry
 
-VECTOR_INDEX_TYPES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 SCALAR_INDEX_TYPES = ("", "AUTOINDEX", "INVERTED", "STL_SORT", "TRIE", "BITMAP")
 METRIC_TYPES = ("L2", "IP", "COSINE")
 
@@ -47,27 +47,21 @@ class IndexSpec:
         """Validate against the field kind; a vector index gets its default metric."""
         if is_vector:
             itype = self.index_type or "AUTOINDEX"
-            if itype not in VECTOR_INDEX_TYPES:
+            if itype not in registry.vector_types():
                 raise ParamError(f"index type {itype} is not supported on vector field "
-                                 f"{self.field_name}; use one of {list(VECTOR_INDEX_TYPES)}")
+                                 f"{self.field_name}; use one of {list(registry.vector_types())}")
             metric = self.metric_type or "COSINE"
             if metric not in METRIC_TYPES:
                 raise ParamError(f"metric type {metric} is not supported; use one of "
                                  f"{list(METRIC_TYPES)}")
             params = dict(self.params)
-            if itype == "IVF_FLAT":
-                from .ivf import check_nlist
-
-                params["nlist"] = check_nlist(params)
+            if itype != "AUTOINDEX":
+                params = registry.get(itype).check_params(params)
             return IndexSpec(self.field_name, self.index_name, itype, metric, params)
         if self.index_type not in SCALAR_INDEX_TYPES:
             raise ParamError(f"index type {self.index_type} is not supported on scalar field "
                              f"{self.field_name}; use one of {list(SCALAR_INDEX_TYPES[1:])}")
         return self
-
-    @property
-    def is_ivf(self) -> bool:
-        return self.index_type == "IVF_FLAT"
 
     def to_dict(self) -> dict:
         return {"field_name": self.field_name, "index_name": self.index_name,

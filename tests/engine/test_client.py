@@ -10,7 +10,7 @@ from ..conftest import basic_rows, basic_schema, index_params, make_loaded
 
 
 def _wal_size(client, name):
-    return (client._colls[name].path / "wal.log").stat().st_size
+    return (client._db.collections[name].path / "wal.log").stat().st_size
 
 
 def test_quick_create_indexes_and_loads(client):
@@ -266,7 +266,7 @@ def test_wal_replay_restores_unflushed_rows(tmp_path):
     c.delete("c", ids=[3])
     c.upsert("c", [{**basic_rows(1, start=4)[0], "title": "up"}])
     # simulate a crash: drop the client without close() (no flush), release the lock
-    c._dir.close()
+    c._db._dir.close()
     c2 = MilvusClient(path, device="cpu")
     c2.load_collection("c")
     assert c2.get_collection_stats("c") == {"row_count": 9}
@@ -454,7 +454,7 @@ def test_index_lifecycle(client):
 
 def test_drop_collection_removes_everything(client):
     make_loaded(client, n=10, flush=True)
-    path = client._colls["c"].path
+    path = client._db.collections["c"].path
     client.drop_collection("c")
     assert not client.has_collection("c")
     assert client.memory_info("c") == {"bytes": 0, "parts": {}}

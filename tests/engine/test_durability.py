@@ -15,6 +15,7 @@ import pytest
 from engine import LoadState, MilvusClient
 from engine import collection as coll_mod
 from engine.errors import MilvusException, StorageError, WriteFailed
+from engine.storage import manifest as manifest_mod
 from engine.storage import wal as wal_mod
 
 from ..conftest import basic_rows, basic_schema, index_params
@@ -97,7 +98,7 @@ def test_a_damaged_collection_does_not_close_the_directory(tmp_path, damaged):
         c.insert(name, basic_rows(20))
         c.flush(name)
     c.release_collection("ok")
-    folder = c._colls["c"].path
+    folder = c._db.collections["c"].path
     c.close()
     bad = folder / damaged
     cut = bad.read_bytes()[:-30]
@@ -152,7 +153,7 @@ def test_a_flush_the_disk_refuses_leaves_no_trace_and_loses_no_row(tmp_path, mon
     c.insert("c", basic_rows(10, start=100), partition_name="p1")
     c.delete("c", ids=[3])
     want = [i for i in range(10) if i != 3] + list(range(100, 110))
-    root = c._colls["c"].path
+    root = c._db.collections["c"].path
     manifest = (root / "manifest.json").read_bytes()
     real = coll_mod.write_segment
     calls = []
@@ -192,8 +193,13 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     disk."""
     path, c = _client_with_rows(tmp_path, 10)
     c.release_collection("c")
-    real = coll_mod.write_manifest
-    monkeypatch.setattr(coll_mod, "write_manifest", _no_space)
+    real = manifest_mod.write_manifest
+
+    def refuse_manifests(write):
+        monkeypatch.setattr(manifest_mod, "write_manifest", write)
+        monkeypatch.setattr(coll_mod, "write_manifest", write)
+
+    refuse_manifests(_no_space)
     for call in (lambda: c.create_partition("c", "p1"), lambda: c.load_collection("c"),
                  lambda: c.create_collection("d", schema=basic_schema())):
         with pytest.raises(WriteFailed, match="free disk space"):
@@ -202,19 +208,19 @@ def test_manifest_writes_the_disk_refuses_are_undone(tmp_path, monkeypatch):
     assert c.get_load_state("c") == {"state": LoadState.NotLoad}
     assert c.memory_info()["used_bytes"] == 0
     assert c.list_collections() == ["c"]
-    assert list((tmp_path / "d" / "collections").iterdir()) == [c._colls["c"].path]
-    monkeypatch.setattr(coll_mod, "write_manifest", real)
+    assert list((tmp_path / "d" / "collections").iterdir()) == [c._db.collections["c"].path]
+    refuse_manifests(real)
     c.create_partition("c", "p1")
     c.load_collection("c")
     c.close()
-    monkeypatch.setattr(coll_mod, "write_manifest", _no_space)
+    refuse_manifests(_no_space)
     c = MilvusClient(path, device="cpu")  # restores the load: no manifest write needed
     deadline = time.time() + 30
     while c.get_load_state("c")["state"] != LoadState.Loaded and time.time() < deadline:
         time.sleep(0.01)
     assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 10}]
     assert c.list_partitions("c") == ["_default", "p1"]
-    monkeypatch.setattr(coll_mod, "write_manifest", real)
+    refuse_manifests(real)
     c.close()
 
 
@@ -349,7 +355,7 @@ def test_a_shard_writer_error_is_write_failed_and_leaves_no_temp(tmp_path, monke
     monkeypatch.setattr(seg_mod, "save_file", refuse)
     with pytest.raises(WriteFailed, match="Nothing was sealed"):
         c.flush("c")
-    root = c._colls["c"].path
+    root = c._db.collections["c"].path
     assert not [p for p in root.rglob("*") if ".tmp" in p.name]
     with pytest.warns(RuntimeWarning, match="not sealed at close"):
         c.close()

@@ -17,7 +17,7 @@ from ..conftest import basic_rows, basic_schema, column_file, index_params, make
 def _resident_nbytes(client, name):
     """Independent sum of what the collection holds resident, split as memory_info splits
     it: (device bytes, host bytes). On the CPU device everything is device memory."""
-    res = client._resident[name]
+    res = client._db.residency.get(name)
     dev = host = 0
     for seg in [*res.segments.values(), *res.growing.values()]:
         objs = [seg.deleted] if not hasattr(seg, "_deleted_buf") else [seg._deleted_buf]
@@ -26,7 +26,8 @@ def _resident_nbytes(client, name):
             objs += [c for chunks in seg._chunks.values() for c in chunks]
         else:
             objs += list(seg.cols.values()) + list(seg.valid.values())
-        objs += list(seg._norms.values()) + list(seg.index.values())
+        objs += list(seg._norms.values())
+        objs += [t for layout in seg.layouts.values() for t in layout.values()]
         objs += [o for _, v in seg._json_cache.values() for o in v.objects()]
         for o in objs:
             if isinstance(o, torch.Tensor):
@@ -35,7 +36,8 @@ def _resident_nbytes(client, name):
                 dev += o.nbytes
             else:
                 host += o.nbytes
-    dev += sum(c.numel() * c.element_size() for c in res.centroids.values())
+    dev += sum(t.numel() * t.element_size() for parts in res.index_parts.values()
+               for t in parts.values())
     return dev, host
 
 
@@ -113,7 +115,7 @@ def test_rule4_partial_load_limits_filters_and_outputs(client):
     got = client.query("c", "age == 3", output_fields=["*"])
     assert got == [{"id": 3, "vec": pytest.approx(rows[3]["vec"]), "age": 3}]
     # nothing was read from disk behind the user's back
-    assert set(client._resident["c"].fields) == {"id", "vec", "age"}
+    assert set(client._db.residency.get("c").fields) == {"id", "vec", "age"}
 
 
 def test_partial_load_saves_real_memory(client):
@@ -125,7 +127,7 @@ def test_partial_load_saves_real_memory(client):
     client.load_collection("c", load_fields=["vec", "id"], skip_load_dynamic_field=True)
     part = sum(_info_bytes(client, "c"))
     assert part < full and full - part == sum(
-        b for p, b in client._colls["c"].manifest["segments"][0]["bytes"].items()
+        b for p, b in client._db.collections["c"].manifest.segments[0]["bytes"].items()
         if p in ("title", "score", "age", "$meta"))
 
 
@@ -172,7 +174,7 @@ def test_rule7_too_big_fails_1400_and_leaves_nothing(tmp_path, device):
     assert c.memory_info()["used_bytes"] == used
     assert c.get_load_state("c") == {"state": LoadState.NotLoad}
     assert c.memory_info("c") == {"bytes": 0, "parts": {}}
-    assert c._colls["c"].manifest["load"]["loaded"] is False
+    assert c._db.collections["c"].manifest.load.loaded is False
     c.close()
 
 
@@ -188,7 +190,7 @@ def test_a_file_that_cannot_be_read_rolls_the_load_back(tmp_path, device, broken
         c.insert("c", basic_rows(50, start=i * 50, seed=i))
         c.flush("c")
     c.release_collection("c")
-    seg_dirs = sorted((c._colls["c"].path / "segments").iterdir())
+    seg_dirs = sorted((c._db.collections["c"].path / "segments").iterdir())
     path = seg_dirs[-1] / column_file(c, "c", broken)
     good = path.read_bytes()
     path.write_bytes(good[: len(good) - 40])
@@ -227,9 +229,9 @@ def test_rule8_inserts_after_load_are_visible_and_seal_without_reload(client):
     client.insert("c", new)
     assert client.search("c", [new[2]["vec"]], limit=1)[0][0]["id"] == 1002
     assert "growing" in {s for s in _owner_segments(client)}
-    loaded_before = set(client._resident["c"].segments)
+    loaded_before = set(client._db.residency.get("c").segments)
     client.flush("c")
-    res = client._resident["c"]
+    res = client._db.residency.get("c")
     assert set(res.segments) - loaded_before  # a new resident sealed segment
     assert not res.growing
     assert client.search("c", [new[2]["vec"]], limit=1)[0][0]["id"] == 1002
@@ -248,7 +250,8 @@ def _loaded_with_growing(client):
 
 def test_memory_info_shape_and_empty_entry(client):
     info = client.memory_info()
-    assert set(info) == {"device", "capacity_bytes", "used_bytes", "free_bytes", "collections"}
+    assert set(info) == {"device", "capacity_bytes", "used_bytes", "reserved_bytes", "free_bytes",
+                         "collections"}
     assert info["device"] == str(client.device) and info["collections"] == {}
     assert info["used_bytes"] == 0 and info["free_bytes"] == info["capacity_bytes"]
     assert client.memory_info("nothing") == {"bytes": 0, "parts": {}}
@@ -467,13 +470,13 @@ def test_refresh_load_picks_up_new_segments_on_disk(client):
     from engine.storage.wal import Kind
 
     rows = make_loaded(client, n=10, flush=True)
-    path = client._colls["c"].path
+    path = client._db.collections["c"].path
     # a bulk-import tool writes one more sealed segment straight into the directory
     tool = Collection(path, read_manifest(path), 1 << 30)
     tool.wal = type(tool.wal)(path / "tool-wal.log")
     from engine.columns import to_batch
     tool.write(Kind.INSERT, "_default", to_batch(tool.schema, basic_rows(4, start=50, seed=2)))
-    tool.manifest["next_segment_id"] = 100
+    tool.manifest.next_segment_id = 100  # a tool's own numbering, not the client's
     tool.flush()
     tool.close()
     assert client.get("c", [51]) == []  # not resident yet
@@ -487,11 +490,11 @@ def test_insert_into_loaded_collection_that_cannot_grow_writes_nothing(tmp_path,
     c = MilvusClient(str(tmp_path / "d"), device=device, memory_limit=60_000)
     c.create_collection("c", schema=basic_schema(dim=8), index_params=index_params())
     c.insert("c", basic_rows(10))  # the first growing buffer (1024 rows) fits
-    wal = (c._colls["c"].path / "wal.log").stat().st_size
+    wal = (c._db.collections["c"].path / "wal.log").stat().st_size
     with pytest.raises(MilvusException) as e:
         c.insert("c", basic_rows(3000, start=100))  # would need a 4096-row buffer
     assert e.value.code == 1400 and "new rows" in e.value.message
-    assert (c._colls["c"].path / "wal.log").stat().st_size == wal
+    assert (c._db.collections["c"].path / "wal.log").stat().st_size == wal
     assert c.get_collection_stats("c") == {"row_count": 10}
     c.release_collection("c")
     assert c.insert("c", basic_rows(3000, start=100))["insert_count"] == 3000  # unloaded: fine
@@ -628,7 +631,7 @@ def test_expanding_a_load_that_does_not_fit_keeps_what_is_loaded(tmp_path):
         assert e.value.code == 1400
         assert c.get_load_state("c", "p1") == {"state": LoadState.Loaded}
         assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 1000}]
-        assert c._colls["c"].manifest["load"]["partitions"] == ["p1"]
+        assert c._db.collections["c"].manifest.load.partitions == ("p1",)
     c.close()
 
 
@@ -691,9 +694,9 @@ def _gate_loader(monkeypatch):
     gate = threading.Event()
     real = Loader._load_sealed
 
-    def gated(self, res, seg):
+    def gated(self, res, seg, *args):
         gate.wait(30)
-        return real(self, res, seg)
+        return real(self, res, seg, *args)
 
     monkeypatch.setattr(Loader, "_load_sealed", gated)
     return gate

@@ -1,11 +1,15 @@
 """The client against a plain-Python model of a collection, driven by hypothesis through
-random sequences of writes, seals, loads, releases and reopens: every search, query and
-get must agree with the model (search by brute force over the model's live rows)."""
+random sequences of writes, seals, loads (in the background too, with partitions released
+while they copy), releases, index rebuilds and reopens under memory limits small enough
+that some loads and seals meet 1400: every search, query and get must agree with the model
+(search by brute force over the model's live rows), and after every step the allocator
+holds exactly the resident parts, with nothing left reserved."""
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+import threading
 
 import numpy as np
 import pytest
@@ -15,10 +19,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from engine import DataType, LoadState, MilvusClient
+from engine.errors import InsufficientMemory
 
 DIM = 4
 NLIST = 4
 SEAL_BYTES = 2_000  # a few dozen rows per sealed segment: seals happen on their own
+# None: the machine's; the others are small enough that some loads, inserts and seals do
+# not fit (a growing buffer alone takes 1024 rows of capacity, about 40 kB here).
+LIMITS = [None, None, 36_000, 45_000]
 
 
 def _schema():
@@ -43,6 +51,7 @@ class CollectionModel(RuleBasedStateMachine):
         self.rng = np.random.default_rng(0)
         self.loaded = True
         self.parts = {"_default", "p1"}  # the loaded partitions, when loaded
+        self.limit = None
         self.client = self._open()
         p = MilvusClient.prepare_index_params()
         p.add_index("vec", self.index_type, metric_type="L2",
@@ -53,7 +62,17 @@ class CollectionModel(RuleBasedStateMachine):
             self.client.load_collection("c")
 
     def _open(self) -> MilvusClient:
-        return MilvusClient(self.root, device=self.device, segment_max_bytes=SEAL_BYTES)
+        return MilvusClient(self.root, device=self.device, segment_max_bytes=SEAL_BYTES,
+                            memory_limit=self.limit)
+
+    def _check_still_loaded(self) -> None:
+        """A write whose rows or seal did not fit on the device (1400) leaves the
+        collection either loaded and right (reloaded from disk) or NotLoad with the error
+        kept; never loaded and stale."""
+        if self.loaded and self.client.get_load_state("c")["state"] == LoadState.NotLoad:
+            err = self.client.take_load_error("c")
+            assert err is not None and err.code == 1400, err
+            self.loaded = False
 
     def teardown(self) -> None:
         self.client.close()
@@ -77,8 +96,13 @@ class CollectionModel(RuleBasedStateMachine):
     def insert(self, n, age, part):
         pks = list(range(self.next_pk, self.next_pk + n))
         self.next_pk += n
+        before = dict(self.rows)
         rows = self._new_rows(pks, age, part or "_default")
-        assert self.client.insert("c", rows, partition_name=part)["insert_count"] == n
+        try:
+            assert self.client.insert("c", rows, partition_name=part)["insert_count"] == n
+        except InsufficientMemory:  # refused before anything was written
+            self.rows = before
+        self._check_still_loaded()
 
     @precondition(lambda self: self.next_pk > 0)
     @rule(data=st.data(), age=st.integers(0, 9))
@@ -89,7 +113,13 @@ class CollectionModel(RuleBasedStateMachine):
         if not pks:
             return
         self.next_pk = max(self.next_pk, pks[-1] + 1)
-        assert self.client.upsert("c", self._new_rows(pks, age))["upsert_count"] == len(pks)
+        before = dict(self.rows)
+        try:
+            got = self.client.upsert("c", self._new_rows(pks, age))["upsert_count"]
+            assert got == len(pks)
+        except InsufficientMemory:  # refused before anything was written
+            self.rows = before
+        self._check_still_loaded()
 
     @precondition(lambda self: self.next_pk > 0)
     @rule(data=st.data())
@@ -113,6 +143,22 @@ class CollectionModel(RuleBasedStateMachine):
     @rule()
     def flush(self):
         self.client.flush("c")
+        self._check_still_loaded()
+
+    @precondition(lambda self: self.loaded)
+    @rule(fraction=st.floats(0.02, 1.0))
+    def flush_under_pressure(self, fraction):
+        """Seal while the device has less room than the collection holds (as when another
+        process took memory): moving the sealed rows may meet 1400, and the copy is then
+        reloaded or left NotLoad, never stale."""
+        alloc = self.client.allocator
+        capacity = alloc.capacity
+        alloc.capacity = int(alloc.used_bytes * fraction)
+        try:
+            self.client.flush("c")
+        finally:
+            alloc.capacity = capacity
+        self._check_still_loaded()
 
     # -- load state -----------------------------------------------------------------------
     @precondition(lambda self: self.loaded)
@@ -125,19 +171,63 @@ class CollectionModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.loaded)
     @rule(only_default=st.booleans())
     def load(self, only_default):
-        if only_default:
-            self.client.load_partitions("c", ["_default"])
-            self.parts = {"_default"}
-        else:
-            self.client.load_collection("c")
-            self.parts = {"_default", "p1"}
+        try:
+            if only_default:
+                self.client.load_partitions("c", ["_default"])
+                self.parts = {"_default"}
+            else:
+                self.client.load_collection("c")
+                self.parts = {"_default", "p1"}
+        except InsufficientMemory:
+            assert self.client.get_load_state("c") == {"state": LoadState.NotLoad}
+            assert self.client.memory_info("c") == {"bytes": 0, "parts": {}}
+            return
         self.loaded = True
 
     @precondition(lambda self: self.loaded and self.parts == {"_default"})
     @rule()
     def load_more(self):
-        self.client.load_partitions("c", ["p1"])
+        """Expanding a load is all or nothing: refused, what was loaded stays loaded."""
+        try:
+            self.client.load_partitions("c", ["p1"])
+        except InsufficientMemory:
+            assert self.client.get_load_state("c", "_default") == {"state": LoadState.Loaded}
+            return
         self.parts = {"_default", "p1"}
+
+    @precondition(lambda self: not self.loaded)
+    @rule(release_p1=st.booleans())
+    def load_in_background(self, release_p1):
+        """A background load (``_async``), with p1 released while its segments copy: the
+        released partition's rows must not stay resident, counted or searchable."""
+        loader = self.client._db.residency.loader
+        gate = threading.Event()
+        real = loader._load_sealed
+
+        def gated(*args, **kwargs):
+            gate.wait(30)
+            return real(*args, **kwargs)
+
+        loader._load_sealed = gated
+        try:
+            try:
+                self.client.load_collection("c", _async=True)
+            except InsufficientMemory:  # does not fit: refused up front, nothing changed
+                assert self.client.get_load_state("c") == {"state": LoadState.NotLoad}
+                return
+            if release_p1:
+                self.client.release_partitions("c", ["p1"])
+        finally:
+            gate.set()
+            del loader._load_sealed
+        while self.client.get_load_state("c")["state"] == LoadState.Loading:
+            threading.Event().wait(0.005)
+        assert self.client.get_load_state("c") == {"state": LoadState.Loaded}
+        self.loaded = True
+        self.parts = {"_default"} if release_p1 else {"_default", "p1"}
+        if release_p1:
+            owners = self.client.allocator._bytes
+            assert not [o for o in owners if o.collection == "c" and o.partition == "p1"]
 
     @precondition(lambda self: not self.loaded)
     @rule(nlist=st.integers(2, 8))
@@ -150,15 +240,19 @@ class CollectionModel(RuleBasedStateMachine):
                     params={"nlist": nlist} if self.index_type == "IVF_FLAT" else {})
         self.client.create_index("c", p)
 
-    @rule()
-    def reopen(self):
+    @rule(limit=st.sampled_from(LIMITS))
+    def reopen(self, limit):
+        """Reopen, with another memory limit: a loaded collection is restored in the
+        background; one that does not fit stays NotLoad with the error kept."""
         self.client.close()
-        self.client = self._open()  # a loaded collection is restored in the background
-        if self.loaded:  # waits for the restore
-            if self.parts == {"_default"}:
-                self.client.load_partitions("c", ["_default"])
-            else:
-                self.client.load_collection("c")
+        self.limit = limit
+        self.client = self._open()
+        while self.client.get_load_state("c")["state"] == LoadState.Loading:
+            threading.Event().wait(0.005)
+        if self.loaded and self.client.get_load_state("c")["state"] == LoadState.NotLoad:
+            err = self.client.take_load_error("c")
+            assert err is not None and err.code == 1400, err
+            self.loaded = False
         assert self.client.get_load_state("c")["state"] == (
             LoadState.Loaded if self.loaded else LoadState.NotLoad)
 
@@ -204,12 +298,15 @@ class CollectionModel(RuleBasedStateMachine):
 
     @invariant()
     def allocator_counts_exactly_what_is_resident(self):
-        """No load runs between steps: used_bytes is the sum of the resident parts, with
-        nothing left reserved (an IVF load used to leave its reservation behind)."""
+        """used_bytes is the resident parts plus open reservations, and no load runs
+        between steps, so nothing is reserved (an IVF load used to leave its reservation
+        behind)."""
         info = self.client.memory_info()
         resident = sum(c["bytes"] for c in info["collections"].values())
-        assert info["used_bytes"] == resident
-        assert not self.client.allocator._reserved
+        assert info["used_bytes"] == resident + info["reserved_bytes"]
+        assert info["reserved_bytes"] == 0
+        if not self.loaded:
+            assert self.client.memory_info("c") == {"bytes": 0, "parts": {}}
 
 
 class IvfCollectionModel(CollectionModel):
@@ -220,7 +317,7 @@ class CudaIvfCollectionModel(IvfCollectionModel):
     device = "cuda"
 
 
-_SETTINGS = settings(max_examples=int(os.environ.get("HOTSET_MODEL_EXAMPLES", 30)),
+_SETTINGS = settings(max_examples=int(os.environ.get("HOTSET_MODEL_EXAMPLES", 100)),
                      stateful_step_count=30, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 TestFlatModel = CollectionModel.TestCase

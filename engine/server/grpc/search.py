@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from ...client import UNSUPPORTED_SEARCH, MilvusClient
-from ...errors import ParamError
+from ...client import MilvusClient
+from ...reads import UNSUPPORTED_SEARCH, is_count
 from ...schema import DataType
 from .entities import _ids
 from .status import OK
@@ -74,15 +74,13 @@ def query(c: MilvusClient, req) -> milvus_pb2.QueryResults:
     output = list(req.output_fields)
     limit = int_of(p["limit"], "limit") if "limit" in p else None
     offset = int_of(p.get("offset") or 0, "offset")
-    if [o.replace(" ", "").lower() for o in output] == ["count(*)"]:
+    if is_count(output):
         n = c.query(name, req.expr, output_fields=["count(*)"], filter_params=params,
                     partition_names=list(req.partition_names) or None, **growing)[0]["count(*)"]
         fd = schema_pb2.FieldData(type=int(DataType.INT64), field_name="count(*)")
         fd.scalars.long_data.data.append(n)
         return milvus_pb2.QueryResults(status=OK, fields_data=[fd], collection_name=name,
                                        output_fields=["count(*)"])
-    if not req.expr and limit is None:
-        raise ParamError("empty expression should be used with limit")
     rows = c.query(name, req.expr, output_fields=output or None, limit=limit, offset=offset,
                    partition_names=list(req.partition_names) or None, filter_params=params,
                    **growing)

@@ -7,7 +7,7 @@ import torch
 from bench.datasets import manifold
 from engine import DataType, MilvusClient
 from engine.errors import MilvusException
-from engine.index import ivf
+from engine.index import ivf, registry
 from engine.storage.segments import read_tensor
 from kernels import ref
 
@@ -36,17 +36,17 @@ def ivf_coll(client):
 
 def test_segments_are_rewritten_in_list_order(ivf_coll):
     c = ivf_coll
-    coll = c._colls["c"]
-    cent = coll.centroids["vec"]
+    coll = c._db.collections["c"]
+    cent = coll.trained["vec"]["centroids"]
     assert cent.shape == (16, 8)
     assert len(coll.sealed) == 3
     for seg in coll.sealed:
-        assert seg.ivf_field == "vec"
+        assert seg.layout_field == "vec"
         v = read_tensor(coll.segment_dir(seg.id), coll.stems["vec"])
         lab = ref.assign(v, cent, "L2")
         assert bool((lab[1:] >= lab[:-1]).all())  # sorted by list
-        assert seg.ivf_offsets[-1] == seg.num_rows
-        assert torch.equal(torch.bincount(lab, minlength=16), seg.ivf_offsets.diff())
+        assert seg.layout["offsets"][-1] == seg.num_rows
+        assert torch.equal(torch.bincount(lab, minlength=16), seg.layout["offsets"].diff())
     assert c.get_collection_stats("c") == {"row_count": 600}
     assert c.describe_index("c", "vec")["index_type"] == "IVF_FLAT"
     assert c.describe_index("c", "vec")["nlist"] == 16
@@ -72,9 +72,9 @@ def test_release_gives_back_every_index_byte(client):
     client.load_collection("c")
     client.search("c", [[0.0] * 8], limit=5, search_params={"params": {"nprobe": 2}})
     assert client.memory_info("c")["parts"]["vec/norms"] == 300 * 4
-    res = client._resident["c"]
+    res = client._db.residency.get("c")
     client.release_collection("c")
-    assert not res.centroids and not res.segments
+    assert not res.index_parts and not res.segments
     if client.device.type == "cuda":
         assert torch.cuda.memory_allocated() == before
 
@@ -121,8 +121,8 @@ def test_results_identical_after_flush_reopen_load(tmp_path, device):
     c.create_collection("c", schema=basic_schema(dim=8), index_params=_ivf_params(nlist=8))
     c.insert("c", basic_rows(400, seed=7))  # trains at the first flush (>= nlist rows)
     c.flush("c")
-    coll = c._colls["c"]
-    assert "vec" in coll.centroids and coll.sealed[0].ivf_field == "vec"
+    coll = c._db.collections["c"]
+    assert "vec" in coll.trained and coll.sealed[0].layout_field == "vec"
     assert "vec/list_offsets" in c.memory_info("c")["parts"]  # sealed while loaded
     c.insert("c", basic_rows(50, start=1000, seed=8))
     c.delete("c", ids=[3, 1001])
@@ -211,7 +211,7 @@ def test_ivf_on_loaded_collection_asks_for_release(client):
     assert client.list_indexes("c") == ["vec2"]  # nothing changed
     client.release_collection("c")
     client.create_index("c", _ivf_params(nlist=4))
-    assert all(seg.ivf_field == "vec" for seg in client._colls["c"].sealed)
+    assert all(seg.layout_field == "vec" for seg in client._db.collections["c"].sealed)
 
 
 def test_autoindex_picks_by_size(client, monkeypatch):
@@ -220,14 +220,14 @@ def test_autoindex_picks_by_size(client, monkeypatch):
     auto = MilvusClient.prepare_index_params()
     auto.add_index("vec", "AUTOINDEX", metric_type="L2")
     client.create_index("small", auto)
-    assert client._colls["small"].ivf_spec() is None
-    monkeypatch.setattr(ivf, "AUTO_IVF_MIN_ROWS", 100)
-    monkeypatch.setattr(ivf, "AUTO_NLIST", 8)
+    assert client._db.collections["small"].layout_index() is None
+    monkeypatch.setattr(registry, "AUTO_IVF_MIN_ROWS", 100)
+    monkeypatch.setattr(registry, "AUTO_PARAMS", {"nlist": 8, "nprobe": 32})
     client.create_collection("big", schema=basic_schema(dim=8))
     client.insert("big", basic_rows(200))
     client.create_index("big", auto)
-    spec = client._colls["big"].ivf_spec()
-    assert spec.params["nlist"] == 8 and "vec" in client._colls["big"].centroids
+    entry, _ = client._db.collections["big"].layout_index()
+    assert entry["engine_params"]["nlist"] == 8 and "vec" in client._db.collections["big"].trained
     assert client.describe_index("big", "vec")["index_type"] == "AUTOINDEX"
 
 

@@ -51,7 +51,7 @@ def engine(tmp_path_factory):
 
 def state(c: MilvusClient) -> tuple:
     """What a refused request must not change."""
-    root = c._dir.root
+    root = c._db._dir.root
     files = {str(p.relative_to(root)): p.read_bytes() if p.name != "wal.log"
              else p.stat().st_size for p in root.rglob("*")
              if p.name in ("manifest.json", "catalog.json", "wal.log")}

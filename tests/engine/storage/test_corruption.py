@@ -37,10 +37,10 @@ def _make(path: Path) -> MilvusClient:
 def _crash(c: MilvusClient) -> None:
     """Stop using ``c`` as a killed process would: no seal at close, the WAL keeps its
     records; the directory lock is freed for the next open."""
-    for coll in c._colls.values():
+    for coll in c._db.collections.values():
         coll.close()
-    c._dir.close()
-    c._closed = True
+    c._db._dir.close()
+    c._db.closed = True
 
 
 def _flip(path: Path, start: int, count: int = 550) -> bytes:
@@ -54,7 +54,7 @@ def _flip(path: Path, start: int, count: int = 550) -> bytes:
 
 def _target(c: MilvusClient, kind: str) -> tuple[Path, int]:
     """The file of ``kind`` in collection c, and where its data (past any header) starts."""
-    coll = c._colls["c"]
+    coll = c._db.collections["c"]
     seg = coll.segment_dir(coll.sealed[-1].id)
     if kind in ("vector shard", "key shard"):
         path = seg / column_file(c, "c", "vec" if kind == "vector shard" else "id")

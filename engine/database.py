@@ -1,0 +1,415 @@
+"""The database: one data directory, its collections, and the lock every request takes.
+
+It owns the catalog (names -> folders), the open collections, the ones that could not be
+opened (damaged: every call on them says so, drop works), the device allocator and the
+residency service. Each method takes the lock (shared for reads, alone for changes),
+finds the collection by its checked name and hands the work to the room that does it:
+storage (``Collection``), residency, ``reads`` or ``writes``. Front ends call these
+methods and only translate.
+"""
+from __future__ import annotations
+
+import shutil
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+from . import reads, writes
+from . import search as _search
+from .allocator import DeviceAllocator
+from .catalog import DataDir
+from .collection import Collection, read_manifest
+from .errors import (CollectionNotFound, FieldNotFound, IndexCannotBeDropped, MilvusException,
+                     ParamError, PartitionNotFound, StorageError, WriteFailed)
+from .index import IndexSpec, registry
+from .loader import LoadState
+from .locks import RWLock
+from .names import check_name, check_names
+from .residency import Residency
+from .schema import CollectionSchema
+from .storage.manifest import DEFAULT_PARTITION
+from .storage.wal import Kind
+
+
+def _index_not_found(index_name: str) -> MilvusException:
+    return MilvusException(f"index not found[indexName={index_name}]: see list_indexes()",
+                           code=700)
+
+
+class Database:
+    def __init__(self, root: Any, device: Any, memory_limit: int | None, seal_bytes: int,
+                 verify: bool) -> None:
+        self.lock = RWLock()
+        self.device = device
+        self._dir = DataDir(root)
+        try:
+            self.allocator = DeviceAllocator(device, memory_limit)
+            self.residency = Residency(self.allocator, self.lock)
+            self.seal_bytes = int(seal_bytes)
+            self.verify = bool(verify)
+            self.collections: dict[str, Collection] = {}
+            self.damaged: dict[str, tuple[Path, Exception]] = {}  # could not be opened
+            self.closed = False
+            for name, path in self._dir.names().items():
+                try:
+                    coll = Collection(path, read_manifest(path), self.seal_bytes)
+                except Exception as e:  # one damaged collection must not stop the others
+                    self.damaged[name] = (path, e)
+                else:
+                    self._opened(coll)
+            for coll in self.collections.values():  # restore persisted load intent (rule 9)
+                self.residency.restore(coll)
+        except BaseException:  # the directory must not stay locked by a database never made
+            self._dir.close()
+            raise
+
+    def _opened(self, coll: Collection) -> None:
+        coll.verify = self.verify
+        coll.device = self.device
+        self.collections[coll.name] = coll
+
+    # -- lookups (the caller holds the lock) ----------------------------------------------
+    def get(self, name: str) -> Collection:
+        if self.closed:
+            raise MilvusException("client is closed: create a new MilvusClient")
+        check_name("collection", name)
+        coll = self.collections.get(name)
+        if coll is None:
+            self._refuse_damaged(name)
+            raise CollectionNotFound(name)
+        return coll
+
+    def _refuse_damaged(self, name: str) -> None:
+        """Every call on a collection whose files could not be read says so (drop works)."""
+        if name in self.damaged:
+            path, cause = self.damaged[name]
+            raise StorageError(name, "the files", path, cause,
+                               "It cannot be used until it is repaired; the others work.")
+
+    @staticmethod
+    def partition(coll: Collection, name: str | None) -> str:
+        part = check_name("partition", name) if name else DEFAULT_PARTITION
+        if part not in coll.partitions:
+            raise PartitionNotFound(part)
+        return part
+
+    # -- collections ----------------------------------------------------------------------
+    def create_collection(self, name: str, schema: CollectionSchema,
+                          index_params: Any) -> bool:
+        """Create ``name``; False when an identical one exists already (Milvus succeeds)."""
+        check_name("collection", name)
+        schema.validate()
+        specs = self._checked_specs(schema, index_params or [])
+        with self.lock:
+            self._refuse_damaged(name)
+            if name in self.collections:
+                if self.collections[name].schema == schema:
+                    return False
+                raise ParamError(f"create duplicate collection with different parameters, "
+                                 f"collection: {name}: drop it first or pick another name")
+            path = self._dir.new_folder()
+            coll = None
+            try:
+                coll = Collection.create(path, name, schema, self.seal_bytes, specs)
+                self._dir.add(name, path)
+            except WriteFailed:  # nothing of it may stay on disk
+                if coll is not None:
+                    coll.close()
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+            self._opened(coll)
+            return True
+
+    @staticmethod
+    def _checked_specs(schema: CollectionSchema, index_params: Any) -> list[IndexSpec]:
+        specs = []
+        for spec in index_params:
+            f = schema.field(spec.field_name)
+            if f is None:
+                raise FieldNotFound(spec.field_name, "index params")
+            specs.append(spec.checked_for(f.is_vector))
+        return specs
+
+    def drop_collection(self, name: str) -> None:
+        check_name("collection", name)
+        with self.lock:
+            coll = self.collections.get(name)
+            damaged = self.damaged.get(name)
+            if damaged is None and coll is None:
+                return  # Milvus: dropping a missing collection succeeds
+            self._dir.unlist(name)  # refused: WriteFailed, nothing changed
+            if damaged is not None:
+                del self.damaged[name]
+                self._dir.delete(damaged[0])
+                return
+            self.residency.release(coll, persist=False)
+            coll.close()
+            del self.collections[name]
+            self._dir.delete(coll.path)
+
+    def has_collection(self, name: str) -> bool:
+        check_name("collection", name)
+        with self.lock.read():
+            return name in self.collections or name in self.damaged
+
+    def list_collections(self) -> list[str]:
+        with self.lock.read():
+            return sorted([*self.collections, *self.damaged])
+
+    def describe_collection(self, name: str) -> dict:
+        with self.lock.read():
+            coll = self.get(name)
+            s = coll.schema
+            return {"collection_name": coll.name, "auto_id": s.auto_id, "num_shards": 1,
+                    "description": s.description,
+                    "fields": [f.describe(100 + i) for i, f in enumerate(s.fields)],
+                    "functions": [], "aliases": [],
+                    "collection_id": zlib.crc32(coll.name.encode()),
+                    "consistency_level": 0, "properties": {},
+                    "num_partitions": len(coll.partitions),
+                    "enable_dynamic_field": s.enable_dynamic_field}
+
+    def row_count(self, name: str) -> int:
+        with self.lock.read():
+            return self.get(name).row_count()
+
+    def schema(self, name: str) -> CollectionSchema:
+        with self.lock.read():
+            return self.get(name).schema
+
+    def output_spec(self, name: str, output_fields: Any) -> _search.OutputSpec:
+        with self.lock.read():
+            coll = self.get(name)
+            return _search.output_spec(coll.schema, self.residency.loaded_fields(coll),
+                                       output_fields, include_pk=False)
+
+    def persistent_segments(self, name: str) -> list[dict]:
+        with self.lock.read():
+            return [{"segment_id": s.id, "partition": s.partition, "num_rows": s.num_rows}
+                    for s in self.get(name).sealed]
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(self, name: str, data: Any, partition: str | None, kind: Kind) -> list:
+        """Insert or upsert; returns the written primary keys."""
+        with self.lock:
+            coll = self.get(name)
+            part = self.partition(coll, partition)
+            batch = writes.batch_of(coll, data, kind)
+            if batch is None:
+                return []
+            with self.residency.room_for(coll, part, batch) as room:
+                _, changes = coll.write(kind, part, batch)
+                self.residency.apply(coll, changes, room)
+            return writes.key_list(batch.cols[coll.pk.name])
+
+    def delete(self, name: str, ids: Any, filter: str | None, partition: str | None,
+               params: dict | None) -> int:
+        with self.lock:
+            coll = self.get(name)
+            if ids is not None:
+                keys = writes.keys_of(coll, ids)
+            else:
+                want = {self.partition(coll, partition)} if partition else set(coll.partitions)
+                keys = writes.matching_keys(coll, self.residency.get(name), filter, want,
+                                            params)
+            if len(keys) == 0:
+                return 0
+            part = self.partition(coll, partition) if partition else ""
+            with self.residency.room_for(coll, part, None) as room:
+                n, changes = coll.write(Kind.DELETE, part, writes.Batch(len(keys), {"pk": keys}))
+                self.residency.apply(coll, changes, room)
+            return n
+
+    def flush(self, name: str) -> None:
+        with self.lock:
+            coll = self.get(name)
+            self.residency.apply(coll, coll.flush())
+
+    # -- reads ----------------------------------------------------------------------------
+    def search(self, name: str, req: reads.SearchRequest) -> list[list[dict]]:
+        with self.lock.read():
+            return reads.search(self.residency, self.get(name), req)
+
+    def query(self, name: str, filter: str, output_fields: Any, ids: Any,
+              partition_names: list[str] | None, options: dict) -> list[dict]:
+        with self.lock.read():
+            return reads.query(self.residency, self.get(name), filter, output_fields, ids,
+                               partition_names, options)
+
+    # -- indexes --------------------------------------------------------------------------
+    def create_index(self, name: str, index_params: Any) -> None:
+        with self.lock:
+            coll = self.get(name)
+            added = []
+            for spec in self._checked_specs(coll.schema, index_params):
+                same = coll.manifest.index_on(spec.field_name)
+                if same is not None:
+                    if IndexSpec.from_dict(same) == spec:
+                        continue
+                    raise MilvusException(
+                        f"at most one distinct index is allowed per field: {spec.field_name} "
+                        f"already has index {same['index_name']} ({same['index_type']}); "
+                        "drop it first")
+                if coll.manifest.index(spec.index_name) is not None or \
+                        any(s.index_name == spec.index_name for s in added):
+                    raise MilvusException(f"index name {spec.index_name} is already used by "
+                                          "another field: pick another index_name")
+                added.append(spec)
+            if not added:
+                return
+            self._check_layout(coll, added)
+            self.residency.apply(coll, coll.add_indexes(added))
+
+    def _check_layout(self, coll: Collection, added: list[IndexSpec]) -> None:
+        """Rows have one order: at most one index with a layout per collection, built while
+        the collection is not resident (its segments are rewritten)."""
+        def lays_out(spec: IndexSpec) -> bool:
+            if not coll.schema.field(spec.field_name).is_vector:
+                return False
+            etype, _ = registry.resolve(spec.index_type, spec.params, coll.row_count())
+            return bool(registry.get(etype).layout_suffix)
+
+        laid = [s for s in added if lays_out(s)]
+        if not laid:
+            return
+        if coll.layout_index() is not None or len(laid) > 1:
+            raise ParamError("a collection has at most one IVF index: its rows are stored in "
+                             "that index's list order")
+        if self.residency.get(coll.name) is not None:
+            raise MilvusException(
+                f"{laid[0].index_type} cannot be built while the collection is loaded (its "
+                "segments are rewritten in list order): release it first, then create the "
+                "index")
+
+    def list_indexes(self, name: str, field_name: str) -> list[str]:
+        with self.lock.read():
+            return [d["index_name"] for d in self.get(name).manifest.indexes
+                    if not field_name or d["field_name"] == field_name]
+
+    def describe_index(self, name: str, index_name: str) -> dict:
+        check_name("index", index_name)
+        with self.lock.read():
+            coll = self.get(name)
+            d = coll.manifest.index(index_name)
+            if d is None:
+                raise _index_not_found(index_name)
+            rows = coll.row_count()
+            out = {**d["params"], "index_type": d["index_type"],
+                   "field_name": d["field_name"], "index_name": d["index_name"],
+                   "total_rows": rows, "indexed_rows": rows, "pending_index_rows": 0,
+                   "state": "Finished"}
+            if d["metric_type"]:
+                out["metric_type"] = d["metric_type"]
+            return out
+
+    def drop_index(self, name: str, index_name: str) -> None:
+        check_name("index", index_name)
+        with self.lock:
+            coll = self.get(name)
+            if self.residency.get(name) is not None:
+                raise IndexCannotBeDropped()
+            if not coll.drop_index(index_name):
+                raise _index_not_found(index_name)
+
+    # -- load and release -----------------------------------------------------------------
+    def load(self, name: str, load_fields: Any, skip_dynamic: bool, replica_number: int,
+             refresh: bool, _async: bool) -> None:
+        with self.lock:
+            coll = self.get(name)
+            if refresh and self.residency.get(name) is not None:
+                self.residency.refresh(coll)
+                return
+            res = self.residency.load(coll, load_fields, skip_dynamic, replica_number, _async)
+        if not _async:
+            self.residency.finish(res)
+
+    def refresh_load(self, name: str) -> None:
+        with self.lock:
+            self.residency.refresh(self.get(name))
+
+    def load_partitions(self, name: str, partitions: list[str], load_fields: Any,
+                        skip_dynamic: bool, replica_number: Any) -> None:
+        partitions = check_names("partition", partitions)
+        if replica_number not in (None, 1):
+            raise ParamError(f"replica_number={replica_number} needs that many devices; this "
+                             "engine serves a collection from one device")
+        with self.lock:
+            res = self.residency.load_partitions(self.get(name), partitions, load_fields,
+                                                 skip_dynamic)
+        self.residency.finish(res)
+
+    def release(self, name: str) -> None:
+        with self.lock:
+            self.residency.release(self.get(name))
+
+    def release_partitions(self, name: str, partitions: list[str]) -> None:
+        partitions = check_names("partition", partitions)
+        with self.lock:
+            self.residency.release_partitions(self.get(name), partitions)
+
+    def load_state(self, name: str, partitions: list[str]) -> dict:
+        """The load state of a collection, or the least advanced of some partitions (what
+        Milvus's GetLoadState answers for several)."""
+        partitions = check_names("partition", partitions) if partitions else [""]
+        with self.lock:
+            coll = self.collections.get(name)
+            if coll is None:
+                self._refuse_damaged(name)
+                return {"state": LoadState.NotExist}
+            states = [self.residency.state(coll, p) for p in partitions]
+            return min(states, key=lambda st: st["state"])
+
+    def take_load_error(self, name: str) -> MilvusException | None:
+        with self.lock:
+            return self.residency.take_error(name)
+
+    # -- partitions -----------------------------------------------------------------------
+    def create_partition(self, name: str, partition: str) -> None:
+        with self.lock:
+            coll = self.get(name)
+            check_name("partition", partition)
+            if partition in coll.partitions:
+                return
+            coll.add_partition(partition)
+            self.residency.partition_added(coll, partition)
+
+    def list_partitions(self, name: str) -> list[str]:
+        with self.lock.read():
+            return self.get(name).partitions
+
+    def has_partition(self, name: str, partition: str) -> bool:
+        check_name("partition", partition)
+        with self.lock.read():
+            return partition in self.get(name).partitions
+
+    def drop_partition(self, name: str, partition: str) -> None:
+        check_name("partition", partition)
+        with self.lock:
+            coll = self.get(name)
+            if partition == DEFAULT_PARTITION:
+                raise ParamError("default partition cannot be deleted")
+            if partition not in coll.partitions:
+                return
+            res = self.residency.get(name)
+            if res is not None and partition in res.partitions:
+                raise MilvusException(f"partition cannot be dropped, partition is loaded, "
+                                      f"please release it first[partition={partition}]")
+            self.residency.apply(coll, coll.drop_partition(partition))
+
+    # -- closing --------------------------------------------------------------------------
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.residency.close()
+            for name, coll in self.collections.items():
+                try:
+                    coll.flush()
+                except WriteFailed as e:  # the rows are in the WAL: replayed at the next open
+                    warnings.warn(f"collection {name}: not sealed at close, its rows stay in "
+                                  f"the write-ahead log: {e.message}", RuntimeWarning,
+                                  stacklevel=4)
+                coll.close()
+            self.closed = True
+            self._dir.close()

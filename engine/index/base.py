@@ -1,0 +1,74 @@
+"""The vector index protocol: what the engine asks of an index type.
+
+An index type is a stateless object registered under its Milvus name (``registry.py``).
+Its state lives elsewhere, as named tensors:
+- **trained parts**, per collection (IVF: the centroids): made by ``train`` from a
+  sample, stored in ``index/<index id>.safetensors``, made resident by
+  ``resident_parts``;
+- a **layout**, per sealed segment (IVF: the list offsets): ``order`` gives the
+  permutation the segment's rows are stored in and the tensors that describe that order,
+  stored beside the segment's shards (``<stem>.<layout_suffix>.safetensors``).
+Searching is ``probe`` once per query batch (on the resident trained parts), then
+``scan`` per segment (on its vectors and resident layout). An index without training
+and layout (FLAT) returns nothing from the first three and scans exactly.
+
+Adding an index type: a module here implementing :class:`VectorIndex`, its kernels in
+``kernels/``, and one ``register`` line in ``registry.py``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+Tensors = dict[str, torch.Tensor]
+
+
+class VectorIndex:
+    name: str = ""
+    trains = False          # needs trained parts before its layout can be made
+    layout_suffix = ""      # file suffix of a segment's layout ("" = no layout)
+    part_labels: dict[str, str] = {}  # layout tensor -> its part name in memory_info
+
+    def check_params(self, params: dict) -> dict:
+        """Build parameters, validated and normalised (ParamError if wrong)."""
+        return dict(params)
+
+    def train_rows(self, params: dict) -> tuple[int, int]:
+        """(fewest rows training needs, rows in the sample it trains on)."""
+        return 0, 0
+
+    def train(self, sample: torch.Tensor, params: dict, metric: str,
+              device: torch.device) -> Tensors:
+        """Trained parts (host tensors) from a sample of vectors."""
+        return {}
+
+    def order(self, vectors: torch.Tensor, trained: Tensors, metric: str,
+              device: torch.device) -> tuple[torch.Tensor, Tensors] | None:
+        """The permutation to store a segment's rows in and its layout tensors, or None
+        when the index keeps rows in arrival order."""
+        return None
+
+    def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:
+        """The tensors a load puts on ``device`` for the trained parts."""
+        return {}
+
+    def resident_bytes(self, trained: Tensors) -> int:
+        """Bytes ``resident_parts`` will take (the load plan counts them up front)."""
+        return 0
+
+    def probe(self, queries: torch.Tensor, resident: Tensors, build: dict,
+              search: dict, metric: str) -> Any:
+        """Per-query-batch state for ``scan`` (IVF: the lists to probe); None when no
+        trained part is resident."""
+        return None
+
+    def scan(self, queries: torch.Tensor, x: torch.Tensor, layout: Tensors | None, probe: Any,
+             limit: int, metric: str, mask: torch.Tensor | None, lo: float | None,
+             hi: float | None, x_sq: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(nq, k) internal distances (smaller is better) and row indices of one segment.
+        A segment without a layout (sealed before training, or growing) is scanned
+        exactly."""
+        import kernels
+
+        return kernels.flat_search(queries, x, limit, metric, mask, lo, hi, x_sq)

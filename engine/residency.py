@@ -1,0 +1,334 @@
+"""Residency: which collections and partitions are loaded, as a service.
+
+It owns the resident copies (``Resident``, one per loaded collection), their load state,
+the errors of loads that failed in the background, and the persisted load intent. Load,
+release, partial loads and partition surgery are decided here; the copying is
+``loader.py``'s. Writes reach a resident copy one way: storage returns change records
+after its durable step and ``apply`` applies them. If applying fails, the copy is stale:
+it is dropped and loaded again from disk (or, if that does not fit, left NotLoad with the
+error kept), never left wrong.
+
+The caller (the database) holds its lock around every call; ``finish`` waits for a load
+outside it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .allocator import DeviceAllocator, Reservation
+from .changes import Change, Deleted, Inserted, Sealed, Trained
+from .collection import Collection
+from .columns import Batch, without_replaced
+from .errors import (CollectionNotLoaded, FieldNotFound, IndexNotFound, InsufficientMemory,
+                     MilvusException, ParamError, PartitionNotFound, PartitionNotLoaded,
+                     WriteFailed)
+from .loader import Loader, LoadState, Resident
+from .names import check_names
+from .resident import loaded_names
+from .segment import SealedSegment
+from .storage.manifest import NOT_LOADED, LoadIntent
+
+
+class Residency:
+    def __init__(self, allocator: DeviceAllocator, lock: Any) -> None:
+        self.allocator = allocator
+        self.lock = lock
+        self.loader = Loader(allocator, lock)
+        self._resident: dict[str, Resident] = {}
+        self._errors: dict[str, MilvusException] = {}
+
+    # -- lookups --------------------------------------------------------------------------
+    def get(self, name: str) -> Resident | None:
+        return self._resident.get(name)
+
+    def loaded(self, coll: Collection) -> Resident:
+        """The collection's resident copy, Loaded (else 101, with progress while loading)."""
+        res = self._resident.get(coll.name)
+        if res is not None and res.state == LoadState.Loading:
+            raise CollectionNotLoaded(coll.name, loading=res.progress)
+        if res is None or res.state != LoadState.Loaded:
+            raise CollectionNotLoaded(coll.name)
+        return res
+
+    def loaded_fields(self, coll: Collection) -> list[str]:
+        res = self._resident.get(coll.name)
+        return res.fields if res is not None else coll.schema.names
+
+    @staticmethod
+    def searched_partitions(res: Resident, names: list[str] | None) -> set[str]:
+        if not names:
+            return set(res.partitions)
+        names = check_names("partition", names)
+        for p in names:
+            if p not in res.collection.partitions:
+                raise PartitionNotFound(p)
+            if p not in res.partitions:
+                raise PartitionNotLoaded(p)
+        return set(names)
+
+    # -- load -----------------------------------------------------------------------------
+    def restore(self, coll: Collection) -> None:
+        """Start the load the collection's persisted intent asks for, in the background.
+        One that does not fit leaves it NotLoad with the error kept (take_error)."""
+        intent = coll.manifest.load
+        if intent.loaded:
+            try:
+                self._start(coll, intent.load_fields, intent.skip_dynamic,
+                            intent.partitions, _async=True)
+            except MilvusException as e:
+                self._errors[coll.name] = e
+
+    def check_load_fields(self, coll: Collection, load_fields: Any) -> tuple | None:
+        if not load_fields:
+            fields = None
+        else:
+            if isinstance(load_fields, str):
+                load_fields = [load_fields]
+            listed = list(load_fields)
+            for name in listed:
+                if coll.schema.field(name) is None:
+                    raise FieldNotFound(name, "load_fields")
+            if coll.pk.name not in listed:
+                raise ParamError(f"load field list {listed} does not contain primary key field "
+                                 f"{coll.pk.name}")
+            if not any(coll.schema.field(n).is_vector for n in listed):
+                raise ParamError(f"load field list {listed} does not contain vector field")
+            fields = tuple(sorted(set(listed)))
+        names = loaded_names(coll.schema, list(fields) if fields else None, False)
+        for f in coll.schema.vector_fields:
+            if f.name in names and coll.manifest.index_on(f.name) is None:
+                raise IndexNotFound(coll.name, f"vector field {f.name} has no index")
+        return fields
+
+    def load(self, coll: Collection, load_fields: Any, skip_dynamic: bool,
+             replica_number: int, _async: bool) -> Resident:
+        """Load all partitions (or expand a partial load to all); returns the copy to
+        ``finish``."""
+        fields = self.check_load_fields(coll, load_fields)
+        res = self._resident.get(coll.name)
+        if replica_number != 1:
+            if res is not None:
+                raise ParamError("can't change the replica number for loaded collection: "
+                                 "release it first")
+            raise ParamError(f"replica_number={replica_number} needs that many devices; "
+                             "this engine serves a collection from one device")
+        if res is not None:
+            if res.load_fields != fields or res.skip_dynamic != skip_dynamic:
+                raise ParamError("can't change the load field list for loaded collection: "
+                                 "release the collection first, then load with the new "
+                                 "field list")
+            if res.partitions == set(coll.partitions):
+                return res
+            return self._expand(coll, res, set(coll.partitions), None)
+        return self._start(coll, fields, skip_dynamic, None, _async)
+
+    def load_partitions(self, coll: Collection, names: list[str], load_fields: Any,
+                        skip_dynamic: bool) -> Resident:
+        for p in names:
+            if p not in coll.partitions:
+                raise PartitionNotFound(p)
+        fields = self.check_load_fields(coll, load_fields)
+        res = self._resident.get(coll.name)
+        wanted = set(names)
+        if res is None:
+            return self._start(coll, fields, skip_dynamic, sorted(wanted), _async=False)
+        if res.load_fields != fields and load_fields is not None:
+            raise ParamError("can't change the load field list for loaded collection: "
+                             "release the collection first")
+        if wanted <= res.partitions:
+            return res
+        return self._expand(coll, res, wanted | res.partitions, sorted(wanted | res.partitions))
+
+    def _expand(self, coll: Collection, res: Resident, partitions: set[str],
+                listed: list[str] | None) -> Resident:
+        """Load more partitions of a loaded collection, all or nothing: the bigger load is
+        planned first and refused (1400, what is loaded stays loaded) unless it fits in
+        what is free plus what the collection holds now; then the copy is reloaded."""
+        bigger = Resident(coll, res.fields, res.load_fields, res.skip_dynamic, partitions)
+        need = self.loader.plan(bigger).nbytes
+        room = self.allocator.free_bytes + self.allocator.collection_info(coll.name)["bytes"]
+        if need > room:
+            raise InsufficientMemory(str(self.allocator.device), need, room,
+                                     f"partitions {sorted(partitions)} of {coll.name}")
+        fields, skip = res.load_fields, res.skip_dynamic
+        self._drop(coll.name)
+        return self._start(coll, fields, skip, listed, _async=False)
+
+    def _start(self, coll: Collection, fields: Any, skip_dynamic: bool,
+               partitions: Any, _async: bool) -> Resident:
+        fields = tuple(fields) if fields else None
+        names = loaded_names(coll.schema, list(fields) if fields else None, skip_dynamic)
+        parts = set(partitions) if partitions else set(coll.partitions)
+        res = Resident(coll, names, fields, skip_dynamic, parts)
+        res.plan = self.loader.plan(res)
+        res.reservation = self.allocator.reserve(res.plan.nbytes, f"collection {coll.name}")
+        self._resident[coll.name] = res
+        try:  # a restored load has its intent already: nothing is written
+            coll.set_load_intent(LoadIntent(True, fields, skip_dynamic,
+                                            tuple(sorted(parts)) if partitions else None))
+        except WriteFailed:
+            del self._resident[coll.name]
+            res.reservation.close()
+            raise
+        if _async:
+            self.loader.start(res)
+        else:
+            self.loader.run(res)
+        return res
+
+    def finish(self, res: Resident) -> None:
+        """Wait for a load (outside the lock); raise its error after forgetting it."""
+        res.done.wait()
+        if res.error is not None:
+            err = res.error
+            with self.lock:
+                self._forget_failed(res)
+            if isinstance(err, MilvusException):
+                raise err
+            raise MilvusException(f"load of {res.collection.name} failed: {err}") from err
+
+    def _forget_failed(self, res: Resident) -> None:
+        """A load that failed leaves nothing behind: not resident, intent not loaded. The
+        error is kept for ``take_error`` (how a background load reports failure)."""
+        name = res.collection.name
+        if self._resident.get(name) is res:
+            self.release(res.collection)
+            if isinstance(res.error, MilvusException):
+                self._errors[name] = res.error
+
+    def take_error(self, name: str) -> MilvusException | None:
+        res = self._resident.get(name)
+        if res is not None and res.state == LoadState.NotLoad and res.done.is_set():
+            self._forget_failed(res)
+        return self._errors.pop(name, None)
+
+    def refresh(self, coll: Collection) -> None:
+        res = self.loaded(coll)
+        for seg in coll.adopt_new_segments():
+            if seg.partition in res.partitions:
+                self.loader.load_segment(res, seg)
+
+    # -- release --------------------------------------------------------------------------
+    def _drop(self, name: str) -> None:
+        res = self._resident.pop(name, None)
+        if res is not None:
+            self.loader.release(res)
+
+    def release(self, coll: Collection, persist: bool = True) -> None:
+        self._drop(coll.name)
+        if persist:
+            coll.set_load_intent(NOT_LOADED)
+
+    def release_partitions(self, coll: Collection, names: list[str]) -> None:
+        res = self._resident.get(coll.name)
+        if res is None:
+            return
+        keep = res.partitions - set(names)
+        if not keep:
+            self.release(coll)
+            return
+        coll.set_load_intent(LoadIntent(True, res.load_fields, res.skip_dynamic,
+                                        tuple(sorted(keep))))
+        for p in set(names) & res.partitions:
+            self.allocator.free(coll.name, p)
+            res.segments = {k: s for k, s in res.segments.items() if s.partition != p}
+            res.growing.pop(p, None)
+        res.partitions = keep
+
+    def partition_added(self, coll: Collection, name: str) -> None:
+        res = self._resident.get(coll.name)
+        if res is not None and coll.manifest.load.partitions is None:
+            res.partitions.add(name)  # a fully loaded collection stays full
+
+    def close(self) -> None:
+        for name in list(self._resident):
+            self._drop(name)  # the persisted intent stays
+
+    # -- states ---------------------------------------------------------------------------
+    def state(self, coll: Collection, partition: str) -> dict:
+        """Milvus's load state of a collection or one of its partitions (the caller holds
+        the lock; a failed background load is forgotten on the way)."""
+        if partition and partition not in coll.partitions:
+            return {"state": LoadState.NotExist}
+        res = self._resident.get(coll.name)
+        if res is None or (partition and partition not in res.partitions):
+            return {"state": LoadState.NotLoad}
+        if res.state == LoadState.Loading:
+            return {"state": LoadState.Loading, "progress": res.progress}
+        if res.state == LoadState.Loaded:
+            return {"state": LoadState.Loaded}
+        self._forget_failed(res)
+        return {"state": LoadState.NotLoad}
+
+    # -- writes ---------------------------------------------------------------------------
+    def room_for(self, coll: Collection, partition: str, batch: Batch | None) -> Reservation:
+        """Reserve the device bytes a write's rows will take in the resident copy, before
+        the write is logged (1400 and nothing written if they do not fit)."""
+        res = self._resident.get(coll.name)
+        need = 0
+        if batch is not None and res is not None and res.state == LoadState.Loaded \
+                and partition in res.partitions:
+            need = self.loader.growing_of(res, partition).growth_bytes(without_replaced(batch))
+        if need > self.allocator.free_bytes:
+            raise InsufficientMemory(str(self.allocator.device), need, self.allocator.free_bytes,
+                                     f"{batch.num_rows} new rows of {coll.name}")
+        return self.allocator.reserve(need, f"new rows of {coll.name}")
+
+    def apply(self, coll: Collection, changes: list[Change],
+              budget: Reservation | None = None) -> None:
+        """Apply storage's change records to the resident copy, if it is Loaded. A copy
+        still loading picks them up itself before it is Loaded."""
+        res = self._resident.get(coll.name)
+        if res is None or res.state != LoadState.Loaded or not changes:
+            return
+        try:
+            for change in changes:
+                self._apply(res, change, budget)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the copy is stale now
+            self._reload(coll, res, e)
+
+    def _apply(self, res: Resident, change: Change, budget: Reservation | None) -> None:
+        if isinstance(change, Inserted):
+            if change.partition in res.partitions:
+                rg = res.growing[change.partition] = self.loader.growing_of(res, change.partition)
+                rg.append(change.batch, budget=budget)
+        elif isinstance(change, Deleted):
+            seg = change.segment
+            if isinstance(seg, SealedSegment):
+                target = res.segments.get(seg.id)
+            else:
+                target = res.growing.get(seg.partition)
+            if target is not None:
+                target.mark_deleted(change.hit)
+        elif isinstance(change, Sealed):
+            self.loader.apply_seal(res, change)
+        elif isinstance(change, Trained):
+            if change.field in res.fields:
+                self.loader.put_index(res, change.field, change.parts)
+
+    def _reload(self, coll: Collection, res: Resident, cause: Exception) -> None:
+        """The resident copy missed a change: drop it and load it again from disk, with the
+        same configuration. If that fails too, the collection is NotLoad and the error is
+        kept for take_error."""
+        self._drop(coll.name)
+        intent = coll.manifest.load
+        try:
+            self._start(coll, res.load_fields, res.skip_dynamic, intent.partitions,
+                        _async=False)
+            failed = self._resident[coll.name].error
+        except MilvusException as e:
+            failed = e
+        if failed is None:
+            return
+        self._resident.pop(coll.name, None)
+        msg = failed.message if isinstance(failed, MilvusException) else str(failed)
+        code = failed.code if isinstance(failed, MilvusException) else 65535
+        self._errors[coll.name] = MilvusException(
+            f"collection {coll.name} was released: a write's rows could not be made resident "
+            f"({getattr(cause, 'message', cause)}) and a reload did not succeed ({msg}). "
+            "Its rows are safe on disk; load it again, with fewer fields or after releasing "
+            "others", code=code)
+        try:
+            coll.set_load_intent(NOT_LOADED)
+        except WriteFailed:
+            pass  # the intent restores the load at the next open, which is harmless
