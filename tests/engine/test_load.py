@@ -700,3 +700,61 @@ def _gate_loader(monkeypatch):
 
     monkeypatch.setattr(Loader, "_load_sealed", gated)
     return gate
+
+
+def test_a_seal_that_fails_once_is_reloaded_and_right(tmp_path, monkeypatch):
+    """Residency applies a flush's Sealed record after the durable step; if applying it
+    fails once (1400 while registering a new resident segment), the copy is stale: it is
+    dropped and reloaded from disk, so the durable insert succeeds, the collection stays
+    Loaded, and every row comes back under its own id."""
+    from engine import resident as resident_mod
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.create_collection("c", schema=basic_schema(dim=16), index_params=index_params())
+    c.insert("c", basic_rows(1000, dim=16))
+    c.flush("c")
+    c.insert("c", basic_rows(10, dim=16, start=5000, seed=7))
+    real = resident_mod.ResidentSegment.put
+    failed = []
+
+    def once(self, *a, **k):
+        if not failed:
+            failed.append(1)
+            raise MilvusException("insufficient device memory (injected)", code=1400)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(resident_mod.ResidentSegment, "put", once)
+    c.flush("c")
+    monkeypatch.setattr(resident_mod.ResidentSegment, "put", real)
+    assert failed and c.get_load_state("c") == {"state": LoadState.Loaded}
+    assert c.take_load_error("c") is None
+    assert c.query("c", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 1010}]
+    assert c.get_collection_stats("c") == {"row_count": 1010}
+    for row in basic_rows(10, dim=16, start=5000, seed=7):
+        hit = c.search("c", [row["vec"]], limit=1)[0][0]
+        assert hit["id"] == row["id"] and hit["distance"] == pytest.approx(0.0, abs=1e-5)
+    assert _info_bytes(c, "c") == _resident_nbytes(c, "c")
+    info = c.memory_info()
+    assert info["used_bytes"] == info["collections"]["c"]["bytes"]
+    c.close()
+
+
+def test_listing_and_describing_wait_for_a_writer(cpu_client):
+    """list_collections, describe_collection and list_indexes read under the lock: while a
+    writer holds it they wait, and answer once it is released."""
+    import threading
+
+    c = cpu_client
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    lock = c._db.lock
+    for call in (c.list_collections, lambda: c.describe_collection("c"),
+                 lambda: c.list_indexes("c")):
+        got = []
+        lock.acquire()
+        t = threading.Thread(target=lambda: got.append(call()))
+        t.start()
+        t.join(0.2)
+        assert t.is_alive() and not got  # blocked behind the writer
+        lock.release()
+        t.join(10)
+        assert got
