@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 DATA ?= ./data
 
-.PHONY: demo test gpu-check wheels bench clean
+.PHONY: demo test ecosystem node-sdk gpu-check wheels bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,24 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: $(VENV)/.installed
 	$(PY) -m engine demo --data $(DATA)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed ecosystem
 	$(PY) -m pytest -q
+
+# Real client stacks for tests/ecosystem/, each in its own environment (langchain-milvus
+# needs pymilvus 3, llama-index-vector-stores-milvus pymilvus < 3); the Node SDK where node
+# is installed. None of them needs torch.
+ECO := .venv-eco
+ecosystem: $(ECO)-langchain/.installed $(ECO)-llamaindex/.installed node-sdk
+
+$(ECO)-%/.installed: tests/ecosystem/requirements-%.txt
+	$(PYTHON) -m venv $(ECO)-$*
+	$(ECO)-$*/bin/python -m pip install -q -r $<
+	touch $@
+
+node-sdk:
+	@if command -v npm >/dev/null; then \
+		cd tests/ecosystem/node && npm install --silent --no-audit --no-fund; \
+	else echo "npm not found: the Node SDK test will be skipped"; fi
 
 # On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
 # offline). What the box lacks (lark, xxhash; it has pytest, hypothesis, triton) comes from wheels
@@ -48,4 +64,4 @@ bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache
+	rm -rf $(VENV) $(ECO)-* $(DATA) .pytest_cache tests/ecosystem/node/node_modules

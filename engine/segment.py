@@ -46,7 +46,7 @@ class SealedSegment:
 class GrowingSegment:
     """The rows written since the last seal, in arrival batches. Appends cost the batch,
     not the segment: the deleted mask grows by doubling and the byte count is kept as a
-    running total (small-batch ingest was quadratic until a seal)."""
+    running total, so ingest in small batches stays linear."""
 
     def __init__(self, partition: str) -> None:
         self.partition = partition

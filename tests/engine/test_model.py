@@ -299,8 +299,7 @@ class CollectionModel(RuleBasedStateMachine):
     @invariant()
     def allocator_counts_exactly_what_is_resident(self):
         """used_bytes is the resident parts plus open reservations, and no load runs
-        between steps, so nothing is reserved (an IVF load used to leave its reservation
-        behind)."""
+        between steps, so nothing is reserved."""
         info = self.client.memory_info()
         resident = sum(c["bytes"] for c in info["collections"].values())
         assert info["used_bytes"] == resident + info["reserved_bytes"]

@@ -55,14 +55,16 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     flat = [h for per in hits for h in per]
     ids = [h[pk] for h in flat]
     fields, dynamic = _outputs(c, name, output) if output else ([], False)
+    # As Milvus: the primary key is always in fields_data and output_fields (the Node SDK
+    # builds each hit's id from them).
+    fields = [pk, *[f for f in fields if f != pk]]
+    named = _named_outputs(c, name, output) if output else []
     data = schema_pb2.SearchResultData(
         num_queries=len(hits), top_k=limit, scores=[h["distance"] for h in flat],
         ids=_ids(c, name, ids), topks=[len(per) for per in hits],
-        output_fields=_named_outputs(c, name, output) if output else [],
-        primary_field_name=pk)
-    if output:
-        rows = [{**h["entity"], pk: h[pk]} for h in flat]
-        data.fields_data.extend(rows_to_fields(schema, rows, fields, dynamic))
+        output_fields=[pk, *[f for f in named if f != pk]], primary_field_name=pk)
+    rows = [{**h["entity"], pk: h[pk]} for h in flat]
+    data.fields_data.extend(rows_to_fields(schema, rows, fields, dynamic))
     return milvus_pb2.SearchResults(status=OK, results=data, collection_name=name)
 
 

@@ -68,7 +68,9 @@ def test_search_query_get_with_filters_and_outputs(client, docs):
                          filter="n >= 3")
     assert [h["id"] for h in hits[0]] == [3, 4, 5]
     assert hits[0][0]["distance"] == pytest.approx(0.0)
-    assert hits[0][0]["entity"] == {"title": "t3"}
+    # As Milvus: the primary key is always in the result's fields, so pymilvus puts it in
+    # the entity too (and the Node SDK reads each hit's id from it).
+    assert hits[0][0]["entity"] == {"id": 3, "title": "t3"}
     two = client.search("docs", np.array([[0.0, 0, 1, 2, 3], [49.0, 0, 1, 2, 3]]), limit=2)
     assert [[h["id"] for h in q] for q in two] == [[0, 1], [49, 48]]
     got = client.query("docs", filter="title == 't1' and n < 10", output_fields=["n", "title"])
@@ -193,7 +195,9 @@ def test_search_star_returns_dynamic_fields(client, docs):
     assert hit["entity"]["vector"] == pytest.approx([4.0, 0, 1, 2, 3])
     named = client.search("docs", [[3.0, 0, 1, 2, 3]], limit=1, output_fields=["n"],
                           filter="n == 4")[0][0]
-    assert named["entity"] == {"n": 4}
+    assert named["entity"] == {"id": 4, "n": 4}
+    bare = client.search("docs", [[3.0, 0, 1, 2, 3]], limit=1, filter="n == 4")[0][0]
+    assert bare["entity"] == {"id": 4}
 
 
 def test_filter_templates_and_unread_fields(client, docs, srv):
