@@ -11,6 +11,7 @@ from .database import Database
 from .device import resolve_device
 from .errors import DataError, ParamError
 from .index import IndexParams
+from .names import check_database
 from .reads import SearchRequest
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from .search import OutputSpec
@@ -38,6 +39,7 @@ class MilvusClient:
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
                 "(e.g. uri='./data'). To serve one over the network run "
                 "`python -m engine serve --data ./data` and connect with pymilvus")
+        check_database(db_name)
         self.device = resolve_device(device)
         self._db = Database(uri, self.device, memory_limit, segment_max_bytes,
                             verify_checksums)

@@ -111,6 +111,14 @@ class FieldNotFound(MilvusException):
         )
 
 
+class DatabaseNotFound(MilvusException):
+    default_code = 800
+
+    def __init__(self, shown_name: str) -> None:
+        super().__init__(f"database not found[database={shown_name}]: Hotset serves the "
+                         "default database only; leave db_name out or use 'default'")
+
+
 class IndexCannotBeDropped(MilvusException):
     default_code = 65535
 

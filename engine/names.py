@@ -58,6 +58,14 @@ def check_name(kind: str, name: Any) -> str:
     raise ParamError(head + reason)
 
 
+def check_database(name: str | None) -> None:
+    """Hotset has one database, ``default`` ("" means it too): any other is 800."""
+    if name not in (None, "", "default"):
+        from .errors import DatabaseNotFound
+
+        raise DatabaseNotFound(shown(str(name)))
+
+
 def check_names(kind: str, names: Any) -> list[str]:
     """A list of names (a single string counts as one), each checked."""
     if isinstance(names, str):

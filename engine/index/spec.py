@@ -45,6 +45,9 @@ class IndexSpec:
 
     def checked_for(self, is_vector: bool) -> "IndexSpec":
         """Validate against the field kind; a vector index gets its default metric."""
+        if "mmap.enabled" in self.params:
+            raise ParamError("mmap.enabled is not supported by Hotset: a loaded index lives "
+                             "in device memory; leave it out")
         if is_vector:
             itype = self.index_type or "AUTOINDEX"
             if itype not in registry.vector_types():

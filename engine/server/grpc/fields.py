@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import MilvusException, ParamError
-from ...names import shown
+from ...errors import ParamError
+from ...names import check_database
 
 # Accepted everywhere: request metadata (base: msg id, timestamps), and the consistency
 # knobs: Hotset is always strongly consistent in process, which satisfies every level.
@@ -75,7 +75,4 @@ def refuse_unread(req: Any, fields: tuple[str, ...]) -> None:
         if name in given:
             raise ParamError(f"{req.DESCRIPTOR.name}.{name} is not supported by Hotset: leave "
                              "it out (see the compatibility table in Hotset's README)")
-    db = getattr(req, "db_name", "") or getattr(req, "dbName", "")
-    if db not in ("", "default"):
-        raise MilvusException(f"database not found[database={shown(db)}]: Hotset serves the "
-                              "default database only", code=800)
+    check_database(getattr(req, "db_name", "") or getattr(req, "dbName", ""))

@@ -19,9 +19,6 @@ def create(c: MilvusClient, req) -> common_pb2.Status:
         raise ParamError("index params must be a JSON object")
     itype = p.pop("index_type", "") or params.pop("index_type", "")
     metric = p.pop("metric_type", None) or params.pop("metric_type", None)
-    if "mmap.enabled" in p:
-        raise ParamError("mmap.enabled is not supported by Hotset: a loaded index lives in "
-                         "device memory; leave it out")
     params.update(p)
     ip = IndexParams()
     ip.add_index(req.field_name, itype or "AUTOINDEX", req.index_name, metric, params)

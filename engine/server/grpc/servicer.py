@@ -15,6 +15,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from ...client import MilvusClient
 from ...errors import MilvusException
+from ...names import check_database
 from . import collections, entities, indexes, load, misc, partitions, search
 from .fields import refuse_unread, unread
 from .status import internal_error, status_of, unimplemented
@@ -89,6 +90,8 @@ def _rpc(client: MilvusClient, name: str, handler: Callable, response: Any) -> C
 
     def call(self, request, context):
         try:
+            # pymilvus names the database in the "dbname" metadata, not in the request
+            check_database(dict(context.invocation_metadata() or ()).get("dbname"))
             refuse_unread(request, refused)
             return handler(client, request)
         except MilvusException as e:

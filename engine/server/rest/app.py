@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from ...client import MilvusClient
 from ...errors import DataError, MilvusException
-from ...names import shown
+from ...names import check_database, shown
 from . import models as m
 from .translate import (create_collection, describe_collection, describe_index,
                         index_params, load_state, search)
@@ -149,10 +149,8 @@ def create_app(client: MilvusClient, token: str | None = None,
             return _validation_error(e)
         except RecursionError:
             return _err(1100, "request body nests objects or arrays too deep")
-        if body.db_name not in ("", "default"):
-            return _err(800, f"database not found[database={shown(body.db_name)}]: Hotset "
-                             "serves the default database only")
         try:
+            check_database(body.db_name)
             data = await run_in_threadpool(handler, body)
         except MilvusException as e:
             return _err(e.code, e.message)

@@ -44,5 +44,10 @@ r = await client.releaseCollection({ collection_name: name });
 assert.equal(r.error_code, "Success", JSON.stringify(r));
 r = await client.getLoadState({ collection_name: name });
 assert.equal(r.state, LoadState.LoadStateNotLoad, JSON.stringify(r));
+// aliases are not served: refused with Milvus's code 10, never an empty success
+r = await client.createAlias({ collection_name: name, alias: "a1" });
+assert.equal(Number(r.code), 10, JSON.stringify(r));
+r = await client.listAliases({ collection_name: name });
+assert.equal(Number(r.status.code), 10, JSON.stringify(r));
 await client.dropCollection({ collection_name: name });
 console.log("node ok");

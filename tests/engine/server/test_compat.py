@@ -1,0 +1,263 @@
+"""The compatibility table in the README, kept true: every cell is run here, through the
+embedded client, pymilvus over gRPC and the RESTful v2 API against a server, and the
+README must hold the table exactly as ``render()`` writes it.
+
+A cell is ``works``, ``refused N`` (a Milvus error with code N, nothing changed) or ``—``
+(that front end has no such call)."""
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+pytest.importorskip("pymilvus", reason="the gRPC tests need pymilvus")
+pytest.importorskip("httpx", reason="the server harness needs httpx")
+
+from pymilvus import MilvusClient as PyMilvus  # noqa: E402
+from pymilvus import MilvusException as PyMilvusException  # noqa: E402
+
+import engine  # noqa: E402
+from engine.errors import MilvusException  # noqa: E402
+
+from ...conftest import basic_rows, basic_schema, index_params  # noqa: E402
+from .harness import ROOT, Server  # noqa: E402
+
+WORKS, NONE = "works", "—"
+VEC = basic_rows(1)[0]["vec"]
+
+
+def refused(code: int) -> str:
+    return f"refused {code}"
+
+
+# feature -> (embedded, gRPC, REST), as the README states it
+TABLE: list[tuple[str, str, str, str]] = [
+    ("Load & Release, `load_fields`, `skip_load_dynamic_field`", WORKS, WORKS, WORKS),
+    ("Partitions: create, load, release, drop", WORKS, WORKS, WORKS),
+    ("Search with filter and output fields (FLAT, IVF_FLAT, AUTOINDEX)", WORKS, WORKS, WORKS),
+    ("Range search (`radius`, `range_filter`)", WORKS, WORKS, WORKS),
+    ("Query, get, `count(*)`", WORKS, WORKS, WORKS),
+    ("`query_iterator`, `search_iterator`", NONE, WORKS, NONE),
+    ("Filter templates (`filter_params`, `expr_template_values`)", WORKS, WORKS, refused(1100)),
+    ("Grouping search (`group_by_field`, `groupingField`)", refused(1100), refused(1100),
+     refused(1100)),
+    ("Rerankers on search (`ranker`, `function_score`, `functionScore`)", refused(1100),
+     refused(1100), refused(1100)),
+    ("Hybrid search", NONE, refused(10), refused(1100)),
+    ("Aliases", NONE, refused(10), refused(1100)),
+    ("A database other than `default`", refused(800), refused(800), refused(800)),
+    ("`replica_number` > 1", refused(1100), refused(1100), refused(1100)),
+    ("`mmap.enabled` in index params", refused(1100), refused(1100), refused(1100)),
+]
+
+
+def render() -> str:
+    lines = ["| feature | embedded (`engine.MilvusClient`) | gRPC (pymilvus, Node SDK) | "
+             "RESTful v2 |", "|---|---|---|---|"]
+    lines += [f"| {f} | {e} | {g} | {r} |" for f, e, g, r in TABLE]
+    return "\n".join(lines)
+
+
+def test_the_readme_holds_the_table():
+    assert render() in (ROOT / "README.md").read_text(), render()
+
+
+# -- the three front ends ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("compat") / "data")
+    yield s
+    s.stop()
+
+
+def _setup(c) -> None:
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    c.create_partition("c", "p1")
+    c.insert("c", basic_rows(50))
+
+
+@pytest.fixture(scope="module")
+def emb(tmp_path_factory):
+    c = engine.MilvusClient(str(tmp_path_factory.mktemp("compat-e") / "d"), device="cpu")
+    _setup(c)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def grpc_client(srv):
+    c = PyMilvus(uri=srv.url)
+    schema = PyMilvus.create_schema(enable_dynamic_field=True)
+    for f in basic_schema().fields:
+        schema.add_field(f.name, f.dtype, is_primary=f.is_primary,
+                         **({"dim": f.dim} if f.is_vector else {}),
+                         **({"max_length": f.max_length} if f.max_length else {}))
+    p = PyMilvus.prepare_index_params()
+    p.add_index("vec", "FLAT", metric_type="L2")
+    c.create_collection("c", schema=schema, index_params=p)
+    c.create_partition("c", "p1")
+    c.insert("c", basic_rows(50))
+    c.hotset_url = srv.url  # for a second client of the same server
+    yield c
+    c.close()
+
+
+def outcome(fn) -> str:
+    try:
+        fn()
+    except (MilvusException, PyMilvusException) as e:
+        return refused(e.code)
+    return WORKS
+
+
+def rest(srv, path: str, body: dict) -> str:
+    out = srv.post(path, {"collectionName": "c", **body}).json()
+    return WORKS if out["code"] == 0 else refused(out["code"])
+
+
+def _load_fields(c) -> None:
+    c.release_collection("c")
+    c.load_collection("c", load_fields=["id", "vec"], skip_load_dynamic_field=True)
+    assert c.search("c", [VEC], limit=1)[0][0]["id"] == 0
+    c.release_collection("c")
+    c.load_collection("c")
+
+
+def _partitions(c) -> None:
+    c.create_partition("c", "p2")
+    c.release_collection("c")
+    c.load_partitions("c", ["p2"])
+    c.release_partitions("c", ["p2"])
+    c.drop_partition("c", "p2")
+    c.load_collection("c")
+
+
+def _search(c) -> None:
+    hits = c.search("c", [VEC], limit=3, filter="age < 40", output_fields=["title"])[0]
+    assert hits[0]["id"] == 0 and hits[0]["entity"]["title"] == "t0"
+
+
+def _range(c) -> None:
+    hits = c.search("c", [VEC], limit=5, search_params={"params": {"radius": 1e-3}})[0]
+    assert [h["id"] for h in hits] == [0]
+
+
+def _query(c) -> None:
+    assert c.query("c", "age < 3", output_fields=["count(*)"])[0]["count(*)"] == 3
+    assert c.get("c", [4], output_fields=["title"])[0]["title"] == "t4"
+
+
+def _iterators(c) -> None:
+    it = c.query_iterator("c", batch_size=7, filter="id >= 0")
+    seen = []
+    while page := it.next():
+        seen += [r["id"] for r in page]
+    it.close()
+    assert sorted(seen) == list(range(50))
+    it = c.search_iterator("c", data=[VEC], batch_size=10, limit=30, anns_field="vec",
+                           search_params={"metric_type": "L2"})
+    got = []
+    while page := it.next():
+        got += [h["id"] for h in page]
+    it.close()
+    assert len(got) == len(set(got)) == 30
+
+
+def _templates(c) -> None:
+    got = c.query("c", "id in {ids}", filter_params={"ids": [1, 2]}, output_fields=["age"])
+    assert sorted(r["id"] for r in got) == [1, 2]
+
+
+def _ranker_embedded(c) -> None:
+    c.search("c", [VEC], limit=3, ranker={"name": "decay"})
+
+
+def _ranker_grpc(c) -> None:
+    from pymilvus import Function, FunctionType
+
+    decay = Function(name="d", input_field_names=["age"], function_type=FunctionType.RERANK,
+                     params={"reranker": "decay", "function": "gauss", "origin": 0,
+                             "scale": 10})
+    c.search("c", [VEC], limit=3, ranker=decay)
+
+
+def _hybrid_grpc(c) -> None:
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    req = AnnSearchRequest([VEC], "vec", {"metric_type": "L2"}, 3)
+    c.hybrid_search("c", [req], RRFRanker(), limit=3)
+
+
+CHECKS = {
+    0: (lambda e: outcome(lambda: _load_fields(e)), lambda g: outcome(lambda: _load_fields(g)),
+        lambda s: _rest_steps(s, [("collections/release", {}), ("collections/load", {
+            "loadFields": ["id", "vec"], "skipLoadDynamicField": True}),
+            ("collections/release", {}), ("collections/load", {})])),
+    1: (lambda e: outcome(lambda: _partitions(e)), lambda g: outcome(lambda: _partitions(g)),
+        lambda s: _rest_steps(s, [
+            ("partitions/create", {"partitionName": "p2"}), ("collections/release", {}),
+            ("partitions/load", {"partitionNames": ["p2"]}),
+            ("partitions/release", {"partitionNames": ["p2"]}),
+            ("partitions/drop", {"partitionName": "p2"}), ("collections/load", {})])),
+    2: (lambda e: outcome(lambda: _search(e)), lambda g: outcome(lambda: _search(g)),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "limit": 3, "filter": "age < 40",
+                                              "outputFields": ["title"]})),
+    3: (lambda e: outcome(lambda: _range(e)), lambda g: outcome(lambda: _range(g)),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "limit": 3, "searchParams": {
+            "params": {"radius": 1e-3}}})),
+    4: (lambda e: outcome(lambda: _query(e)), lambda g: outcome(lambda: _query(g)),
+        lambda s: rest(s, "entities/query", {"filter": "age < 3",
+                                             "outputFields": ["count(*)"]})),
+    5: (lambda e: NONE if not hasattr(e, "query_iterator") else WORKS,
+        lambda g: outcome(lambda: _iterators(g)), lambda s: NONE),
+    6: (lambda e: outcome(lambda: _templates(e)), lambda g: outcome(lambda: _templates(g)),
+        lambda s: rest(s, "entities/query", {"filter": "id in {ids}",
+                                             "filterParams": {"ids": [1]}})),
+    7: (lambda e: outcome(lambda: e.search("c", [VEC], group_by_field="age")),
+        lambda g: outcome(lambda: g.search("c", [VEC], group_by_field="age")),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "groupingField": "age"})),
+    8: (lambda e: outcome(lambda: _ranker_embedded(e)), lambda g: outcome(lambda: _ranker_grpc(g)),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "functionScore": {
+            "functions": [{"name": "d", "type": "Rerank"}]}})),
+    9: (lambda e: NONE if not hasattr(e, "hybrid_search") else WORKS,
+        lambda g: outcome(lambda: _hybrid_grpc(g)),
+        lambda s: rest(s, "entities/hybrid_search", {"search": []})),
+    10: (lambda e: NONE if not hasattr(e, "create_alias") else WORKS,
+         lambda g: outcome(lambda: g.create_alias("c", "a")),
+         lambda s: rest(s, "aliases/create", {"aliasName": "a"})),
+    11: (lambda e: outcome(lambda: engine.MilvusClient(tempfile.mkdtemp(), db_name="other",
+                                                       device="cpu")),
+         lambda g: outcome(lambda: PyMilvus(uri=g.hotset_url, db_name="other")
+                           .list_collections()),
+         lambda s: rest(s, "collections/describe", {"dbName": "other"})),
+    12: (lambda e: outcome(lambda: e.load_collection("c", replica_number=2)),
+         lambda g: outcome(lambda: g.load_collection("c", replica_number=2)),
+         lambda s: rest(s, "collections/load", {"replicaNumber": 2})),
+    13: (lambda e: outcome(lambda: e.create_index("c", _mmap_params(e))),
+         lambda g: outcome(lambda: g.create_index("c", _mmap_params(g))),
+         lambda s: rest(s, "indexes/create", {"indexParams": [{
+             "fieldName": "age", "indexName": "age_i", "params": {"mmap.enabled": True}}]})),
+}
+
+
+def _mmap_params(c):
+    p = c.prepare_index_params()
+    p.add_index("age", "INVERTED", index_name="age_i", **{"mmap.enabled": True})
+    return p
+
+
+def _rest_steps(s, steps: list[tuple[str, dict]]) -> str:
+    """Run REST calls in order: ``works`` if all do, else the first refusal."""
+    for path, body in steps:
+        got = rest(s, path, body)
+        if got != WORKS:
+            return got
+    return WORKS
+
+
+@pytest.mark.parametrize("row", range(len(TABLE)), ids=[t[0][:40] for t in TABLE])
+def test_each_cell_is_what_the_table_says(row, emb, grpc_client, srv):
+    feature, *want = TABLE[row]
+    on_emb, on_grpc, on_rest = CHECKS[row]
+    got = [on_emb(emb), on_grpc(grpc_client), on_rest(srv)]
+    assert got == want, feature

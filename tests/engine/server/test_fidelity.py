@@ -1,0 +1,102 @@
+"""Milvus's client-level behaviour through pymilvus against a server, one test per point
+that is not covered by test_grpc.py, test_security.py, test_grpc_fields.py, test_compat.py
+or tests/ecosystem/: integer filter arithmetic, upsert across partitions and into auto_id,
+ignore_growing, Milvus's wording, the 1100 cases of limits and filters, and an unnamed
+index dropped by its field's name."""
+import pytest
+
+pytest.importorskip("pymilvus", reason="the gRPC tests need pymilvus")
+
+from pymilvus import DataType, MilvusClient, MilvusException  # noqa: E402
+
+from .harness import Server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("fidelity") / "data")
+    c = MilvusClient(uri=s.url)
+    yield c
+    c.close()
+    s.stop()
+
+
+def _code(fn) -> tuple[int, str]:
+    with pytest.raises(MilvusException) as e:
+        fn()
+    return e.value.code, e.value.message
+
+
+def _small(c, name, auto_id=False, **fields):
+    s = MilvusClient.create_schema(auto_id=auto_id)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    for f, t in fields.items():
+        s.add_field(f, t, **({"max_length": 16} if t == DataType.VARCHAR else {}))
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")  # no index_name: named after its field
+    c.create_collection(name, schema=s, index_params=p)
+
+
+def test_integer_filter_arithmetic_is_done_in_int64(client):
+    _small(client, "ints", i8=DataType.INT8)
+    client.insert("ints", [{"id": i, "v": [0.0, 1.0], "i8": i - 128} for i in range(256)])
+    # 127 + 1 overflows an int8: Milvus promotes to int64, so only -128 + 1 <= 0 fails
+    assert client.query("ints", "i8 + 1 > 0", output_fields=["count(*)"])[0]["count(*)"] == 128
+    assert client.query("ints", "i8 * 2 >= 254", output_fields=["count(*)"])[0]["count(*)"] == 1
+    code, msg = _code(lambda: client.query("ints", "i8 / 0 > 1"))
+    assert code == 1100 and "zero" in msg
+
+
+def test_upsert_replaces_the_key_in_every_partition_and_auto_id_gets_new_keys(client):
+    _small(client, "ups", tag=DataType.INT64)
+    client.create_partition("ups", "p1")
+    client.insert("ups", [{"id": 1, "v": [0.0, 0.0], "tag": 1}], partition_name="p1")
+    client.upsert("ups", [{"id": 1, "v": [1.0, 1.0], "tag": 2}])  # into _default
+    got = client.query("ups", "id == 1", output_fields=["tag"])
+    assert [r["tag"] for r in got] == [2]  # the p1 row is gone, as in Milvus
+    assert client.query("ups", "id == 1", output_fields=["tag"],
+                        partition_names=["p1"]) == []
+    _small(client, "auto", auto_id=True, tag=DataType.INT64)
+    first = client.insert("auto", [{"v": [0.0, 0.0], "tag": 1}])["ids"][0]
+    new = client.upsert("auto", [{"id": first, "v": [1.0, 1.0], "tag": 2}])["ids"][0]
+    assert new != first
+    rows = client.query("auto", "tag >= 0", output_fields=["tag"])
+    assert [(r["id"], r["tag"]) for r in rows] == [(new, 2)]
+
+
+def test_ignore_growing_skips_unsealed_rows(client):
+    _small(client, "grow")
+    client.insert("grow", [{"id": 1, "v": [0.0, 0.0]}])
+    client.flush("grow")
+    client.insert("grow", [{"id": 2, "v": [0.0, 0.1]}])
+    hits = client.search("grow", [[0.0, 0.0]], limit=5, search_params={"ignore_growing": True})
+    assert [h["id"] for h in hits[0]] == [1]
+    assert len(client.search("grow", [[0.0, 0.0]], limit=5)[0]) == 2
+    got = client.query("grow", "id >= 0", ignore_growing=True)
+    assert [r["id"] for r in got] == [1]
+
+
+def test_errors_milvus_code_matches_on(client):
+    code, msg = _code(lambda: client.describe_collection("nope"))
+    assert code == 100 and "collection not found[database=default][collection=nope]" in msg
+    code, msg = _code(lambda: client.release_collection("12-s"))
+    assert code == 1100 and "Invalid collection name: 12-s" in msg
+    _small(client, "lim", s=DataType.VARCHAR)
+    client.insert("lim", [{"id": 1, "v": [0.0, 0.0], "s": "a"}])
+    code, _ = _code(lambda: client.search("lim", [[0.0, 0.0]], limit=16384, offset=1))
+    assert code == 1100
+    code, _ = _code(lambda: client.query("lim", "id >= 0", limit=16384, offset=1))
+    assert code == 1100
+    code, msg = _code(lambda: client.query("lim", "id >= 0", limit=-1))
+    assert code == 1100
+    code, msg = _code(lambda: client.query("lim", 's like "a\\\\"'))
+    assert code == 1100 and "escape" in msg
+
+
+def test_an_unnamed_index_is_dropped_by_its_field_name(client):
+    _small(client, "named")
+    client.release_collection("named")
+    assert client.list_indexes("named") == ["v"]
+    client.drop_index("named", "v")
+    assert client.list_indexes("named") == []
