@@ -83,7 +83,8 @@ class MilvusClient:
             index_params.add_index(vector_field_name, "AUTOINDEX", metric_type=metric_type)
         elif not isinstance(schema, CollectionSchema):
             raise ParamError("schema must come from MilvusClient.create_schema()")
-        created = self._db.create_collection(collection_name, schema, index_params)
+        created = self._db.create_collection(collection_name, schema, index_params,
+                                             kwargs.get("properties"))
         if created and (quick or index_params is not None):
             self.load_collection(collection_name)
 

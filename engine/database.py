@@ -95,10 +95,15 @@ class Database:
         return part
 
     # -- collections ----------------------------------------------------------------------
-    def create_collection(self, name: str, schema: CollectionSchema,
-                          index_params: Any) -> bool:
-        """Create ``name``; False when an identical one exists already (Milvus succeeds)."""
+    def create_collection(self, name: str, schema: CollectionSchema, index_params: Any,
+                          properties: dict | None = None) -> bool:
+        """Create ``name``; False when an identical one exists already (Milvus succeeds).
+        Collection properties (``collection.ttl.seconds``, ``mmap.enabled``, ...) would
+        change what is stored or returned and are not implemented: refused, not ignored."""
         check_name("collection", name)
+        if properties:
+            raise ParamError(f"collection properties {sorted(map(str, properties))} are not "
+                             "supported by Hotset: leave properties out")
         schema.validate()
         specs = self._checked_specs(schema, index_params or [])
         with self.lock:

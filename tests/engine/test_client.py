@@ -593,3 +593,14 @@ def test_ignore_growing_on_query_and_search(cpu_client):
     assert len(c.query("c", "id >= 0")) == 15
     hits = c.search("c", [rows[0]["vec"]], limit=15, ignore_growing=True)[0]
     assert len(hits) == 10 and all(h["id"] < 100 for h in hits)
+
+
+def test_collection_properties_are_refused_not_ignored(cpu_client):
+    """A TTL or mmap property would change what is stored or returned: refused with 1100
+    and nothing created, never silently dropped."""
+    from engine.errors import ParamError
+
+    with pytest.raises(ParamError, match="collection.ttl.seconds"):
+        cpu_client.create_collection("c", dimension=4,
+                                     properties={"collection.ttl.seconds": 60})
+    assert cpu_client.list_collections() == []

@@ -48,6 +48,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("A database other than `default`", refused(800), refused(800), refused(800)),
     ("`replica_number` > 1", refused(1100), refused(1100), refused(1100)),
     ("`mmap.enabled` in index params", refused(1100), refused(1100), refused(1100)),
+    ("Collection properties (`collection.ttl.seconds`, ...)", refused(1100), refused(1100),
+     refused(1100)),
 ]
 
 
@@ -237,6 +239,12 @@ CHECKS = {
          lambda g: outcome(lambda: g.create_index("c", _mmap_params(g))),
          lambda s: rest(s, "indexes/create", {"indexParams": [{
              "fieldName": "age", "indexName": "age_i", "params": {"mmap.enabled": True}}]})),
+    14: (lambda e: outcome(lambda: e.create_collection("ttl", dimension=4, properties={
+        "collection.ttl.seconds": 60})),
+         lambda g: outcome(lambda: g.create_collection("ttl", dimension=4, properties={
+             "collection.ttl.seconds": 60})),
+         lambda s: rest(s, "collections/create", {"collectionName": "ttl", "dimension": 4,
+                                                  "params": {"ttlSeconds": 60}})),
 }
 
 
