@@ -229,11 +229,13 @@ class Residency:
             return
         coll.set_load_intent(LoadIntent(True, res.load_fields, res.skip_dynamic,
                                         tuple(sorted(keep))))
-        for p in set(names) & res.partitions:
-            self.allocator.free(coll.name, p)
-            res.segments = {k: s for k, s in res.segments.items() if s.partition != p}
+        res.partitions = keep  # a background load stops copying them from here on
+        for p in set(names) - keep:
+            # in place: a background load may be adding segments of kept partitions
+            for seg_id in [k for k, s in list(res.segments.items()) if s.partition == p]:
+                res.segments.pop(seg_id, None)
             res.growing.pop(p, None)
-        res.partitions = keep
+            self.allocator.free(coll.name, p)
 
     def partition_added(self, coll: Collection, name: str) -> None:
         res = self._resident.get(coll.name)
@@ -285,6 +287,8 @@ class Residency:
             for change in changes:
                 self._apply(res, change, budget)
         except Exception as e:  # noqa: BLE001 - whatever it was, the copy is stale now
+            if budget is not None:
+                budget.close()  # its bytes go back before the reload plans
             self._reload(coll, res, e)
 
     def _apply(self, res: Resident, change: Change, budget: Reservation | None) -> None:
