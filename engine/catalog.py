@@ -3,7 +3,8 @@
 Layout::
 
     <uri>/.lock                       flock'd by the one process that writes here
-    <uri>/catalog.json                {"next_id": n, "collections": {name: id}}, checksummed
+    <uri>/catalog.json                {"next_id": n, "collections": {name: id},
+                                       "aliases": {alias: name}}, checksummed
     <uri>/collections/<id>/           manifest.json, wal.log, segments/, deletes/, index/
 
 Folders are named by ids the catalog assigns (``00000001``), never by a name a user gave.
@@ -63,6 +64,19 @@ class DataDir:
             if child not in listed:
                 shutil.rmtree(child, ignore_errors=True)
         return {name: self._folder(i) for name, i in sorted(self._catalog["collections"].items())}
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> the collection it names."""
+        return dict(self._catalog.get("aliases", {}))
+
+    def set_aliases(self, aliases: dict[str, str], undone: str) -> None:
+        """Replace the aliases durably. A refused write raises WriteFailed saying
+        ``undone`` and changes nothing."""
+        try:
+            self._save({**self._catalog, "aliases": dict(sorted(aliases.items()))})
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"{undone}: free disk space and "
+                              "retry") from e
 
     def _folder(self, cid: int) -> Path:
         return self.base / f"{int(cid):08d}"

@@ -222,11 +222,28 @@ class MilvusClient:
                            timeout: float | None = None, **kwargs: Any) -> None:
         self._db.release_partitions(collection_name, partition_names)
 
+    # -- aliases ----------------------------------------------------------------------------
+    def create_alias(self, collection_name: str, alias: str, timeout: float | None = None,
+                     **kwargs: Any) -> None:
+        self._db.create_alias(collection_name, alias)
+
+    def alter_alias(self, collection_name: str, alias: str, timeout: float | None = None,
+                    **kwargs: Any) -> None:
+        self._db.alter_alias(collection_name, alias)
+
+    def drop_alias(self, alias: str, timeout: float | None = None, **kwargs: Any) -> None:
+        self._db.drop_alias(alias)
+
+    def describe_alias(self, alias: str, timeout: float | None = None, **kwargs: Any) -> dict:
+        return self._db.describe_alias(alias)
+
+    def list_aliases(self, collection_name: str = "", timeout: float | None = None,
+                     **kwargs: Any) -> dict:
+        return self._db.list_aliases(collection_name)
+
     # -- Hotset's own ---------------------------------------------------------------------
     def memory_info(self, collection_name: str | None = None) -> dict:
-        if collection_name is not None:
-            return self.allocator.collection_info(collection_name)
-        return self.allocator.memory_info()
+        return self._db.memory_info(collection_name)
 
     def collection_schema(self, collection_name: str) -> CollectionSchema:
         """The collection's schema object (``describe_collection`` gives Milvus's dict)."""

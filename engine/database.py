@@ -1,8 +1,9 @@
 """The database: one data directory, its collections, and the lock every request takes.
 
-It owns the catalog (names -> folders), the open collections, the ones that could not be
-opened (damaged: every call on them says so, drop works), the device allocator and the
-residency service. Each method takes the lock (shared for reads, alone for changes),
+It owns the catalog (names -> folders, aliases -> names), the open collections, the ones
+that could not be opened (damaged: every call on them says so, drop works), the device
+allocator and the residency service. An alias works wherever a collection name does: it
+is resolved here, once, so every room below sees the collection's own name. Each method takes the lock (shared for reads, alone for changes),
 finds the collection by its checked name and hands the work to the room that does it:
 storage (``Collection``), residency, ``reads`` or ``writes``. Front ends call these
 methods and only translate.
@@ -20,8 +21,9 @@ from . import search as _search
 from .allocator import DeviceAllocator
 from .catalog import DataDir
 from .collection import Collection, read_manifest
-from .errors import (CollectionNotFound, FieldNotFound, IndexCannotBeDropped, MilvusException,
-                     ParamError, PartitionNotFound, StorageError, WriteFailed)
+from .errors import (AliasConflict, AliasNotFound, CollectionNotFound, FieldNotFound,
+                     IndexCannotBeDropped, MilvusException, ParamError, PartitionNotFound,
+                     StorageError, WriteFailed)
 from .index import IndexSpec, registry
 from .loader import LoadState
 from .locks import RWLock
@@ -49,6 +51,7 @@ class Database:
             self.seal_bytes = int(seal_bytes)
             self.verify = bool(verify)
             self.collections: dict[str, Collection] = {}
+            self.aliases: dict[str, str] = self._dir.aliases()
             self.damaged: dict[str, tuple[Path, Exception]] = {}  # could not be opened
             self.closed = False
             for name, path in self._dir.names().items():
@@ -70,10 +73,15 @@ class Database:
         self.collections[coll.name] = coll
 
     # -- lookups (the caller holds the lock) ----------------------------------------------
+    def resolve(self, name: str) -> str:
+        """The collection ``name`` stands for (itself, or what the alias ``name`` names)."""
+        return self.aliases.get(name, name)
+
     def get(self, name: str) -> Collection:
         if self.closed:
             raise MilvusException("client is closed: create a new MilvusClient")
         check_name("collection", name)
+        name = self.resolve(name)
         coll = self.collections.get(name)
         if coll is None:
             self._refuse_damaged(name)
@@ -108,6 +116,9 @@ class Database:
         specs = self._checked_specs(schema, index_params or [])
         with self.lock:
             self._refuse_damaged(name)
+            if name in self.aliases:
+                raise AliasConflict(f"collection name [{name}] conflicts with an existing "
+                                    "alias, please choose a unique name")
             if name in self.collections:
                 if self.collections[name].schema == schema:
                     return False
@@ -139,10 +150,18 @@ class Database:
     def drop_collection(self, name: str) -> None:
         check_name("collection", name)
         with self.lock:
+            if name in self.aliases:
+                raise ParamError(f"cannot drop the collection via alias = {name}: drop "
+                                 f"{self.aliases[name]} by its own name")
             coll = self.collections.get(name)
             damaged = self.damaged.get(name)
             if damaged is None and coll is None:
                 return  # Milvus: dropping a missing collection succeeds
+            held = self._aliases_of(name)
+            if held:
+                raise MilvusException(f"unable to drop the collection [{name}] because it has "
+                                      f"associated aliases {held}, please remove all aliases "
+                                      "before dropping the collection")
             self._dir.unlist(name)  # refused: WriteFailed, nothing changed
             if damaged is not None:
                 del self.damaged[name]
@@ -156,6 +175,7 @@ class Database:
     def has_collection(self, name: str) -> bool:
         check_name("collection", name)
         with self.lock.read():
+            name = self.resolve(name)
             return name in self.collections or name in self.damaged
 
     def list_collections(self) -> list[str]:
@@ -169,7 +189,7 @@ class Database:
             return {"collection_name": coll.name, "auto_id": s.auto_id, "num_shards": 1,
                     "description": s.description,
                     "fields": [f.describe(100 + i) for i, f in enumerate(s.fields)],
-                    "functions": [], "aliases": [],
+                    "functions": [], "aliases": self._aliases_of(coll.name),
                     "collection_id": zlib.crc32(coll.name.encode()),
                     "consistency_level": 0, "properties": {},
                     "num_partitions": len(coll.partitions),
@@ -216,8 +236,8 @@ class Database:
                 keys = writes.keys_of(coll, ids)
             else:
                 want = {self.partition(coll, partition)} if partition else set(coll.partitions)
-                keys = writes.matching_keys(coll, self.residency.get(name), filter, want,
-                                            params)
+                keys = writes.matching_keys(coll, self.residency.get(coll.name), filter,
+                                            want, params)
             if len(keys) == 0:
                 return 0
             part = self.partition(coll, partition) if partition else ""
@@ -312,7 +332,7 @@ class Database:
         check_name("index", index_name)
         with self.lock:
             coll = self.get(name)
-            if self.residency.get(name) is not None:
+            if self.residency.get(coll.name) is not None:
                 raise IndexCannotBeDropped()
             if not coll.drop_index(index_name):
                 raise _index_not_found(index_name)
@@ -322,7 +342,7 @@ class Database:
              refresh: bool, _async: bool) -> None:
         with self.lock:
             coll = self.get(name)
-            if refresh and self.residency.get(name) is not None:
+            if refresh and self.residency.get(coll.name) is not None:
                 self.residency.refresh(coll)
                 return
             res = self.residency.load(coll, load_fields, skip_dynamic, replica_number, _async)
@@ -358,6 +378,7 @@ class Database:
         Milvus's GetLoadState answers for several)."""
         partitions = check_names("partition", partitions) if partitions else [""]
         with self.lock:
+            name = self.resolve(name)
             coll = self.collections.get(name)
             if coll is None:
                 self._refuse_damaged(name)
@@ -367,7 +388,7 @@ class Database:
 
     def take_load_error(self, name: str) -> MilvusException | None:
         with self.lock:
-            return self.residency.take_error(name)
+            return self.residency.take_error(self.resolve(name))
 
     # -- partitions -----------------------------------------------------------------------
     def create_partition(self, name: str, partition: str) -> None:
@@ -396,11 +417,78 @@ class Database:
                 raise ParamError("default partition cannot be deleted")
             if partition not in coll.partitions:
                 return
-            res = self.residency.get(name)
+            res = self.residency.get(coll.name)
             if res is not None and partition in res.partitions:
                 raise MilvusException(f"partition cannot be dropped, partition is loaded, "
                                       f"please release it first[partition={partition}]")
             self.residency.apply(coll, coll.drop_partition(partition))
+
+    def memory_info(self, name: str | None) -> dict:
+        if name is None:
+            return self.allocator.memory_info()
+        check_name("collection", name)
+        return self.allocator.collection_info(self.resolve(name))
+
+    # -- aliases --------------------------------------------------------------------------
+    def _aliases_of(self, name: str) -> list[str]:
+        return sorted(a for a, c in self.aliases.items() if c == name)
+
+    def create_alias(self, name: str, alias: str) -> None:
+        check_name("alias", alias)
+        with self.lock:
+            if name in self.aliases:
+                raise ParamError(f"{name} is an alias: an alias names a collection by the "
+                                 "collection's own name")
+            coll = self.get(name)
+            if alias in self.collections or alias in self.damaged:
+                raise AliasConflict(f"alias and collection name conflict: {alias} is a "
+                                    "collection; pick another alias")
+            held = self.aliases.get(alias)
+            if held == coll.name:
+                return
+            if held is not None:
+                raise AliasConflict(f"alias exists and already aliased to another collection, "
+                                    f"alias: {alias}, collection: {held}: drop or alter it",
+                                    code=1602)
+            self._set_aliases({**self.aliases, alias: coll.name}, "The alias was not created")
+
+    def alter_alias(self, name: str, alias: str) -> None:
+        check_name("alias", alias)
+        with self.lock:
+            if alias not in self.aliases:
+                raise AliasNotFound(alias)
+            if name in self.aliases:
+                raise ParamError(f"{name} is an alias: an alias names a collection by the "
+                                 "collection's own name")
+            coll = self.get(name)
+            self._set_aliases({**self.aliases, alias: coll.name}, "The alias was not altered")
+
+    def drop_alias(self, alias: str) -> None:
+        check_name("alias", alias)
+        with self.lock:
+            if alias in self.aliases:  # Milvus: dropping a missing alias succeeds
+                rest = {a: c for a, c in self.aliases.items() if a != alias}
+                self._set_aliases(rest, "The alias was not dropped")
+
+    def describe_alias(self, alias: str) -> dict:
+        check_name("alias", alias)
+        with self.lock.read():
+            if alias not in self.aliases:
+                raise AliasNotFound(alias)
+            return {"alias": alias, "collection_name": self.aliases[alias], "db_name": "default"}
+
+    def list_aliases(self, name: str) -> dict:
+        with self.lock.read():
+            if not name:
+                return {"aliases": sorted(self.aliases), "collection_name": "",
+                        "db_name": "default"}
+            coll = self.get(name)
+            return {"aliases": self._aliases_of(coll.name), "collection_name": coll.name,
+                    "db_name": "default"}
+
+    def _set_aliases(self, aliases: dict[str, str], undone: str) -> None:
+        self._dir.set_aliases(aliases, undone)
+        self.aliases = aliases
 
     # -- closing --------------------------------------------------------------------------
     def close(self) -> None:

@@ -111,6 +111,20 @@ class FieldNotFound(MilvusException):
         )
 
 
+class AliasNotFound(MilvusException):
+    default_code = 1600
+
+    def __init__(self, shown_name: str) -> None:
+        super().__init__(f"alias not found[database=default][alias={shown_name}]: see "
+                         "list_aliases()")
+
+
+class AliasConflict(MilvusException):
+    """An alias that names a collection, or is taken by another collection."""
+
+    default_code = 1601
+
+
 class DatabaseNotFound(MilvusException):
     default_code = 800
 

@@ -22,12 +22,13 @@ def create(c: MilvusClient, req) -> common_pb2.Status:
 
 
 def describe(c: MilvusClient, req) -> milvus_pb2.DescribeCollectionResponse:
-    name = req.collection_name
-    d = c.describe_collection(name)
+    d = c.describe_collection(req.collection_name)
+    name = d["collection_name"]  # its own name, when asked through an alias
     schema = c.collection_schema(name)
     return milvus_pb2.DescribeCollectionResponse(
         status=OK, schema=schema_to_proto(name, schema), collectionID=d["collection_id"],
         collection_name=name, shards_num=1, num_partitions=d["num_partitions"],
+        aliases=d["aliases"],
         consistency_level=common_pb2.Strong, db_name="default",
         created_timestamp=1, created_utc_timestamp=1)
 

@@ -58,6 +58,11 @@ READ: dict[str, tuple[str, ...]] = {
     "ReleaseCollection": ("collection_name",),
     "GetLoadState": ("collection_name", "partition_names"),
     "GetLoadingProgress": ("collection_name", "partition_names"),
+    "CreateAlias": ("collection_name", "alias"),
+    "AlterAlias": ("collection_name", "alias"),
+    "DropAlias": ("alias",),
+    "DescribeAlias": ("alias",),
+    "ListAliases": ("collection_name",),
 }
 
 

@@ -16,7 +16,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 from ...client import MilvusClient
 from ...errors import MilvusException
 from ...names import check_database
-from . import collections, entities, indexes, load, misc, partitions, search
+from . import aliases, collections, entities, indexes, load, misc, partitions, search
 from .fields import refuse_unread, unread
 from .status import internal_error, status_of, unimplemented
 
@@ -59,6 +59,11 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "ReleaseCollection": (load.release, None),
     "GetLoadState": (load.state, milvus_pb2.GetLoadStateResponse),
     "GetLoadingProgress": (load.progress, milvus_pb2.GetLoadingProgressResponse),
+    "CreateAlias": (aliases.create, None),
+    "AlterAlias": (aliases.alter, None),
+    "DropAlias": (aliases.drop, None),
+    "DescribeAlias": (aliases.describe, milvus_pb2.DescribeAliasResponse),
+    "ListAliases": (aliases.list_, milvus_pb2.ListAliasesResponse),
 }
 
 

@@ -84,7 +84,19 @@ def _handlers(c: MilvusClient) -> dict[str, tuple[type[BaseModel], Callable[[Any
             b.collection_name, b.partition_names) or {}),
         "partitions/release": (m.Partitions, lambda b: c.release_partitions(
             b.collection_name, b.partition_names) or {}),
+        "aliases/create": (m.AliasOf, lambda b: c.create_alias(
+            b.collection_name, b.alias_name) or {}),
+        "aliases/alter": (m.AliasOf, lambda b: c.alter_alias(
+            b.collection_name, b.alias_name) or {}),
+        "aliases/drop": (m.Alias, lambda b: c.drop_alias(b.alias_name) or {}),
+        "aliases/describe": (m.Alias, lambda b: _alias(c.describe_alias(b.alias_name))),
+        "aliases/list": (m.AliasList, lambda b: c.list_aliases(b.collection_name)["aliases"]),
     }
+
+
+def _alias(d: dict) -> dict:
+    return {"aliasName": d["alias"], "collectionName": d["collection_name"],
+            "dbName": d["db_name"]}
 
 
 def _insert(c: MilvusClient, b: m.Insert, fn: Callable, verb: str) -> dict:

@@ -127,6 +127,18 @@ class ListIndexes(Named):
     field_name: str = Field("", alias="fieldName")
 
 
+class Alias(_Body):
+    alias_name: str = Field(alias="aliasName")
+
+
+class AliasOf(Named):
+    alias_name: str = Field(alias="aliasName")
+
+
+class AliasList(_Body):
+    collection_name: str = Field("", alias="collectionName")
+
+
 class Partition(Named):
     partition_name: str = Field(alias="partitionName")
 

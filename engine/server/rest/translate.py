@@ -97,6 +97,7 @@ def create_collection(c: MilvusClient, b: m.CreateCollection) -> None:
 
 def describe_collection(c: MilvusClient, name: str) -> dict:
     d = c.describe_collection(name)
+    name = d["collection_name"]  # its own name, when asked through an alias
     fields = []
     for f in d["fields"]:
         entry = {"name": f["name"], "type": _TYPE_NAME[f["type"]], "description": f["description"],
@@ -117,7 +118,8 @@ def describe_collection(c: MilvusClient, name: str) -> dict:
             "description": d["description"], "autoId": d["auto_id"], "fields": fields,
             "indexes": indexes, "load": _LOAD_STATE[state], "shardsNum": 1,
             "partitionsNum": d["num_partitions"], "consistencyLevel": "Strong",
-            "enableDynamicField": d["enable_dynamic_field"], "properties": [], "aliases": []}
+            "enableDynamicField": d["enable_dynamic_field"], "properties": [],
+            "aliases": d["aliases"]}
 
 
 def load_state(c: MilvusClient, b: m.LoadState) -> dict:

@@ -100,3 +100,25 @@ def test_an_unnamed_index_is_dropped_by_its_field_name(client):
     assert client.list_indexes("named") == ["v"]
     client.drop_index("named", "v")
     assert client.list_indexes("named") == []
+
+
+def test_aliases_through_pymilvus(client):
+    """Aliases as pymilvus uses them: persisted in the catalog, resolved by the engine once,
+    with Milvus's codes for the refusals."""
+    _small(client, "al_v1")
+    _small(client, "al_v2")
+    client.insert("al_v1", [{"id": 1, "v": [0.0, 0.0]}])
+    client.create_alias("al_v1", "al")
+    assert client.describe_collection("al")["collection_name"] == "al_v1"
+    assert [r["id"] for r in client.query("al", "id >= 0")] == [1]
+    assert _code(lambda: client.create_alias("al_v2", "al"))[0] == 1602
+    assert _code(lambda: client.create_alias("al_v2", "al_v1"))[0] == 1601
+    client.alter_alias("al_v2", "al")
+    assert client.query("al", "id >= 0") == []
+    assert client.list_aliases("al_v2")["aliases"] == ["al"]
+    code, msg = _code(lambda: client.drop_collection("al_v2"))
+    assert "associated aliases" in msg
+    client.drop_alias("al")
+    assert _code(lambda: client.describe_alias("al"))[0] == 1600
+    client.drop_collection("al_v2")
+    assert not client.has_collection("al_v2")
