@@ -6,6 +6,7 @@ Public surface: ``MilvusClient`` (pymilvus's ``MilvusClient`` calls, over a data
 from . import errors
 from .client import MilvusClient
 from .errors import MilvusException
+from .hybrid import AnnSearchRequest, RRFRanker, WeightedRanker
 from .index import IndexParams
 from .loader import LoadState
 from .schema import CollectionSchema, DataType, FieldSchema
@@ -13,4 +14,5 @@ from .schema import CollectionSchema, DataType, FieldSchema
 __version__ = "0.1.0"
 
 __all__ = ["MilvusClient", "DataType", "LoadState", "CollectionSchema", "FieldSchema",
-           "IndexParams", "MilvusException", "errors", "__version__"]
+           "IndexParams", "MilvusException", "errors", "AnnSearchRequest", "RRFRanker",
+           "WeightedRanker", "__version__"]

@@ -142,6 +142,15 @@ class MilvusClient:
                             partition_names, anns_field, kwargs)
         return self._db.search(collection_name, req)
 
+    def hybrid_search(self, collection_name: str, reqs: list, ranker: Any, limit: int = 10,
+                      output_fields: list[str] | None = None, timeout: float | None = None,
+                      partition_names: list[str] | None = None, **kwargs: Any
+                      ) -> list[list[dict]]:
+        """pymilvus's ``hybrid_search``: ``reqs`` are ``AnnSearchRequest``s (engine's or
+        pymilvus's), ``ranker`` an ``RRFRanker`` or ``WeightedRanker``."""
+        return self._db.hybrid_search(collection_name, reqs, ranker, limit, output_fields,
+                                      partition_names, kwargs)
+
     def query(self, collection_name: str, filter: str = "", output_fields: list[str] | None = None,
               timeout: float | None = None, ids: Any = None,
               partition_names: list[str] | None = None, **kwargs: Any) -> list[dict]:

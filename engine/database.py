@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from . import reads, writes
+from . import hybrid, reads, writes
 from . import search as _search
 from .allocator import DeviceAllocator
 from .catalog import DataDir
@@ -255,6 +255,13 @@ class Database:
     def search(self, name: str, req: reads.SearchRequest) -> list[list[dict]]:
         with self.lock.read():
             return reads.search(self.residency, self.get(name), req)
+
+    def hybrid_search(self, name: str, requests: list, ranker: Any, limit: int,
+                      output_fields: Any, partition_names: list[str] | None,
+                      options: dict) -> list[list[dict]]:
+        with self.lock.read():
+            return hybrid.hybrid_search(self.residency, self.get(name), requests, ranker, limit,
+                                        output_fields, partition_names, options)
 
     def query(self, name: str, filter: str, output_fields: Any, ids: Any,
               partition_names: list[str] | None, options: dict) -> list[dict]:

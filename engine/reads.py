@@ -45,7 +45,7 @@ def _refuse_unsupported(options: dict) -> None:
             raise ParamError(f"{name} is not supported by Hotset's search: leave it out{hint}")
 
 
-def _round_decimal(value: Any) -> int:
+def round_decimal_of(value: Any) -> int:
     """pymilvus's round_decimal: -1 (the default) keeps distances as they are, 0..6 rounds
     them to that many decimals."""
     if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 6:
@@ -81,7 +81,7 @@ def search(residency: Residency, coll: Collection, req: SearchRequest) -> list[l
         raise ParamError(f"limit (topk) should be in range [1, {_search.MAX_TOPK}], got "
                          f"limit={limit}, offset={offset}")
     _refuse_unsupported(opts)
-    decimals = _round_decimal(opts.get("round_decimal", -1))
+    decimals = round_decimal_of(opts.get("round_decimal", -1))
     growing = not (params.get("ignore_growing") or opts.get("ignore_growing"))
     q = _queries(req.data, field, residency.allocator.device)
     flt = compile_filter(req.filter, coll.schema, set(res.fields), opts.get("filter_params"))

@@ -41,6 +41,9 @@ READ: dict[str, tuple[str, ...]] = {
                "output_fields", "search_params", "nq", "expr_template_values"),
     "Query": ("collection_name", "expr", "output_fields", "partition_names", "query_params",
               "expr_template_values"),
+    # each of requests is checked against Search's list
+    "HybridSearch": ("collection_name", "partition_names", "requests", "rank_params",
+                     "output_fields"),
     "CreateIndex": ("collection_name", "field_name", "extra_params", "index_name"),
     "DescribeIndex": ("collection_name", "field_name", "index_name"),
     "DropIndex": ("collection_name", "field_name", "index_name"),

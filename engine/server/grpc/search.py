@@ -4,9 +4,12 @@ from __future__ import annotations
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from ...client import MilvusClient
+from ...errors import ParamError
+from ...hybrid import AnnSearchRequest, parse_rank_params
 from ...reads import UNSUPPORTED_SEARCH, is_count
 from ...schema import DataType
 from .entities import _ids
+from .fields import refuse_unread, unread
 from .status import OK
 from .translate import (int_of, json_of, kv, queries_from_placeholder, rows_to_fields,
                         template_values)
@@ -36,20 +39,60 @@ def _search_options(p: dict[str, str]) -> dict:
     return out
 
 
-def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
+def _sub_request(req) -> tuple[str, int, dict, object, dict]:
+    """(anns field, limit, search params, query vectors, engine options) of a SearchRequest."""
     p = kv(req.search_params)
-    name = req.collection_name
     limit = int_of(p.get("topk") or p.get("limit") or 10, "limit (topk)")
     params = json_of(p.get("params") or "{}", "search params")
     sp = {"metric_type": p.get("metric_type") or None, "params": params,
           "offset": int_of(p.get("offset") or 0, "offset")}
     q = queries_from_placeholder(req.placeholder_group)
+    return p.get("anns_field") or None, limit, sp, q, _search_options(p)
+
+
+def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
+    anns, limit, sp, q, options = _sub_request(req)
     output = list(req.output_fields)
-    hits = c.search(name, q, filter=req.dsl, limit=limit, output_fields=output or None,
-                    search_params=sp, partition_names=list(req.partition_names) or None,
-                    anns_field=p.get("anns_field") or None,
-                    filter_params=template_values(req.expr_template_values),
-                    **_search_options(p))
+    hits = c.search(req.collection_name, q, filter=req.dsl, limit=limit,
+                    output_fields=output or None, search_params=sp,
+                    partition_names=list(req.partition_names) or None, anns_field=anns,
+                    filter_params=template_values(req.expr_template_values), **options)
+    return _results(c, req.collection_name, hits, limit, output)
+
+
+_SEARCH_REFUSED = unread("Search", milvus_pb2.SearchRequest)
+_RANK_KEYS = ("strategy", "params", "limit", "offset", "round_decimal")
+
+
+def hybrid_search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
+    """HybridSearch: each sub-request is read as a Search (and refused the same way), the
+    ranker from rank_params; the engine fuses."""
+    reqs = []
+    for sub in req.requests:
+        refuse_unread(sub, _SEARCH_REFUSED)
+        anns, limit, sp, q, options = _sub_request(sub)
+        set_ = sorted(k for k, v in options.items() if v not in (False, None, -1))
+        if set_:
+            raise ParamError(f"hybrid_search sub-request options {set_} are not supported by "
+                             "Hotset: leave them out")
+        reqs.append(AnnSearchRequest(q, anns, sp, limit, sub.dsl,
+                                     template_values(sub.expr_template_values)))
+    rank = kv(req.rank_params)
+    extra = sorted(set(rank) - set(_RANK_KEYS))
+    if extra:
+        raise ParamError(f"hybrid_search rank_params {extra} are not supported by Hotset "
+                         "(grouping is not implemented): leave them out")
+    ranker, opts = parse_rank_params(rank)
+    output = list(req.output_fields)
+    hits = c.hybrid_search(req.collection_name, reqs, ranker, limit=opts["limit"],
+                           output_fields=output or None,
+                           partition_names=list(req.partition_names) or None,
+                           offset=opts["offset"], round_decimal=opts["round_decimal"])
+    return _results(c, req.collection_name, hits, opts["limit"], output)
+
+
+def _results(c: MilvusClient, name: str, hits: list[list[dict]], limit: int,
+             output: list[str]) -> milvus_pb2.SearchResults:
     schema = c.collection_schema(name)
     pk = schema.primary.name
     flat = [h for per in hits for h in per]

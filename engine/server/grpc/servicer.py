@@ -44,6 +44,7 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "GetFlushState": (entities.flush_state, milvus_pb2.GetFlushStateResponse),
     "Search": (search.search, milvus_pb2.SearchResults),
     "Query": (search.query, milvus_pb2.QueryResults),
+    "HybridSearch": (search.hybrid_search, milvus_pb2.SearchResults),
     "CreateIndex": (indexes.create, None),
     "DescribeIndex": (indexes.describe, milvus_pb2.DescribeIndexResponse),
     "DropIndex": (indexes.drop, None),

@@ -26,7 +26,7 @@ from ...errors import DataError, MilvusException
 from ...names import check_database, shown
 from . import models as m
 from .translate import (create_collection, describe_collection, describe_index,
-                        index_params, load_state, search)
+                        hybrid_search, index_params, load_state, search)
 
 log = logging.getLogger("hotset.rest")
 DEFAULT_MAX_BODY = 64 << 20
@@ -61,6 +61,7 @@ def _handlers(c: MilvusClient) -> dict[str, tuple[type[BaseModel], Callable[[Any
             b.collection_name, ids=b.ids, filter=b.filter or None,
             partition_name=b.partition_name or None)["delete_count"]}),
         "entities/search": (m.Search, lambda b: search(c, b)),
+        "entities/hybrid_search": (m.HybridSearch, lambda b: hybrid_search(c, b)),
         "entities/query": (m.Query, lambda b: c.query(
             b.collection_name, b.filter, output_fields=b.output_fields, limit=b.limit,
             offset=b.offset, partition_names=b.partition_names)),

@@ -99,6 +99,32 @@ class Search(Named):
     consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
 
 
+class SubSearch(_Part):
+    """One search of entities/hybrid_search."""
+
+    data: list[Any]
+    anns_field: str = Field(alias="annsField")
+    filter: str = ""
+    limit: int = 100
+    metric_type: str | None = Field(None, alias="metricType")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rerank(_Part):
+    strategy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class HybridSearch(Named):
+    search: list[SubSearch]
+    rerank: Rerank
+    limit: int = 100
+    offset: int = 0
+    output_fields: list[str] | None = Field(None, alias="outputFields")
+    partition_names: list[str] | None = Field(None, alias="partitionNames")
+    consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
+
+
 class Query(Named):
     filter: str = ""
     limit: int = 100

@@ -5,6 +5,7 @@ from typing import Any
 
 from ...client import MilvusClient
 from ...errors import ParamError
+from ...hybrid import AnnSearchRequest
 from ...names import shown
 from ...index import IndexParams
 from ...loader import LoadState
@@ -155,6 +156,19 @@ def flat_hits(results: list[list[dict]]) -> list[dict]:
             row.update(h["entity"])
             out.append(row)
     return out
+
+
+def hybrid_search(c: MilvusClient, b: m.HybridSearch) -> list[dict]:
+    reqs = []
+    for s in b.search:
+        refuse_unknown(s.params, _SEARCH_PARAMS, "search params key")
+        reqs.append(AnnSearchRequest(s.data, s.anns_field, {
+            "metric_type": s.metric_type or s.params.get("metricType"),
+            "params": s.params.get("params") or {}}, s.limit, s.filter))
+    return flat_hits(c.hybrid_search(
+        b.collection_name, reqs, {"strategy": b.rerank.strategy, "params": b.rerank.params},
+        limit=b.limit, output_fields=b.output_fields, partition_names=b.partition_names,
+        offset=b.offset))
 
 
 def search(c: MilvusClient, b: m.Search) -> list[dict]:

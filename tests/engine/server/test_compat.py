@@ -43,7 +43,7 @@ TABLE: list[tuple[str, str, str, str]] = [
      refused(1100)),
     ("Rerankers on search (`ranker`, `function_score`, `functionScore`)", refused(1100),
      refused(1100), refused(1100)),
-    ("Hybrid search", NONE, refused(10), refused(1100)),
+    ("Hybrid search (`RRFRanker`, `WeightedRanker`)", WORKS, WORKS, WORKS),
     ("Aliases: create, alter, drop, describe, list; usable as a collection name", WORKS, WORKS,
      WORKS),
     ("A database other than `default`", refused(800), refused(800), refused(800)),
@@ -194,11 +194,18 @@ def _ranker_grpc(c) -> None:
     c.search("c", [VEC], limit=3, ranker=decay)
 
 
-def _hybrid_grpc(c) -> None:
+def _pymilvus_hybrid():
     from pymilvus import AnnSearchRequest, RRFRanker
 
-    req = AnnSearchRequest([VEC], "vec", {"metric_type": "L2"}, 3)
-    c.hybrid_search("c", [req], RRFRanker(), limit=3)
+    return AnnSearchRequest, RRFRanker
+
+
+def _hybrid(c, request, ranker) -> None:
+    reqs = [request([VEC], "vec", {"metric_type": "L2"}, 5),
+            request([VEC], "vec", {"metric_type": "L2"}, 5, "age < 3")]
+    hits = c.hybrid_search("c", reqs, ranker(), limit=3, output_fields=["title"])[0]
+    assert hits[0]["id"] == 0 and hits[0]["entity"]["title"] == "t0"
+    assert hits[0]["distance"] == pytest.approx(2 / 61)
 
 
 CHECKS = {
@@ -232,9 +239,12 @@ CHECKS = {
     8: (lambda e: outcome(lambda: _ranker_embedded(e)), lambda g: outcome(lambda: _ranker_grpc(g)),
         lambda s: rest(s, "entities/search", {"data": [VEC], "functionScore": {
             "functions": [{"name": "d", "type": "Rerank"}]}})),
-    9: (lambda e: NONE if not hasattr(e, "hybrid_search") else WORKS,
-        lambda g: outcome(lambda: _hybrid_grpc(g)),
-        lambda s: rest(s, "entities/hybrid_search", {"search": []})),
+    9: (lambda e: outcome(lambda: _hybrid(e, engine.AnnSearchRequest, engine.RRFRanker)),
+        lambda g: outcome(lambda: _hybrid(g, *_pymilvus_hybrid())),
+        lambda s: rest(s, "entities/hybrid_search", {
+            "search": [{"data": [VEC], "annsField": "vec", "limit": 5},
+                       {"data": [VEC], "annsField": "vec", "limit": 5, "filter": "age < 3"}],
+            "rerank": {"strategy": "rrf", "params": {"k": 60}}, "limit": 3})),
     10: (lambda e: outcome(lambda: _aliases(e)), lambda g: outcome(lambda: _aliases(g)),
          lambda s: _rest_steps(s, [("aliases/create", {"aliasName": "a"}),
                                    ("entities/query", {"collectionName": "a", "filter": "id < 3"}),

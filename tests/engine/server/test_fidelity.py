@@ -122,3 +122,31 @@ def test_aliases_through_pymilvus(client):
     assert _code(lambda: client.describe_alias("al"))[0] == 1600
     client.drop_collection("al_v2")
     assert not client.has_collection("al_v2")
+
+
+def test_hybrid_search_through_pymilvus(client):
+    """HybridSearch over two vector fields, fused by the engine; what it does not do
+    (grouping, options inside a sub-search) is refused, not ignored."""
+    from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("a", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("b", DataType.FLOAT_VECTOR, dim=2)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("a", "FLAT", metric_type="L2")
+    p.add_index("b", "FLAT", metric_type="IP")
+    client.create_collection("hyb", schema=s, index_params=p)
+    client.insert("hyb", [{"id": i, "a": [float(i), 0.0], "b": [0.0, float(i)]}
+                          for i in range(10)])
+    reqs = [AnnSearchRequest([[3.0, 0.0]], "a", {"metric_type": "L2"}, 3),  # 3, 2|4
+            AnnSearchRequest([[0.0, 1.0]], "b", {"metric_type": "IP"}, 3)]  # 9, 8, 7
+    hits = client.hybrid_search("hyb", reqs, RRFRanker(10), limit=2)[0]
+    assert [h["id"] for h in hits] == [3, 9] and hits[0]["distance"] == pytest.approx(1 / 11)
+    hits = client.hybrid_search("hyb", reqs, WeightedRanker(1.0, 0.0), limit=1)[0]
+    assert hits[0]["id"] == 3 and hits[0]["distance"] == pytest.approx(1.0)
+    code, msg = _code(lambda: client.hybrid_search("hyb", reqs, RRFRanker(), limit=2,
+                                                   group_by_field="id"))
+    assert code == 1100 and "group_by_field" in msg
+    code, msg = _code(lambda: client.hybrid_search("hyb", reqs, WeightedRanker(0.5), limit=2))
+    assert code == 1100 and "weights" in msg
