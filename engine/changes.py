@@ -46,4 +46,13 @@ class Trained:
     parts: dict[str, torch.Tensor]
 
 
-Change = Inserted | Deleted | Sealed | Trained
+@dataclass(frozen=True, slots=True)
+class Rewritten:
+    """Sealed segments were replaced by others holding the same live rows (a compaction):
+    a resident copy is reloaded from disk."""
+
+    removed: tuple[int, ...]
+    added: tuple[int, ...]
+
+
+Change = Inserted | Deleted | Sealed | Trained | Rewritten

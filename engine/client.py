@@ -231,6 +231,18 @@ class MilvusClient:
                            timeout: float | None = None, **kwargs: Any) -> None:
         self._db.release_partitions(collection_name, partition_names)
 
+    # -- compaction -----------------------------------------------------------------------
+    def compact(self, collection_name: str, is_clustering: bool = False, is_l0: bool = False,
+                target_size: int | None = None, timeout: float | None = None,
+                **kwargs: Any) -> int:
+        """Merge small sealed segments and purge deleted rows now; ``target_size`` (MB)
+        caps a merged segment. Returns a job id (the compaction has completed)."""
+        return self._db.compact(collection_name, bool(is_clustering), target_size)
+
+    def get_compaction_state(self, job_id: int, timeout: float | None = None,
+                             **kwargs: Any) -> str:
+        return self._db.compaction_state(job_id)
+
     # -- aliases ----------------------------------------------------------------------------
     def create_alias(self, collection_name: str, alias: str, timeout: float | None = None,
                      **kwargs: Any) -> None:

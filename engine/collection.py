@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 import torch
 from safetensors import SafetensorError
 
-from .changes import Change, Deleted, Inserted, Sealed, Trained
-from .columns import REPLACED_KEYS, Batch, take, without_replaced
+from .changes import Change, Deleted, Inserted, Rewritten, Sealed, Trained
+from .columns import REPLACED_KEYS, Batch, concat, take, without_replaced
 from .errors import WriteFailed
 from .index import IndexSpec, VectorIndex, registry
 from .index.files import layout_path, load_tensors, save_tensors, trained_path
@@ -389,9 +389,7 @@ class Collection:
             changes += self._train(layout, [])
             if field not in self.trained:
                 return changes
-        columns = {f.name: (self.stems[f.name], f.is_fixed) for f in self.schema.fields}
-        if self.schema.enable_dynamic_field:
-            columns[DYNAMIC_FIELD] = (self.stems[DYNAMIC_FIELD], False)
+        columns = self._columns()
         for i, seg in enumerate(list(self.sealed)):
             if seg.layout_field == field:
                 continue
@@ -442,6 +440,82 @@ class Collection:
         for path in stale:
             path.unlink(missing_ok=True)
         return True
+
+    def _columns(self) -> dict[str, tuple[str, bool]]:
+        """Every stored column: name -> (file stem, fixed width?)."""
+        columns = {f.name: (self.stems[f.name], f.is_fixed) for f in self.schema.fields}
+        if self.schema.enable_dynamic_field:
+            columns[DYNAMIC_FIELD] = (self.stems[DYNAMIC_FIELD], False)
+        return columns
+
+    def compact(self, target_bytes: int | None = None) -> list[Change]:
+        """Seal, then rewrite each partition's sealed segments that hold deleted rows or are
+        smaller than half of ``target_bytes`` (default: the seal size) into as few segments
+        as fit ``target_bytes``, without their deleted rows, in the layout index's order;
+        delete files that apply to no segment any more are dropped. One manifest commit:
+        refused, nothing changed. Returns the changes (the seal's, then Rewritten)."""
+        changes = self.flush()
+        target = int(target_bytes or self.seal_bytes)
+        layout = self.layout_index()
+        columns = self._columns()
+        m = self.mf.draft()
+        removed: list[SealedSegment] = []
+        added: list[SealedSegment] = []
+        try:
+            for part in self.partitions:
+                segs = [s for s in self.sealed if s.partition == part]
+                small = [s for s in segs if bool(s.deleted.any()) or sum(
+                    self.segment_meta(s.id)["bytes"].values()) < target // 2]
+                if not small or (len(small) == 1 and not bool(small[0].deleted.any())):
+                    continue
+                groups, size = [[]], 0
+                for s in small:
+                    nbytes = sum(self.segment_meta(s.id)["bytes"].values())
+                    if groups[-1] and size + nbytes > target:
+                        groups.append([])
+                        size = 0
+                    groups[-1].append(s)
+                    size += nbytes
+                for group in groups:
+                    live = [take(read_segment(self.segment_dir(s.id), columns,
+                                              self.segment_meta(s.id)["files"]),
+                                 torch.nonzero(~s.deleted).flatten()) for s in group]
+                    batch = concat(live)
+                    for s in group:
+                        m.remove_segment(s.id)
+                    removed += group
+                    if batch.num_rows == 0:
+                        continue
+                    ordered = self._ordered(batch, layout)
+                    if ordered is not None:
+                        batch = take(batch, ordered[0])
+                    added.append(self._write_sealed(m, part, batch,
+                                                    max(s.sealed_seq for s in group),
+                                                    layout, ordered))
+            if not removed:
+                return changes
+            floor = min((s["sealed_seq"] for s in m.segments), default=None)
+            for name in list(m.delete_files):
+                if floor is None or int(name.split(".")[0]) <= floor:
+                    m.delete_files.remove(name)  # its deletes are older than every segment
+                    m.delete_sums.pop(name, None)
+            self.mf.commit(m, "Nothing was compacted: free disk space and compact again")
+        except (OSError, SafetensorError, WriteFailed) as e:
+            for s in added:
+                shutil.rmtree(self.segment_dir(s.id), ignore_errors=True)
+            if isinstance(e, WriteFailed):
+                raise
+            raise WriteFailed(str(self.path), e, "Nothing was compacted: free disk space and "
+                              "compact again") from e
+        gone = {s.id for s in removed}
+        self.sealed = [s for s in self.sealed if s.id not in gone] + added
+        for seg_id in gone:
+            shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
+        live_files = set(m.delete_files)
+        for child in (self.path / "deletes").iterdir():
+            if child.name not in live_files:
+                child.unlink(missing_ok=True)
+        return changes + [Rewritten(tuple(sorted(gone)), tuple(s.id for s in added))]
 
     def adopt_new_segments(self) -> list[SealedSegment]:
         """Open segments that the manifest on disk lists and this process does not know yet

@@ -52,6 +52,7 @@ class Database:
             self.verify = bool(verify)
             self.collections: dict[str, Collection] = {}
             self.aliases: dict[str, str] = self._dir.aliases()
+            self.compactions = 0  # job ids handed out (a compaction completes in its call)
             self.damaged: dict[str, tuple[Path, Exception]] = {}  # could not be opened
             self.closed = False
             for name, path in self._dir.names().items():
@@ -396,6 +397,31 @@ class Database:
     def take_load_error(self, name: str) -> MilvusException | None:
         with self.lock:
             return self.residency.take_error(self.resolve(name))
+
+    # -- compaction -----------------------------------------------------------------------
+    def compact(self, name: str, clustering: bool, target_mb: int | None) -> int:
+        """Compact now (merge small segments, purge deleted rows; ``target_mb`` caps a
+        merged segment); returns the job id that get_compaction_state reports as
+        Completed."""
+        if clustering:
+            raise ParamError("clustering compaction is not supported by Hotset: compact "
+                             "without is_clustering")
+        if target_mb is not None and (isinstance(target_mb, bool) or
+                                      not isinstance(target_mb, int) or target_mb <= 0):
+            raise ParamError(f"target_size must be a positive integer (MB), got {target_mb!r}")
+        with self.lock:
+            coll = self.get(name)
+            self.residency.apply(coll, coll.compact(None if target_mb is None
+                                                    else target_mb << 20))
+            self.compactions += 1
+            return self.compactions
+
+    def compaction_state(self, job_id: Any) -> str:
+        with self.lock.read():
+            if isinstance(job_id, int) and not isinstance(job_id, bool) and \
+                    0 < job_id <= self.compactions:
+                return "Completed"
+            return "UndefiedState"  # Milvus's spelling of the unknown state
 
     # -- partitions -----------------------------------------------------------------------
     def create_partition(self, name: str, partition: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .allocator import DeviceAllocator, Reservation
-from .changes import Change, Deleted, Inserted, Sealed, Trained
+from .changes import Change, Deleted, Inserted, Rewritten, Sealed, Trained
 from .collection import Collection
 from .columns import Batch, without_replaced
 from .errors import (CollectionNotLoaded, FieldNotFound, IndexNotFound, InsufficientMemory,
@@ -283,13 +283,17 @@ class Residency:
         res = self._resident.get(coll.name)
         if res is None or res.state != LoadState.Loaded or not changes:
             return
+        if any(isinstance(c, Rewritten) for c in changes):  # the segments on disk changed
+            self._reload(coll, res, "its segments were compacted")
+            return
         try:
             for change in changes:
                 self._apply(res, change, budget)
         except Exception as e:  # noqa: BLE001 - whatever it was, the copy is stale now
             if budget is not None:
                 budget.close()  # its bytes go back before the reload plans
-            self._reload(coll, res, e)
+            self._reload(coll, res, "a write's rows could not be made resident "
+                                    f"({getattr(e, 'message', e)})")
 
     def _apply(self, res: Resident, change: Change, budget: Reservation | None) -> None:
         if isinstance(change, Inserted):
@@ -310,10 +314,10 @@ class Residency:
             if change.field in res.fields:
                 self.loader.put_index(res, change.field, change.parts)
 
-    def _reload(self, coll: Collection, res: Resident, cause: Exception) -> None:
-        """The resident copy missed a change: drop it and load it again from disk, with the
-        same configuration. If that fails too, the collection is NotLoad and the error is
-        kept for take_error."""
+    def _reload(self, coll: Collection, res: Resident, why: str) -> None:
+        """The resident copy no longer matches the disk (``why``): drop it and load it
+        again, with the same configuration. If that fails, the collection is NotLoad and
+        the error is kept for take_error."""
         self._drop(coll.name)
         intent = coll.manifest.load
         try:
@@ -328,8 +332,8 @@ class Residency:
         msg = failed.message if isinstance(failed, MilvusException) else str(failed)
         code = failed.code if isinstance(failed, MilvusException) else 65535
         self._errors[coll.name] = MilvusException(
-            f"collection {coll.name} was released: a write's rows could not be made resident "
-            f"({getattr(cause, 'message', cause)}) and a reload did not succeed ({msg}). "
+            f"collection {coll.name} was released: {why} and a reload did not succeed "
+            f"({msg}). "
             "Its rows are safe on disk; load it again, with fewer fields or after releasing "
             "others", code=code)
         try:

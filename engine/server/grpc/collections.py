@@ -55,3 +55,20 @@ def statistics(c: MilvusClient, req) -> milvus_pb2.GetCollectionStatisticsRespon
     rows = c.get_collection_stats(req.collection_name)["row_count"]
     return milvus_pb2.GetCollectionStatisticsResponse(
         status=OK, stats=[common_pb2.KeyValuePair(key="row_count", value=str(rows))])
+
+
+def compact(c: MilvusClient, req) -> milvus_pb2.ManualCompactionResponse:
+    if not req.collection_name:
+        raise ParamError("ManualCompaction needs collection_name")
+    job = c.compact(req.collection_name, is_clustering=req.majorCompaction,
+                    target_size=req.target_size or None)
+    return milvus_pb2.ManualCompactionResponse(status=OK, compactionID=job,
+                                               compactionPlanCount=1)
+
+
+def compaction_state(c: MilvusClient, req) -> milvus_pb2.GetCompactionStateResponse:
+    state = c.get_compaction_state(req.compactionID)
+    done = state == "Completed"
+    return milvus_pb2.GetCompactionStateResponse(
+        status=OK, state=common_pb2.Completed if done else common_pb2.UndefiedState,
+        completedPlanNo=1 if done else 0)

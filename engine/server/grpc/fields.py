@@ -29,6 +29,11 @@ READ: dict[str, tuple[str, ...]] = {
     "ShowCollections": (),
     "DropCollection": ("collection_name",),
     "GetCollectionStatistics": ("collection_name",),
+    # collectionID: pymilvus sends it with the name on older servers; the name decides.
+    # l0Compaction: deletes are applied by every compaction here.
+    "ManualCompaction": ("collection_name", "collectionID", "majorCompaction", "l0Compaction",
+                         "target_size"),
+    "GetCompactionState": ("compactionID",),
     # schema_timestamp: pymilvus's schema version check; the engine validates every row
     "Insert": ("collection_name", "partition_name", "fields_data", "num_rows",
                "schema_timestamp"),

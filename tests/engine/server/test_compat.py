@@ -51,6 +51,9 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`mmap.enabled` in index params", refused(1100), refused(1100), refused(1100)),
     ("Collection properties (`collection.ttl.seconds`, ...)", refused(1100), refused(1100),
      refused(1100)),
+    ("`compact` (merge small segments, purge deleted rows), `get_compaction_state`", WORKS,
+     WORKS, NONE),
+    ("Clustering compaction (`is_clustering=True`)", refused(1100), refused(1100), NONE),
 ]
 
 
@@ -268,7 +271,18 @@ CHECKS = {
              "collection.ttl.seconds": 60})),
          lambda s: rest(s, "collections/create", {"collectionName": "ttl", "dimension": 4,
                                                   "params": {"ttlSeconds": 60}})),
+    15: (lambda e: outcome(lambda: _compact(e)), lambda g: outcome(lambda: _compact(g)),
+         lambda s: NONE),
+    16: (lambda e: outcome(lambda: e.compact("c", is_clustering=True)),
+         lambda g: outcome(lambda: g.compact("c", is_clustering=True)), lambda s: NONE),
 }
+
+
+def _compact(c) -> None:
+    c.delete("c", ids=[49])
+    c.flush("c")
+    assert c.get_compaction_state(c.compact("c")) == "Completed"
+    assert c.query("c", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 49
 
 
 def _mmap_params(c):

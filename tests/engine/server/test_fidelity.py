@@ -150,3 +150,17 @@ def test_hybrid_search_through_pymilvus(client):
     assert code == 1100 and "group_by_field" in msg
     code, msg = _code(lambda: client.hybrid_search("hyb", reqs, WeightedRanker(0.5), limit=2))
     assert code == 1100 and "weights" in msg
+
+
+def test_compaction_through_pymilvus(client):
+    _small(client, "cmp", tag=DataType.INT64)
+    for i in range(3):
+        client.insert("cmp", [{"id": 10 * i + j, "v": [float(j), 0.0], "tag": j}
+                              for j in range(10)])
+        client.flush("cmp")
+    client.delete("cmp", filter="tag < 5")
+    job = client.compact("cmp")
+    assert client.get_compaction_state(job) == "Completed"
+    assert client.query("cmp", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 15
+    code, msg = _code(lambda: client.compact("cmp", is_clustering=True))
+    assert code == 1100 and "clustering" in msg
