@@ -65,6 +65,25 @@ class DataDir:
                 shutil.rmtree(child, ignore_errors=True)
         return {name: self._folder(i) for name, i in sorted(self._catalog["collections"].items())}
 
+    def rename(self, old: str, new: str, aliases: dict[str, str]) -> None:
+        """List collection ``old`` as ``new``, with ``aliases`` (durably, at once)."""
+        cols = {(new if n == old else n): i for n, i in self._catalog["collections"].items()}
+        try:
+            self._save({**self._catalog, "collections": cols, "aliases": aliases})
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"Collection {old} was not "
+                              "renamed: free disk space and retry") from e
+
+    def replace(self, name: str, folder: Path) -> None:
+        """List ``folder`` (written already) as collection ``name`` in place of its folder
+        now; the old folder goes with ``delete``."""
+        cols = {**self._catalog["collections"], name: int(folder.name)}
+        try:
+            self._save({**self._catalog, "collections": cols})
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"Collection {name} was not "
+                              "truncated: free disk space and retry") from e
+
     def aliases(self) -> dict[str, str]:
         """Alias -> the collection it names."""
         return dict(self._catalog.get("aliases", {}))

@@ -92,6 +92,14 @@ class MilvusClient:
                         **kwargs: Any) -> None:
         self._db.drop_collection(collection_name)
 
+    def rename_collection(self, old_name: str, new_name: str, target_db: str | None = "",
+                          timeout: float | None = None, **kwargs: Any) -> None:
+        self._db.rename_collection(old_name, new_name, target_db)
+
+    def truncate_collection(self, collection_name: str, timeout: float | None = None,
+                            **kwargs: Any) -> None:
+        self._db.truncate_collection(collection_name)
+
     def has_collection(self, collection_name: str, timeout: float | None = None,
                        **kwargs: Any) -> bool:
         return self._db.has_collection(collection_name)

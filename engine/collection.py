@@ -86,15 +86,19 @@ class Collection:
     # -- opening ----------------------------------------------------------------------
     @classmethod
     def create(cls, path: Path, name: str, schema: CollectionSchema, seal_bytes: int,
-               index_specs: list[IndexSpec] = ()) -> "Collection":
+               index_specs: list[IndexSpec] = (), like: Manifest | None = None) -> "Collection":
         """Write a new collection folder at ``path`` (all of it, or nothing: WriteFailed)
-        with the indexes ``index_specs`` (checked by the caller) and open it."""
+        with the indexes ``index_specs`` (checked by the caller) and open it. ``like``: an
+        empty copy of that manifest instead (its indexes untrained, its partitions and
+        load intent), for truncate."""
         tmp = path.with_name(path.name + ".creating")
         if tmp.exists():
             shutil.rmtree(tmp)
         m = Manifest(name, schema.to_dict())
         for spec in index_specs:
             m.add_index(index_entry(m, schema, spec, 0))
+        if like is not None:
+            m.empty_like(like)
         try:
             tmp.mkdir(parents=True)
             write_manifest(tmp, m)
@@ -545,6 +549,16 @@ class Collection:
         for seg_id in gone:
             shutil.rmtree(self.segment_dir(seg_id), ignore_errors=True)
         return changes
+
+    def rename(self, name: str) -> None:
+        """Take the name the catalog now lists (which is the truth: the manifest's copy is
+        informational and follows when the disk lets it)."""
+        self.name = name
+        try:
+            with self.mf.change("The manifest keeps the old name") as m:
+                m.name = name
+        except WriteFailed as e:
+            warnings.warn(f"collection {name}: {e.message}", RuntimeWarning, stacklevel=3)
 
     def set_load_intent(self, intent: LoadIntent) -> None:
         if self.manifest.load != intent:

@@ -27,7 +27,7 @@ from .errors import (AliasConflict, AliasNotFound, CollectionNotFound, FieldNotF
 from .index import IndexSpec, registry
 from .loader import LoadState
 from .locks import RWLock
-from .names import check_name, check_names
+from .names import check_database, check_name, check_names
 from .residency import Residency
 from .schema import CollectionSchema
 from .storage.manifest import DEFAULT_PARTITION
@@ -61,6 +61,7 @@ class Database:
                 except Exception as e:  # one damaged collection must not stop the others
                     self.damaged[name] = (path, e)
                 else:
+                    coll.name = name  # the catalog's name is the truth (see rename)
                     self._opened(coll)
             for coll in self.collections.values():  # restore persisted load intent (rule 9)
                 self.residency.restore(coll)
@@ -397,6 +398,47 @@ class Database:
     def take_load_error(self, name: str) -> MilvusException | None:
         with self.lock:
             return self.residency.take_error(self.resolve(name))
+
+    def rename_collection(self, old: str, new: str, target_db: str | None) -> None:
+        check_database(target_db)
+        check_name("collection", new)
+        with self.lock:
+            if old in self.aliases:
+                raise ParamError(f"{old} is an alias: rename the collection by its own name "
+                                 f"({self.aliases[old]})")
+            coll = self.get(old)
+            if new in self.collections or new in self.damaged or new in self.aliases:
+                raise ParamError(f"duplicated new collection name {new} with other collection "
+                                 "name or alias: pick another name")
+            loaded = self.residency.get(coll.name) is not None
+            aliases = {a: (new if c == coll.name else c) for a, c in self.aliases.items()}
+            self._dir.rename(coll.name, new, aliases)  # refused: nothing changed
+            self.residency.release(coll, persist=False)  # owners are tagged by name
+            del self.collections[coll.name]
+            coll.rename(new)
+            self.collections[new] = coll
+            self.aliases = aliases
+            if loaded:
+                self.residency.load_intended(coll)
+
+    def truncate_collection(self, name: str) -> None:
+        """Remove every row; the schema, indexes (to be trained again), partitions and load
+        state stay. The empty collection is written before it replaces the old one."""
+        with self.lock:
+            coll = self.get(name)
+            path = self._dir.new_folder()
+            try:
+                fresh = Collection.create(path, coll.name, coll.schema, self.seal_bytes,
+                                          like=coll.manifest)
+                self._dir.replace(coll.name, path)
+            except WriteFailed:
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+            self.residency.release(coll, persist=False)
+            coll.close()
+            self._dir.delete(coll.path)
+            self._opened(fresh)
+            self.residency.load_intended(fresh)
 
     # -- compaction -----------------------------------------------------------------------
     def compact(self, name: str, clustering: bool, target_mb: int | None) -> int:

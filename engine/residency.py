@@ -176,6 +176,14 @@ class Residency:
             self.loader.run(res)
         return res
 
+    def load_intended(self, coll: Collection) -> None:
+        """Load the collection as its persisted intent says, now (after a truncate or a
+        rename replaced what was resident)."""
+        intent = coll.manifest.load
+        if intent.loaded:
+            self.finish(self._start(coll, intent.load_fields, intent.skip_dynamic,
+                                    intent.partitions, _async=False))
+
     def finish(self, res: Resident) -> None:
         """Wait for a load (outside the lock); raise its error after forgetting it."""
         res.done.wait()

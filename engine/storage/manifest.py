@@ -141,6 +141,16 @@ class Manifest:
                 ids.append(s["id"])
         return ids
 
+    def empty_like(self, other: "Manifest") -> None:
+        """Take ``other``'s indexes (untrained), partitions, id counters and load intent:
+        the same collection without rows (a truncate)."""
+        self.indexes = [{**{k: v for k, v in d.items() if k != "checksum"}, "trained": False}
+                        for d in copy.deepcopy(other.indexes)]
+        self.partitions = list(other.partitions)
+        self.next_index_id = other.next_index_id
+        self.next_segment_id = other.next_segment_id
+        self.load = other.load
+
     def adopt(self, other: "Manifest") -> list[dict]:
         """Take the segments ``other`` (the file on disk, written by another tool) lists and
         this manifest does not; returns their metas."""

@@ -604,3 +604,51 @@ def test_collection_properties_are_refused_not_ignored(cpu_client):
         cpu_client.create_collection("c", dimension=4,
                                      properties={"collection.ttl.seconds": 60})
     assert cpu_client.list_collections() == []
+
+
+def test_rename_collection_keeps_rows_load_state_and_aliases(tmp_path):
+    from engine import LoadState
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.create_collection("old", schema=basic_schema(), index_params=index_params())
+    c.insert("old", basic_rows(20))
+    c.create_alias("old", "al")
+    c.rename_collection("old", "new")
+    assert c.list_collections() == ["new"] and not c.has_collection("old")
+    assert c.get_load_state("new") == {"state": LoadState.Loaded}
+    assert c.query("new", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 20}]
+    assert c.describe_alias("al")["collection_name"] == "new"
+    assert set(c.memory_info()["collections"]) == {"new"}
+    with pytest.raises(MilvusException):
+        c.rename_collection("new", "al")  # taken by an alias
+    with pytest.raises(MilvusException) as e:
+        c.rename_collection("new", "x", target_db="other")
+    assert e.value.code == 800
+    c.close()
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    c.load_collection("new")
+    assert c.query("new", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 20}]
+    c.close()
+
+
+def test_truncate_collection_removes_rows_and_keeps_the_rest(tmp_path):
+    from engine import LoadState
+
+    c = MilvusClient(str(tmp_path / "d"), device="cpu")
+    p = MilvusClient.prepare_index_params()
+    p.add_index("vec", "IVF_FLAT", metric_type="L2", params={"nlist": 4})
+    c.create_collection("t", schema=basic_schema(), index_params=p)
+    c.create_partition("t", "p1")
+    c.insert("t", basic_rows(300))
+    c.flush("t")
+    c.truncate_collection("t")
+    assert c.get_load_state("t") == {"state": LoadState.Loaded}
+    assert c.query("t", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 0}]
+    assert c.get_collection_stats("t") == {"row_count": 0}
+    assert c.list_partitions("t") == ["_default", "p1"] and c.list_indexes("t") == ["vec"]
+    assert len(list((tmp_path / "d" / "collections").iterdir())) == 1
+    c.insert("t", basic_rows(300, start=1000))  # trained again from the new rows
+    c.flush("t")
+    assert c.query("t", "id >= 0", output_fields=["count(*)"]) == [{"count(*)": 300}]
+    assert c._db.collections["t"].sealed[0].layout_field == "vec"
+    c.close()

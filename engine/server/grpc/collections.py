@@ -72,3 +72,13 @@ def compaction_state(c: MilvusClient, req) -> milvus_pb2.GetCompactionStateRespo
     return milvus_pb2.GetCompactionStateResponse(
         status=OK, state=common_pb2.Completed if done else common_pb2.UndefiedState,
         completedPlanNo=1 if done else 0)
+
+
+def rename(c: MilvusClient, req) -> common_pb2.Status:
+    c.rename_collection(req.oldName, req.newName, req.newDBName)
+    return OK
+
+
+def truncate(c: MilvusClient, req) -> milvus_pb2.TruncateCollectionResponse:
+    c.truncate_collection(req.collection_name)
+    return milvus_pb2.TruncateCollectionResponse(status=OK)

@@ -29,6 +29,8 @@ READ: dict[str, tuple[str, ...]] = {
     "ShowCollections": (),
     "DropCollection": ("collection_name",),
     "GetCollectionStatistics": ("collection_name",),
+    "RenameCollection": ("oldName", "newName", "newDBName"),
+    "TruncateCollection": ("collection_name",),
     # collectionID: pymilvus sends it with the name on older servers; the name decides.
     # l0Compaction: deletes are applied by every compaction here.
     "ManualCompaction": ("collection_name", "collectionID", "majorCompaction", "l0Compaction",

@@ -37,6 +37,8 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "DropCollection": (collections.drop, None),
     "GetCollectionStatistics": (collections.statistics,
                                 milvus_pb2.GetCollectionStatisticsResponse),
+    "RenameCollection": (collections.rename, None),
+    "TruncateCollection": (collections.truncate, milvus_pb2.TruncateCollectionResponse),
     "ManualCompaction": (collections.compact, milvus_pb2.ManualCompactionResponse),
     "GetCompactionState": (collections.compaction_state,
                            milvus_pb2.GetCompactionStateResponse),

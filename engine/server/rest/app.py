@@ -85,6 +85,8 @@ def _handlers(c: MilvusClient) -> dict[str, tuple[type[BaseModel], Callable[[Any
             b.collection_name, b.partition_names) or {}),
         "partitions/release": (m.Partitions, lambda b: c.release_partitions(
             b.collection_name, b.partition_names) or {}),
+        "collections/rename": (m.Rename, lambda b: c.rename_collection(
+            b.collection_name, b.new_collection_name, b.new_db_name) or {}),
         "aliases/create": (m.AliasOf, lambda b: c.create_alias(
             b.collection_name, b.alias_name) or {}),
         "aliases/alter": (m.AliasOf, lambda b: c.alter_alias(

@@ -153,6 +153,11 @@ class ListIndexes(Named):
     field_name: str = Field("", alias="fieldName")
 
 
+class Rename(Named):
+    new_collection_name: str = Field(alias="newCollectionName")
+    new_db_name: str = Field("", alias="newDbName")
+
+
 class Alias(_Body):
     alias_name: str = Field(alias="aliasName")
 

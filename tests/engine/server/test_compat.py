@@ -54,6 +54,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`compact` (merge small segments, purge deleted rows), `get_compaction_state`", WORKS,
      WORKS, NONE),
     ("Clustering compaction (`is_clustering=True`)", refused(1100), refused(1100), NONE),
+    ("`rename_collection` (within the default database)", WORKS, WORKS, WORKS),
+    ("`truncate_collection`", WORKS, WORKS, NONE),
 ]
 
 
@@ -275,7 +277,30 @@ CHECKS = {
          lambda s: NONE),
     16: (lambda e: outcome(lambda: e.compact("c", is_clustering=True)),
          lambda g: outcome(lambda: g.compact("c", is_clustering=True)), lambda s: NONE),
+    17: (lambda e: outcome(lambda: _rename(e)), lambda g: outcome(lambda: _rename(g)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "r1", "dimension": 4}),
+             ("collections/rename", {"collectionName": "r1", "newCollectionName": "r2"}),
+             ("collections/drop", {"collectionName": "r2"})])),
+    18: (lambda e: outcome(lambda: _truncate(e)), lambda g: outcome(lambda: _truncate(g)),
+         lambda s: NONE),
 }
+
+
+def _rename(c) -> None:
+    c.create_collection("r1", dimension=4)
+    c.insert("r1", [{"id": 1, "vector": [0.1] * 4}])
+    c.rename_collection("r1", "r2")
+    assert c.query("r2", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 1
+    c.drop_collection("r2")
+
+
+def _truncate(c) -> None:
+    c.create_collection("t1", dimension=4)
+    c.insert("t1", [{"id": 1, "vector": [0.1] * 4}])
+    c.truncate_collection("t1")
+    assert c.query("t1", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 0
+    c.drop_collection("t1")
 
 
 def _compact(c) -> None:
