@@ -33,7 +33,7 @@ def canonical(value: Any) -> str:
     """JSON text of a value with integral floats written as ints (1.0 -> 1)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):  # a filter's list literal is a tuple
         return "[" + ",".join(canonical(v) for v in value) + "]"
     elif isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(k)}:{canonical(v)}" for k, v in sorted(value.items())) + "}"

@@ -2,8 +2,9 @@
 
 Covered: int/float/string/bool literals; ``== != < <= > >=`` with chaining
 (``10 < age <= 20``); ``+ - * / % **``; ``in`` / ``not in`` lists; ``like``; ``is null`` /
-``is not null``; ``and or not`` and ``&& || !``; parentheses; ``field["key"][0]`` paths;
+``is not null``; ``exists json["key"]``; ``and or not`` and ``&& || !``; parentheses; ``field["key"][0]`` paths;
 function calls (``array_contains(tags, 1)``, ``json_contains_any(meta["t"], [1, 2])``,
+``json_contains_all(meta["l"], [[1, 2], [3]])`` with lists as elements,
 ``array_length(tags)``); templates ``{name}`` filled from ``filter_params``.
 Any text that does not parse is a 1100 error quoting the expression with a caret.
 """
@@ -34,6 +35,7 @@ GRAMMAR = r"""
     | arith _LIKE STRING      -> like
     | arith _IS _NULL         -> is_null
     | arith _IS _NOT _NULL    -> is_not_null
+    | _EXISTS arith           -> exists
 ?arith: term
     | arith ADDOP term        -> binop
     | arith MINUS term        -> binop
@@ -65,12 +67,14 @@ list_: "[" [item ("," item)*] ","? "]"
     | TRUE                    -> true
     | FALSE                   -> false
     | template
+    | list_
 
 _OR.3: /or\b/i | "||"
 _AND.3: /and\b/i | "&&"
 _NOT.3: /not\b/i | /!(?!=)/
 _IN.3: /in\b/i
 _LIKE.3: /like\b/i
+_EXISTS.3: /exists\b/i
 _IS.3: /is\b/i
 _NULL.3: /null\b/i
 TRUE.3: /true\b/i
@@ -174,6 +178,10 @@ class _ToAst(Transformer):
         return ast.IsNull(operand.pos, operand, False)
 
     def is_not_null(self, operand: ast.Node) -> ast.IsNull:
+        return ast.IsNull(operand.pos, operand, True)
+
+    def exists(self, operand: ast.Node) -> ast.IsNull:
+        """``exists json["key"]``: the key is there (with a non-null value)."""
         return ast.IsNull(operand.pos, operand, True)
 
     def and_op(self, a: ast.Node, b: ast.Node) -> ast.And:
