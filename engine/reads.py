@@ -14,6 +14,7 @@ from . import search as _search
 from .collection import Collection
 from .errors import FieldNotFound, IndexNotFound, ParamError
 from .expr import compile_filter
+from .grouping import grouped, grouping_of
 from .loader import Resident
 from .residency import Residency
 from .writes import keys_of
@@ -21,8 +22,9 @@ from .writes import keys_of
 MAX_NQ = 16384
 
 # pymilvus search keywords for features Hotset does not have: refused, never ignored.
-UNSUPPORTED_SEARCH = ("group_by_field", "group_by_fields", "group_size", "strict_group_size",
-                      "ranker", "search_aggregation", "order_by_fields")
+UNSUPPORTED_SEARCH = ("group_by_fields", "ranker", "search_aggregation", "order_by_fields",
+                      "rank_group_scorer")
+GROUPING = ("group_by_field", "group_size", "strict_group_size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,8 @@ class SearchRequest:
 def _refuse_unsupported(options: dict) -> None:
     for name in UNSUPPORTED_SEARCH:
         if options.get(name) not in (None, [], ""):
-            hint = (" (to group, search with a larger limit and group the hits)"
-                    if name.startswith(("group", "strict")) else "")
+            hint = (" (group_by_field groups by one field)" if name == "group_by_fields"
+                    else "")
             raise ParamError(f"{name} is not supported by Hotset's search: leave it out{hint}")
 
 
@@ -85,7 +87,15 @@ def search(residency: Residency, coll: Collection, req: SearchRequest) -> list[l
     growing = not (params.get("ignore_growing") or opts.get("ignore_growing"))
     q = _queries(req.data, field, residency.allocator.device)
     flt = compile_filter(req.filter, coll.schema, set(res.fields), opts.get("filter_params"))
-    out = _search.output_spec(coll.schema, res.fields, req.output_fields, include_pk=False)
+    group = grouping_of(coll, res.fields, opts)
+    wanted = req.output_fields
+    if group is not None:  # the group's value comes back with each hit, as in Milvus
+        if offset:
+            raise ParamError("offset is not supported with group_by_field: page by raising "
+                             "limit")
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+        wanted = [*wanted, group.field] if group.field not in wanted else wanted
+    out = _search.output_spec(coll.schema, res.fields, wanted, include_pk=False)
     parts = residency.searched_partitions(res, req.partition_names)
     scan_params = params.get("params") or {}
     if not isinstance(scan_params, dict):
@@ -94,8 +104,11 @@ def search(residency: Residency, coll: Collection, req: SearchRequest) -> list[l
     probe = index.probe(q, res.index_parts.get(field.name, {}), entry["engine_params"],
                         scan_params, metric)
     plan = _search.Plan(metric, index, probe, lo, hi)
-    hits = _search.search(res, res.all_segments(parts, growing), field.name, plan, q,
-                          limit + offset, flt, out, decimals)
+    segs = res.all_segments(parts, growing)
+    if group is not None:
+        return grouped(lambda k: _search.search(res, segs, field.name, plan, q, k, flt, out,
+                                                decimals), limit, group)
+    hits = _search.search(res, segs, field.name, plan, q, limit + offset, flt, out, decimals)
     return [h[offset:] for h in hits] if offset else hits
 
 

@@ -395,7 +395,7 @@ def test_search_round_decimal_ignore_growing_and_refused_keywords(client):
         ids = {h["id"] for h in client.search("c", q, limit=30, **how)[0]}
         assert ids == set(range(20))
     assert {h["id"] for h in exact} == {*range(20), *range(100, 105)}
-    for kwargs in ({"round_decimal": 7}, {"round_decimal": "2"}, {"group_by_field": "age"},
+    for kwargs in ({"round_decimal": 7}, {"round_decimal": "2"}, {"group_by_fields": ["age"]},
                    {"group_size": 2}, {"order_by_fields": [{"field": "age"}]}):
         with pytest.raises(MilvusException) as e:
             client.search("c", q, limit=3, **kwargs)

@@ -35,6 +35,12 @@ def _search_options(p: dict[str, str]) -> dict:
     out: dict = {"ignore_growing": p.get("ignore_growing", "").lower() == "true"}
     if p.get("round_decimal") not in (None, ""):
         out["round_decimal"] = int_of(p["round_decimal"], "round_decimal")
+    if p.get("group_by_field"):
+        out["group_by_field"] = p["group_by_field"]
+    if p.get("group_size") not in (None, ""):
+        out["group_size"] = int_of(p["group_size"], "group_size")
+    if p.get("strict_group_size") not in (None, ""):
+        out["strict_group_size"] = p["strict_group_size"].strip().lower() == "true"
     out.update({k: p[k] for k in UNSUPPORTED_SEARCH if p.get(k)})
     return out
 
@@ -57,6 +63,9 @@ def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
                     output_fields=output or None, search_params=sp,
                     partition_names=list(req.partition_names) or None, anns_field=anns,
                     filter_params=template_values(req.expr_template_values), **options)
+    group = options.get("group_by_field")
+    if group and group not in output:  # the engine returns each hit's group value
+        output = [*output, group]
     return _results(c, req.collection_name, hits, limit, output)
 
 

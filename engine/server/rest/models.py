@@ -1,6 +1,6 @@
 """Request bodies of the Milvus RESTful v2 API, validated with pydantic. Field names are
 Milvus's camelCase. A key a model does not declare is refused (1100 naming it), never
-ignored: Milvus keys Hotset does not serve (``groupingField``, ``rerank``, ...) must not
+ignored: Milvus keys Hotset does not serve (``groupingFields``, ``rerank``, ...) must not
 answer success as if they had been applied. ``dbName`` is accepted on every body; only the
 default database exists. ``consistencyLevel`` is accepted where Milvus takes it: Hotset is
 always strongly consistent, which satisfies every level."""
@@ -97,6 +97,9 @@ class Search(Named):
     search_params: dict[str, Any] = Field(default_factory=dict, alias="searchParams")
     partition_names: list[str] | None = Field(None, alias="partitionNames")
     consistency_level: Consistency = Field("Strong", alias="consistencyLevel")
+    grouping_field: str | None = Field(None, alias="groupingField")
+    group_size: int | None = Field(None, alias="groupSize")
+    strict_group_size: bool | None = Field(None, alias="strictGroupSize")
 
 
 class SubSearch(_Part):

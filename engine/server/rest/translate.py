@@ -178,4 +178,6 @@ def search(c: MilvusClient, b: m.Search) -> list[dict]:
         output_fields=b.output_fields,
         search_params={"metric_type": b.search_params.get("metricType"),
                        "params": b.search_params.get("params") or {}, "offset": b.offset},
-        partition_names=b.partition_names, anns_field=b.anns_field))
+        partition_names=b.partition_names, anns_field=b.anns_field,
+        group_by_field=b.grouping_field, group_size=b.group_size,
+        strict_group_size=b.strict_group_size))

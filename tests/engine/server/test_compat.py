@@ -39,7 +39,9 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("Query, get, `count(*)`", WORKS, WORKS, WORKS),
     ("`query_iterator`, `search_iterator`", NONE, WORKS, NONE),
     ("Filter templates (`filter_params`, `expr_template_values`)", WORKS, WORKS, refused(1100)),
-    ("Grouping search (`group_by_field`, `groupingField`)", refused(1100), refused(1100),
+    ("Grouping search (`group_by_field`, `group_size`, `strict_group_size`)", WORKS, WORKS,
+     WORKS),
+    ("Grouping by several fields (`group_by_fields`)", refused(1100), refused(1100),
      refused(1100)),
     ("Rerankers on search (`ranker`, `function_score`, `functionScore`)", refused(1100),
      refused(1100), refused(1100)),
@@ -64,6 +66,10 @@ def render() -> str:
              "RESTful v2 |", "|---|---|---|---|"]
     lines += [f"| {f} | {e} | {g} | {r} |" for f, e, g, r in TABLE]
     return "\n".join(lines)
+
+
+def test_every_row_has_its_checks():
+    assert len(CHECKS) == len(TABLE)
 
 
 def test_the_readme_holds_the_table():
@@ -213,78 +219,82 @@ def _hybrid(c, request, ranker) -> None:
     assert hits[0]["distance"] == pytest.approx(2 / 61)
 
 
-CHECKS = {
-    0: (lambda e: outcome(lambda: _load_fields(e)), lambda g: outcome(lambda: _load_fields(g)),
+# one (embedded, gRPC, REST) check per row of TABLE, in its order
+CHECKS = [
+    (lambda e: outcome(lambda: _load_fields(e)), lambda g: outcome(lambda: _load_fields(g)),
         lambda s: _rest_steps(s, [("collections/release", {}), ("collections/load", {
             "loadFields": ["id", "vec"], "skipLoadDynamicField": True}),
             ("collections/release", {}), ("collections/load", {})])),
-    1: (lambda e: outcome(lambda: _partitions(e)), lambda g: outcome(lambda: _partitions(g)),
+    (lambda e: outcome(lambda: _partitions(e)), lambda g: outcome(lambda: _partitions(g)),
         lambda s: _rest_steps(s, [
             ("partitions/create", {"partitionName": "p2"}), ("collections/release", {}),
             ("partitions/load", {"partitionNames": ["p2"]}),
             ("partitions/release", {"partitionNames": ["p2"]}),
             ("partitions/drop", {"partitionName": "p2"}), ("collections/load", {})])),
-    2: (lambda e: outcome(lambda: _search(e)), lambda g: outcome(lambda: _search(g)),
+    (lambda e: outcome(lambda: _search(e)), lambda g: outcome(lambda: _search(g)),
         lambda s: rest(s, "entities/search", {"data": [VEC], "limit": 3, "filter": "age < 40",
                                               "outputFields": ["title"]})),
-    3: (lambda e: outcome(lambda: _range(e)), lambda g: outcome(lambda: _range(g)),
+    (lambda e: outcome(lambda: _range(e)), lambda g: outcome(lambda: _range(g)),
         lambda s: rest(s, "entities/search", {"data": [VEC], "limit": 3, "searchParams": {
             "params": {"radius": 1e-3}}})),
-    4: (lambda e: outcome(lambda: _query(e)), lambda g: outcome(lambda: _query(g)),
+    (lambda e: outcome(lambda: _query(e)), lambda g: outcome(lambda: _query(g)),
         lambda s: rest(s, "entities/query", {"filter": "age < 3",
                                              "outputFields": ["count(*)"]})),
-    5: (lambda e: NONE if not hasattr(e, "query_iterator") else WORKS,
+    (lambda e: NONE if not hasattr(e, "query_iterator") else WORKS,
         lambda g: outcome(lambda: _iterators(g)), lambda s: NONE),
-    6: (lambda e: outcome(lambda: _templates(e)), lambda g: outcome(lambda: _templates(g)),
+    (lambda e: outcome(lambda: _templates(e)), lambda g: outcome(lambda: _templates(g)),
         lambda s: rest(s, "entities/query", {"filter": "id in {ids}",
                                              "filterParams": {"ids": [1]}})),
-    7: (lambda e: outcome(lambda: e.search("c", [VEC], group_by_field="age")),
-        lambda g: outcome(lambda: g.search("c", [VEC], group_by_field="age")),
-        lambda s: rest(s, "entities/search", {"data": [VEC], "groupingField": "age"})),
-    8: (lambda e: outcome(lambda: _ranker_embedded(e)), lambda g: outcome(lambda: _ranker_grpc(g)),
+    (lambda e: outcome(lambda: _group(e)), lambda g: outcome(lambda: _group(g)),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "limit": 2, "groupingField": "age",
+                                              "groupSize": 2})),
+    (lambda e: outcome(lambda: e.search("c", [VEC], group_by_fields=["age"])),
+        lambda g: outcome(lambda: g.search("c", [VEC], group_by_fields=["age"])),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "groupingFields": ["age"]})),
+    (lambda e: outcome(lambda: _ranker_embedded(e)), lambda g: outcome(lambda: _ranker_grpc(g)),
         lambda s: rest(s, "entities/search", {"data": [VEC], "functionScore": {
             "functions": [{"name": "d", "type": "Rerank"}]}})),
-    9: (lambda e: outcome(lambda: _hybrid(e, engine.AnnSearchRequest, engine.RRFRanker)),
+    (lambda e: outcome(lambda: _hybrid(e, engine.AnnSearchRequest, engine.RRFRanker)),
         lambda g: outcome(lambda: _hybrid(g, *_pymilvus_hybrid())),
         lambda s: rest(s, "entities/hybrid_search", {
             "search": [{"data": [VEC], "annsField": "vec", "limit": 5},
                        {"data": [VEC], "annsField": "vec", "limit": 5, "filter": "age < 3"}],
             "rerank": {"strategy": "rrf", "params": {"k": 60}}, "limit": 3})),
-    10: (lambda e: outcome(lambda: _aliases(e)), lambda g: outcome(lambda: _aliases(g)),
+    (lambda e: outcome(lambda: _aliases(e)), lambda g: outcome(lambda: _aliases(g)),
          lambda s: _rest_steps(s, [("aliases/create", {"aliasName": "a"}),
                                    ("entities/query", {"collectionName": "a", "filter": "id < 3"}),
                                    ("aliases/describe", {"collectionName": None, "aliasName": "a"}),
                                    ("aliases/drop", {"collectionName": None, "aliasName": "a"})])),
-    11: (lambda e: outcome(lambda: engine.MilvusClient(tempfile.mkdtemp(), db_name="other",
+    (lambda e: outcome(lambda: engine.MilvusClient(tempfile.mkdtemp(), db_name="other",
                                                        device="cpu")),
          lambda g: outcome(lambda: PyMilvus(uri=g.hotset_url, db_name="other")
                            .list_collections()),
          lambda s: rest(s, "collections/describe", {"dbName": "other"})),
-    12: (lambda e: outcome(lambda: e.load_collection("c", replica_number=2)),
+    (lambda e: outcome(lambda: e.load_collection("c", replica_number=2)),
          lambda g: outcome(lambda: g.load_collection("c", replica_number=2)),
          lambda s: rest(s, "collections/load", {"replicaNumber": 2})),
-    13: (lambda e: outcome(lambda: e.create_index("c", _mmap_params(e))),
+    (lambda e: outcome(lambda: e.create_index("c", _mmap_params(e))),
          lambda g: outcome(lambda: g.create_index("c", _mmap_params(g))),
          lambda s: rest(s, "indexes/create", {"indexParams": [{
              "fieldName": "age", "indexName": "age_i", "params": {"mmap.enabled": True}}]})),
-    14: (lambda e: outcome(lambda: e.create_collection("ttl", dimension=4, properties={
+    (lambda e: outcome(lambda: e.create_collection("ttl", dimension=4, properties={
         "collection.ttl.seconds": 60})),
          lambda g: outcome(lambda: g.create_collection("ttl", dimension=4, properties={
              "collection.ttl.seconds": 60})),
          lambda s: rest(s, "collections/create", {"collectionName": "ttl", "dimension": 4,
                                                   "params": {"ttlSeconds": 60}})),
-    15: (lambda e: outcome(lambda: _compact(e)), lambda g: outcome(lambda: _compact(g)),
+    (lambda e: outcome(lambda: _compact(e)), lambda g: outcome(lambda: _compact(g)),
          lambda s: NONE),
-    16: (lambda e: outcome(lambda: e.compact("c", is_clustering=True)),
+    (lambda e: outcome(lambda: e.compact("c", is_clustering=True)),
          lambda g: outcome(lambda: g.compact("c", is_clustering=True)), lambda s: NONE),
-    17: (lambda e: outcome(lambda: _rename(e)), lambda g: outcome(lambda: _rename(g)),
+    (lambda e: outcome(lambda: _rename(e)), lambda g: outcome(lambda: _rename(g)),
          lambda s: _rest_steps(s, [
              ("collections/create", {"collectionName": "r1", "dimension": 4}),
              ("collections/rename", {"collectionName": "r1", "newCollectionName": "r2"}),
              ("collections/drop", {"collectionName": "r2"})])),
-    18: (lambda e: outcome(lambda: _truncate(e)), lambda g: outcome(lambda: _truncate(g)),
+    (lambda e: outcome(lambda: _truncate(e)), lambda g: outcome(lambda: _truncate(g)),
          lambda s: NONE),
-}
+]
 
 
 def _rename(c) -> None:
@@ -301,6 +311,11 @@ def _truncate(c) -> None:
     c.truncate_collection("t1")
     assert c.query("t1", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 0
     c.drop_collection("t1")
+
+
+def _group(c) -> None:
+    hits = c.search("c", [VEC], limit=2, group_by_field="age", group_size=2)[0]
+    assert hits[0]["id"] == 0 and len({h["entity"]["age"] for h in hits}) == 2
 
 
 def _compact(c) -> None:

@@ -218,10 +218,10 @@ def _nested(depth: int) -> str:
 
 
 @pytest.mark.parametrize("path, body, code, fragment", [
-    ("entities/search", {"collectionName": "bad", "data": [[1] * 5], "groupingField": "id"},
-     1100, "groupingField is not supported"),
+    ("entities/search", {"collectionName": "bad", "data": [[1] * 5], "groupingFields": ["id"]},
+     1100, "groupingFields is not supported"),
     ("entities/search", {"collectionName": "bad", "data": [[1] * 5], "groupSize": 3},
-     1100, "groupSize is not supported"),
+     1100, "group_size needs group_by_field"),
     ("entities/search", {"collectionName": "bad", "data": [[1] * 5],
                          "searchParams": {"metricType": "COSINE", "rerank": 1}},
      1100, "rerank is not supported"),
