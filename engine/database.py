@@ -386,14 +386,18 @@ class Database:
         """The load state of a collection, or the least advanced of some partitions (what
         Milvus's GetLoadState answers for several)."""
         partitions = check_names("partition", partitions) if partitions else [""]
-        with self.lock:
+        with self.lock.read():  # polled often: it must not wait behind searches
             name = self.resolve(name)
             coll = self.collections.get(name)
             if coll is None:
                 self._refuse_damaged(name)
                 return {"state": LoadState.NotExist}
             states = [self.residency.state(coll, p) for p in partitions]
-            return min(states, key=lambda st: st["state"])
+            failed = self.residency.failed(coll)
+        if failed:  # a background load failed: forget it, keeping its error (a write)
+            with self.lock:
+                self.residency.forget_if_failed(coll)
+        return min(states, key=lambda st: st["state"])
 
     def take_load_error(self, name: str) -> MilvusException | None:
         with self.lock:

@@ -105,6 +105,7 @@ class Residency:
         """Load all partitions (or expand a partial load to all); returns the copy to
         ``finish``."""
         fields = self.check_load_fields(coll, load_fields)
+        self.forget_if_failed(coll)
         res = self._resident.get(coll.name)
         if replica_number != 1:
             if res is not None:
@@ -128,6 +129,7 @@ class Residency:
             if p not in coll.partitions:
                 raise PartitionNotFound(p)
         fields = self.check_load_fields(coll, load_fields)
+        self.forget_if_failed(coll)
         res = self._resident.get(coll.name)
         wanted = set(names)
         if res is None:
@@ -255,9 +257,19 @@ class Residency:
             self._drop(name)  # the persisted intent stays
 
     # -- states ---------------------------------------------------------------------------
+    def failed(self, coll: Collection) -> bool:
+        """Whether the collection's background load has failed and is not forgotten yet."""
+        res = self._resident.get(coll.name)
+        return res is not None and res.done.is_set() and res.state == LoadState.NotLoad
+
+    def forget_if_failed(self, coll: Collection) -> None:
+        """Forget a failed background load (the caller holds the lock alone)."""
+        if self.failed(coll):
+            self._forget_failed(self._resident[coll.name])
+
     def state(self, coll: Collection, partition: str) -> dict:
         """Milvus's load state of a collection or one of its partitions (the caller holds
-        the lock; a failed background load is forgotten on the way)."""
+        the lock, shared is enough: a failed load reads as NotLoad and changes nothing)."""
         if partition and partition not in coll.partitions:
             return {"state": LoadState.NotExist}
         res = self._resident.get(coll.name)
@@ -267,7 +279,6 @@ class Residency:
             return {"state": LoadState.Loading, "progress": res.progress}
         if res.state == LoadState.Loaded:
             return {"state": LoadState.Loaded}
-        self._forget_failed(res)
         return {"state": LoadState.NotLoad}
 
     # -- writes ---------------------------------------------------------------------------

@@ -11,12 +11,14 @@ paths) reserve their own bytes first.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pyarrow as pa
 import torch
 
 from .allocator import DeviceAllocator, Owner, Reservation, nbytes_of
+from .errors import InsufficientMemory
 from .columns import Batch
 from .expr import json_path
 from .schema import DYNAMIC_FIELD, CollectionSchema
@@ -44,6 +46,7 @@ class ResidentSegment:
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
         self.layouts: dict[str, dict[str, torch.Tensor]] = {}  # vector field -> index layout
         self._norms: dict[str, torch.Tensor] = {}
+        self._norms_warned: set = set()  # caches that did not fit, warned about once
 
     def owner(self, part: str) -> Owner:
         return Owner(self.collection, self.partition, self.key, part)
@@ -58,19 +61,26 @@ class ResidentSegment:
     def norms(self, field: str) -> torch.Tensor:
         """(n,) float32 squared norms of a vector field's rows, computed once and kept
         resident (part ``<field>/norms``, its bytes reserved before they are allocated);
-        after a growing segment grew, only the new rows are computed."""
+        after a growing segment grew, only the new rows are computed. When the device has
+        no room to keep them, they are computed for this search only (the same numbers,
+        more work), with a warning: a cache must not fail a search."""
         hit = self._norms.get(field)
         if hit is None or hit.numel() != self.num_rows:
             x = self.column(field)
             done = hit.numel() if hit is not None and hit.numel() < x.shape[0] else 0
             grow = (x.shape[0] - (0 if hit is None else hit.numel())) * 4
-            with self.allocator.reserve(max(grow, 0), f"norms of {self.collection}/{field}") as r:
-                fresh = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
-                if done:
-                    fresh[:done] = hit
-                for s in range(done, x.shape[0], 1 << 16):
-                    xs = x[s:s + (1 << 16)].float()
-                    fresh[s:s + (1 << 16)] = (xs * xs).sum(1)
+            try:
+                r = self.allocator.reserve(max(grow, 0), f"norms of {self.collection}/{field}")
+            except InsufficientMemory as e:
+                if field not in self._norms_warned:
+                    self._norms_warned.add(field)
+                    warnings.warn(f"collection {self.collection}: the squared norms of {field} "
+                                  f"do not fit on the device ({e.message}); they are computed "
+                                  "per search until memory frees up", RuntimeWarning,
+                                  stacklevel=2)
+                return _squared_norms(x, hit if done else None, done, self.device)
+            with r:
+                fresh = _squared_norms(x, hit if done else None, done, self.device)
                 r.register(self.owner(f"{field}/norms"), fresh)
             self._norms[field] = hit = fresh
         return hit
@@ -106,7 +116,9 @@ class ResidentSegment:
         return ~self.deleted[: self.num_rows]
 
     def json_values(self, field: str, path: tuple) -> json_path.JsonValues:
-        """Typed columns of one JSON path (cached; a growing segment extends its cache)."""
+        """Typed columns of one JSON path (cached; a growing segment extends its cache).
+        When the device has no room to keep them, they serve this filter only, with a
+        warning, as the norms do."""
         col = self.column(field)
         n = len(col)
         key = (field, path)
@@ -121,7 +133,17 @@ class ResidentSegment:
                     for o in v.objects()]
             owner = self.owner(CACHE_PART)
             grow = sum(_device_bytes(o, self.device) for o in objs) - self.allocator.held(owner)
-            with self.allocator.reserve(max(grow, 0), f"filter cache of {self.collection}") as r:
+            try:
+                r = self.allocator.reserve(max(grow, 0), f"filter cache of {self.collection}")
+            except InsufficientMemory as e:
+                if key not in self._norms_warned:
+                    self._norms_warned.add(key)
+                    warnings.warn(f"collection {self.collection}: the typed values of "
+                                  f"{field}{list(path)} do not fit on the device "
+                                  f"({e.message}); they are extracted per filter until "
+                                  "memory frees up", RuntimeWarning, stacklevel=2)
+                return vals
+            with r:
                 r.register(owner, *objs)
             self._json_cache[key] = (n, vals)
         return self._json_cache[key][1]
@@ -237,6 +259,18 @@ class ResidentGrowing(ResidentSegment):
         self._deleted_buf[: hit.numel()] |= hit.to(self.device)
         self.any_deleted = self.any_deleted or bool(hit.any())
         self._refresh_views()
+
+
+def _squared_norms(x: torch.Tensor, known: torch.Tensor | None, done: int,
+                   device: torch.device) -> torch.Tensor:
+    """(n,) float32 squared norms of the rows of ``x``; the first ``done`` from ``known``."""
+    out = torch.empty(x.shape[0], dtype=torch.float32, device=device)
+    if done:
+        out[:done] = known[:done]
+    for s in range(done, x.shape[0], 1 << 16):
+        xs = x[s:s + (1 << 16)].float()
+        out[s:s + (1 << 16)] = (xs * xs).sum(1)
+    return out
 
 
 def _device_bytes(obj: Any, device: torch.device) -> int:

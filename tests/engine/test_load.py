@@ -758,3 +758,19 @@ def test_listing_and_describing_wait_for_a_writer(cpu_client):
         lock.release()
         t.join(10)
         assert got
+
+
+def test_a_cache_that_does_not_fit_never_fails_a_search(cpu_client):
+    """Squared norms (L2) and typed JSON paths are caches a read builds: with no room on
+    the device they serve that search only, with a warning, and the answer is the same."""
+    c = cpu_client
+    c.create_collection("c", schema=basic_schema(), index_params=index_params())
+    rows = basic_rows(50)
+    c.insert("c", rows)
+    alloc = c.allocator
+    before = c.memory_info("c")
+    alloc.capacity = alloc.used_bytes  # nothing free
+    with pytest.warns(RuntimeWarning, match="do not fit"):
+        hit = c.search("c", [rows[7]["vec"]], limit=1)[0][0]
+    assert hit["id"] == 7 and hit["distance"] == pytest.approx(0.0, abs=1e-5)
+    assert c.memory_info("c") == before  # nothing was kept
