@@ -46,7 +46,7 @@ class ResidentSegment:
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
         self.layouts: dict[str, dict[str, torch.Tensor]] = {}  # vector field -> index layout
         self._norms: dict[str, torch.Tensor] = {}
-        self._norms_warned: set = set()  # caches that did not fit, warned about once
+        self._cache_warned: set = set()  # caches that did not fit, warned about once
 
     def owner(self, part: str) -> Owner:
         return Owner(self.collection, self.partition, self.key, part)
@@ -69,21 +69,27 @@ class ResidentSegment:
             x = self.column(field)
             done = hit.numel() if hit is not None and hit.numel() < x.shape[0] else 0
             grow = (x.shape[0] - (0 if hit is None else hit.numel())) * 4
-            try:
-                r = self.allocator.reserve(max(grow, 0), f"norms of {self.collection}/{field}")
-            except InsufficientMemory as e:
-                if field not in self._norms_warned:
-                    self._norms_warned.add(field)
-                    warnings.warn(f"collection {self.collection}: the squared norms of {field} "
-                                  f"do not fit on the device ({e.message}); they are computed "
-                                  "per search until memory frees up", RuntimeWarning,
-                                  stacklevel=2)
+            r = self._cache_room(grow, field, f"the squared norms of {field}")
+            if r is None:
                 return _squared_norms(x, hit if done else None, done, self.device)
             with r:
                 fresh = _squared_norms(x, hit if done else None, done, self.device)
                 r.register(self.owner(f"{field}/norms"), fresh)
             self._norms[field] = hit = fresh
         return hit
+
+    def _cache_room(self, nbytes: int, key: Any, what: str) -> Reservation | None:
+        """A reservation for a read-path cache, or None (warned once per cache) when the
+        device has no room: the caller then serves this read without keeping it."""
+        try:
+            return self.allocator.reserve(max(nbytes, 0), f"{what} of {self.collection}")
+        except InsufficientMemory as e:
+            if key not in self._cache_warned:
+                self._cache_warned.add(key)
+                warnings.warn(f"collection {self.collection}: {what} do not fit on the device "
+                              f"({e.message}); they are computed per read until memory frees "
+                              "up", RuntimeWarning, stacklevel=3)
+            return None
 
     def put_layout(self, field: str, layout: dict[str, torch.Tensor],
                    labels: dict[str, str]) -> None:
@@ -133,15 +139,8 @@ class ResidentSegment:
                     for o in v.objects()]
             owner = self.owner(CACHE_PART)
             grow = sum(_device_bytes(o, self.device) for o in objs) - self.allocator.held(owner)
-            try:
-                r = self.allocator.reserve(max(grow, 0), f"filter cache of {self.collection}")
-            except InsufficientMemory as e:
-                if key not in self._norms_warned:
-                    self._norms_warned.add(key)
-                    warnings.warn(f"collection {self.collection}: the typed values of "
-                                  f"{field}{list(path)} do not fit on the device "
-                                  f"({e.message}); they are extracted per filter until "
-                                  "memory frees up", RuntimeWarning, stacklevel=2)
+            r = self._cache_room(grow, key, f"the typed values of {field}{list(path)}")
+            if r is None:
                 return vals
             with r:
                 r.register(owner, *objs)
