@@ -1,6 +1,7 @@
 """``python -m bench filter``: query throughput of selective and broad filters on numbers,
-VARCHAR ``like`` and a JSON path, and filtered search QPS against unfiltered search, in the
-same run on the same collection."""
+VARCHAR ``like`` and a JSON path, filtered search QPS against unfiltered search, and the
+same filters without and with the scalar and JSON-path indexes that serve them, in the same
+run on the same collection."""
 from __future__ import annotations
 
 import shutil
@@ -52,6 +53,64 @@ def _build(client: MilvusClient, rows: int, dim: int) -> np.ndarray:
     return queries
 
 
+# Filters timed on the same loaded collection without, then with, the index that serves
+# them (a JSON-path index on meta["cat"] and meta["tag"], STL_SORT on age, INVERTED on title).
+INDEXED = [
+    ("JSON path ==, selective", 'meta["cat"] == 7'),
+    ("JSON path range, broad", 'meta["cat"] >= 10'),
+    ("JSON path string !=", 'meta["tag"] != "t3"'),
+    ("range, selective (3%)", "age < 3"),
+    ("range, broad (90%)", "age >= 10"),
+    ("VARCHAR ==", "title == 'doc_7'"),
+    ("VARCHAR like", "title like 'doc_7%'"),
+]
+
+
+def _indexes(client: MilvusClient) -> None:
+    p = client.prepare_index_params()
+    p.add_index("age", "STL_SORT")
+    p.add_index("title", "INVERTED")
+    p.add_index("meta", "INVERTED", params={"json_path": 'meta["cat"]',
+                                             "json_cast_type": "double"})
+    p.add_index("meta", "INVERTED", params={"json_path": 'meta["tag"]',
+                                             "json_cast_type": "varchar"})
+    client.create_index(NAME, p)
+
+
+def _with_and_without(client: MilvusClient, args) -> list[dict]:
+    """Each INDEXED filter's first and repeated count(*) query on a fresh load, without
+    indexes and then with them, and what the indexes add to the load."""
+    def measure() -> tuple[float, dict]:
+        client.release_collection(NAME)
+        t0 = time.perf_counter()
+        client.load_collection(NAME)
+        load_s = time.perf_counter() - t0
+        out = {}
+        for _, expr in INDEXED:
+            t0 = time.perf_counter()
+            client.query(NAME, expr, output_fields=["count(*)"])
+            first = time.perf_counter() - t0
+            out[expr] = (first, _time(lambda: client.query(NAME, expr,
+                                                           output_fields=["count(*)"]),
+                                      args.repeat))
+        return load_s, out
+
+    plain_load, plain = measure()
+    _indexes(client)
+    indexed_load, indexed = measure()
+    parts = client.memory_info(NAME)["parts"]
+    rows = []
+    for label, expr in INDEXED:
+        (f0, r0), (f1, r1) = plain[expr], indexed[expr]
+        rows.append({"filter": label, "expr": expr, "first_s": f0, "first_indexed_s": f1,
+                     "repeat_s": r0, "repeat_indexed_s": r1, "repeat_speedup": r0 / r1})
+    rows.append({"filter": "load (release, load)", "expr": "", "first_s": plain_load,
+                 "first_indexed_s": indexed_load, "repeat_s": None, "repeat_indexed_s": None,
+                 "repeat_speedup": None,
+                 "index_bytes": sum(b for k, b in parts.items() if k.startswith("index/"))})
+    return rows
+
+
 def _time(fn, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -89,10 +148,13 @@ def run(args) -> None:
             s = _time(lambda: client.search(NAME, q, limit=10, filter=expr), args.repeat)
             srows.append({"search": label, "filter": expr, "qps": len(q) / s,
                           "vs_unfiltered": base_s / s})
+        irows = _with_and_without(client, args) if args.indexes else []
         if args.json:
-            emit("filter", rows, True, {"rows": args.rows, "search": srows})
+            emit("filter", rows, True, {"rows": args.rows, "search": srows, "indexed": irows})
         else:
             emit("filter-search", srows, False)
+            if irows:
+                emit("filter-indexed", irows, False)
         client.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -106,4 +168,6 @@ def add_parser(sub) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-indexes", dest="indexes", action="store_false",
+                   help="skip the same filters with scalar and JSON-path indexes")
     p.set_defaults(func=run)

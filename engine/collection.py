@@ -587,7 +587,8 @@ def index_entry(m: Manifest, schema: CollectionSchema, spec: IndexSpec, row_coun
     entry = spec.to_dict()
     entry["index_id"] = m.new_index_id()
     etype, eparams = spec.index_type, dict(spec.params)
-    if schema.field(spec.field_name).is_vector:
+    f = schema.field(spec.field_name)  # None: a JSON-path index on a dynamic key
+    if f is not None and f.is_vector:
         etype, eparams = registry.resolve(etype, eparams, row_count)
     entry.update(engine_type=etype, engine_params=eparams, trained=False)
     return entry

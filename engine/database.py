@@ -21,13 +21,13 @@ from . import search as _search
 from .allocator import DeviceAllocator
 from .catalog import DataDir
 from .collection import Collection, read_manifest
-from .errors import (AliasConflict, AliasNotFound, CollectionNotFound, FieldNotFound,
+from .errors import (AliasConflict, AliasNotFound, CollectionNotFound,
                      IndexCannotBeDropped, MilvusException, ParamError, PartitionNotFound,
                      StorageError, WriteFailed)
-from .index import IndexSpec, registry
+from .index import IndexSpec, registry, scalar
 from .loader import LoadState
 from .locks import RWLock
-from .names import check_database, check_name, check_names
+from .names import check_database, check_index_lookup, check_name, check_names
 from .residency import Residency
 from .schema import CollectionSchema
 from .storage.manifest import DEFAULT_PARTITION
@@ -143,10 +143,7 @@ class Database:
     def _checked_specs(schema: CollectionSchema, index_params: Any) -> list[IndexSpec]:
         specs = []
         for spec in index_params:
-            f = schema.field(spec.field_name)
-            if f is None:
-                raise FieldNotFound(spec.field_name, "index params")
-            specs.append(spec.checked_for(f.is_vector))
+            specs.append(spec.checked(schema))
         return specs
 
     def drop_collection(self, name: str) -> None:
@@ -277,7 +274,9 @@ class Database:
             coll = self.get(name)
             added = []
             for spec in self._checked_specs(coll.schema, index_params):
-                same = coll.manifest.index_on(spec.field_name)
+                covers = scalar.covers(spec.field_name, spec.params)
+                same = next((d for d in coll.manifest.indexes
+                             if scalar.covers(d["field_name"], d["params"]) == covers), None)
                 if same is not None:
                     if IndexSpec.from_dict(same) == spec:
                         continue
@@ -285,6 +284,9 @@ class Database:
                         f"at most one distinct index is allowed per field: {spec.field_name} "
                         f"already has index {same['index_name']} ({same['index_type']}); "
                         "drop it first")
+                if any(scalar.covers(s.field_name, s.params) == covers for s in added):
+                    raise ParamError(f"two indexes in one call cover {spec.field_name} "
+                                     f"{spec.params.get('json_path', '')}: keep one")
                 if coll.manifest.index(spec.index_name) is not None or \
                         any(s.index_name == spec.index_name for s in added):
                     raise MilvusException(f"index name {spec.index_name} is already used by "
@@ -293,13 +295,17 @@ class Database:
             if not added:
                 return
             self._check_layout(coll, added)
-            self.residency.apply(coll, coll.add_indexes(added))
+            with self.residency.stage_indexes(coll, [s.to_dict() for s in added]) as staged:
+                changes = coll.add_indexes(added)
+                staged.commit()
+            self.residency.apply(coll, changes)
 
     def _check_layout(self, coll: Collection, added: list[IndexSpec]) -> None:
         """Rows have one order: at most one index with a layout per collection, built while
         the collection is not resident (its segments are rewritten)."""
         def lays_out(spec: IndexSpec) -> bool:
-            if not coll.schema.field(spec.field_name).is_vector:
+            f = coll.schema.field(spec.field_name)
+            if f is None or not f.is_vector:
                 return False
             etype, _ = registry.resolve(spec.index_type, spec.params, coll.row_count())
             return bool(registry.get(etype).layout_suffix)
@@ -322,7 +328,7 @@ class Database:
                     if not field_name or d["field_name"] == field_name]
 
     def describe_index(self, name: str, index_name: str) -> dict:
-        check_name("index", index_name)
+        check_index_lookup(index_name)
         with self.lock.read():
             coll = self.get(name)
             d = coll.manifest.index(index_name)
@@ -338,13 +344,14 @@ class Database:
             return out
 
     def drop_index(self, name: str, index_name: str) -> None:
-        check_name("index", index_name)
+        check_index_lookup(index_name)
         with self.lock:
             coll = self.get(name)
+            if coll.manifest.index(index_name) is None:
+                raise _index_not_found(index_name)
             if self.residency.get(coll.name) is not None:
                 raise IndexCannotBeDropped()
-            if not coll.drop_index(index_name):
-                raise _index_not_found(index_name)
+            coll.drop_index(index_name)
 
     # -- load and release -----------------------------------------------------------------
     def load(self, name: str, load_fields: Any, skip_dynamic: bool, replica_number: int,

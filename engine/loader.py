@@ -2,7 +2,9 @@
 
 load: plan (placement of each sealed segment on a device, bytes of every loaded field,
 layout and trained index part) -> reserve all of it (a Reservation handle, or 1400) ->
-copy part by part through the reservation, counting bytes for progress -> Loaded, and the
+copy part by part through the reservation, counting bytes for progress, and build each
+sealed segment's scalar and JSON-path indexes from its resident columns (their bytes drawn
+beyond the plan: they are known only once built) -> Loaded, and the
 reservation is closed. Any failure (or a release while loading) frees everything the load
 made resident and returns the copy to NotLoad. Load never writes to disk; residency.py
 records the load intent and applies later writes to the copy.
@@ -22,6 +24,7 @@ from .allocator import DeviceAllocator, Owner, Reservation
 from .changes import Sealed
 from .collection import Collection
 from .errors import MilvusException, StorageError
+from .index import scalar
 from .placement import place
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
@@ -238,7 +241,7 @@ class Loader:
             raise LoadCancelled()
 
     def _load_sealed(self, res: Resident, seg: SealedSegment, budget: Reservation | None = None,
-                     device: torch.device | None = None) -> None:
+                     device: torch.device | None = None, indexes: bool = True) -> None:
         coll = res.collection
         seg_dir = coll.segment_dir(seg.id)
         if device is None:
@@ -287,12 +290,36 @@ class Loader:
         res.copied += seg.num_rows
         if seg.layout_field in res.fields:
             self._put_layout(res, rs, seg)
+        if indexes:
+            self.put_scalar_indexes(res, rs)
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
         index = res.collection.vector_index(seg.layout_field)[1]
         layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout.items()}
         rs.put_layout(seg.layout_field, layout, index.part_labels)
         res.copied += sum(t.numel() * t.element_size() for t in layout.values())
+
+    @staticmethod
+    def scalar_targets(res: Resident, entries: list[dict] | None = None
+                       ) -> list[tuple[str, scalar.Target]]:
+        """(index name, target) of the scalar and JSON-path indexes in ``entries`` (the
+        manifest's by default) that cover a loaded field and hold something."""
+        schema = res.collection.schema
+        out = []
+        for d in res.collection.manifest.indexes if entries is None else entries:
+            f = schema.field(d["field_name"])
+            if f is not None and f.is_vector:
+                continue
+            t = scalar.target(d, schema)
+            if t.kind != "none" and t.field in res.fields:
+                out.append((d["index_name"], t))
+        return out
+
+    def put_scalar_indexes(self, res: Resident, rs: ResidentSegment) -> None:
+        """Build a resident sealed segment's scalar and JSON-path indexes (parts
+        ``index/<name>``, drawn from the segment's budget)."""
+        for name, t in self.scalar_targets(res):
+            rs.put_index(name, t, scalar.build(t, rs))
 
     def put_index(self, res: Resident, name: str, trained: dict[str, torch.Tensor]) -> None:
         """Make a vector field's trained index parts resident (parts ``<field>/<part>``)."""
@@ -358,6 +385,7 @@ class Loader:
             rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=device))
             if seg.layout_field in res.fields:
                 self._put_layout(res, rs, seg)
+            self.put_scalar_indexes(res, rs)
 
     # -- a transient host copy ------------------------------------------------------------
     @staticmethod
@@ -370,7 +398,7 @@ class Loader:
         res = Resident(coll, fields, None, False, set(partitions))
         for seg in coll.sealed:
             if seg.partition in partitions:
-                loader._load_sealed(res, seg)
+                loader._load_sealed(res, seg, indexes=False)
         for part, g in coll.growing.items():
             if part in partitions:
                 loader._load_growing(res, part, g)

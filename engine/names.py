@@ -3,7 +3,9 @@ databases.
 
 A name is 1 to 255 characters: an ASCII letter or ``_`` first, then ASCII letters, digits or
 ``_`` (Milvus's rule). It is checked with ``fullmatch``, so no trailing newline, NUL, path
-separator, ``..`` or look-alike Unicode letter gets through. Names only ever reach the
+separator, ``..`` or look-alike Unicode letter gets through. The one exception is the name
+Hotset gives a JSON-path index left unnamed, such parts joined by ``/`` (``my_json/a/b``),
+which ``check_index_lookup`` accepts where an index is looked up by name. Names only ever reach the
 manifest and the catalog: every file and folder is named by an id the engine assigns, so a
 name cannot steer a path even if this check were bypassed.
 
@@ -20,6 +22,7 @@ from .errors import ParamError
 MAX_LENGTH = 255
 _RULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _FIRST = re.compile(r"[A-Za-z_]")
+DEFAULT_JSON_INDEX = re.compile(r"(?=.{1,255}$)[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z0-9_]+)+")
 
 
 def shown(value: Any, limit: int = 64) -> str:
@@ -56,6 +59,13 @@ def check_name(kind: str, name: Any) -> str:
     else:
         reason = f"{kind} name can only contain numbers, letters and underscores"
     raise ParamError(head + reason)
+
+
+def check_index_lookup(name: Any) -> str:
+    """An index name to look up: a valid name, or a default JSON-path index name."""
+    if isinstance(name, str) and DEFAULT_JSON_INDEX.fullmatch(name):
+        return name
+    return check_name("index", name)
 
 
 def check_database(name: str | None) -> None:

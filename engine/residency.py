@@ -24,7 +24,8 @@ from .errors import (CollectionNotLoaded, FieldNotFound, IndexNotFound, Insuffic
                      WriteFailed)
 from .loader import Loader, LoadState, Resident
 from .names import check_names
-from .resident import loaded_names
+from .index import scalar
+from .resident import device_bytes, loaded_names
 from .segment import SealedSegment
 from .storage.manifest import NOT_LOADED, LoadIntent
 
@@ -333,6 +334,20 @@ class Residency:
             if change.field in res.fields:
                 self.loader.put_index(res, change.field, change.parts)
 
+    def stage_indexes(self, coll: Collection, entries: list[dict]) -> "StagedIndexes":
+        """Build new scalar and JSON-path indexes on the resident sealed segments of a
+        Loaded collection and reserve their bytes (1400 if they do not fit, before the
+        index is saved). A copy still loading builds them as it loads each later segment."""
+        res = self._resident.get(coll.name)
+        if res is None or res.state != LoadState.Loaded:
+            return StagedIndexes([], None)
+        targets = self.loader.scalar_targets(res, entries)
+        built = [(rs, name, t, scalar.build(t, rs))
+                 for rs in res.segments.values() for name, t in targets]
+        need = sum(device_bytes(o, rs.device) for rs, _, _, b in built
+                   for o in scalar.objects_of(b))
+        return StagedIndexes(built, self.allocator.reserve(need, f"new indexes of {coll.name}"))
+
     def _reload(self, coll: Collection, res: Resident, why: str) -> None:
         """The resident copy no longer matches the disk (``why``): drop it and load it
         again, with the same configuration. If that fails, the collection is NotLoad and
@@ -359,3 +374,22 @@ class Residency:
             coll.set_load_intent(NOT_LOADED)
         except WriteFailed:
             pass  # the intent restores the load at the next open, which is harmless
+
+
+class StagedIndexes:
+    """Indexes built for resident segments, with their bytes reserved: ``commit`` makes
+    them resident once the index is saved; leaving the ``with`` block returns what is left."""
+
+    def __init__(self, built: list, reservation: Reservation | None) -> None:
+        self.built, self.reservation = built, reservation
+
+    def commit(self) -> None:
+        for rs, name, t, b in self.built:
+            rs.put_index(name, t, b, self.reservation)
+
+    def __enter__(self) -> "StagedIndexes":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.reservation is not None:
+            self.reservation.close()

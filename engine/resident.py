@@ -7,7 +7,8 @@ growing segment in buffers that grow by doubling, so inserts after load are sear
 once (API.md rule 8). Every buffer is registered with the DeviceAllocator under its owner
 tag; nothing here is allocated behind its back. A segment made resident by a load
 registers through the load's reservation (``budget``); caches a read builds (norms, JSON
-paths) reserve their own bytes first.
+paths) reserve their own bytes first. A sealed segment also holds its scalar and JSON-path
+indexes (``index/scalar.py``), which filters use in place of a scan.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .allocator import DeviceAllocator, Owner, Reservation, nbytes_of
 from .errors import InsufficientMemory
 from .columns import Batch
 from .expr import json_path
+from .index import scalar
 from .schema import DYNAMIC_FIELD, CollectionSchema
 
 DELETED_PART = "$deleted"
@@ -46,6 +48,8 @@ class ResidentSegment:
         self._json_cache: dict[tuple, tuple[int, json_path.JsonValues]] = {}
         self.layouts: dict[str, dict[str, torch.Tensor]] = {}  # vector field -> index layout
         self._norms: dict[str, torch.Tensor] = {}
+        self.scalar: dict[str, Any] = {}  # field -> its SortedIndex or DictionaryIndex
+        self.paths: dict[tuple, dict] = {}  # (field, JSON path) -> typed columns indexed
         self._cache_warned: set = set()  # caches that did not fit, warned about once
 
     def owner(self, part: str) -> Owner:
@@ -98,6 +102,20 @@ class ResidentSegment:
             self.budget.register(self.owner(f"{field}/{labels.get(name, name)}"), t)
         self.layouts[field] = layout
 
+    def put_index(self, name: str, t: scalar.Target, built: Any,
+                  budget: Reservation | None = None) -> None:
+        """A scalar or JSON-path index built on this segment (part ``index/<name>``)."""
+        (budget or self.budget).register(self.owner(scalar.INDEX_PART + name),
+                                         *scalar.objects_of(built))
+        if t.kind == "path":
+            self.paths.setdefault((t.field, t.path), {}).update(built)
+        else:
+            self.scalar[t.field] = built
+
+    def scalar_index(self, field: str) -> Any:
+        """The field's SortedIndex or DictionaryIndex on this segment, or None."""
+        return self.scalar.get(field)
+
     def put_deleted(self, deleted: torch.Tensor) -> None:
         self.budget.register(self.owner(DELETED_PART), deleted)
         self.deleted = deleted
@@ -121,7 +139,15 @@ class ResidentSegment:
     def live_mask(self) -> torch.Tensor:
         return ~self.deleted[: self.num_rows]
 
-    def json_values(self, field: str, path: tuple) -> json_path.JsonValues:
+    def json_values(self, field: str, path: tuple) -> Any:
+        """Typed columns of one JSON path: from its JSON-path indexes for the types they
+        hold, else from the read-path cache."""
+        held = self.paths.get((field, path))
+        if held is not None:
+            return json_path.Indexed(held, lambda: self._json_cached(field, path))
+        return self._json_cached(field, path)
+
+    def _json_cached(self, field: str, path: tuple) -> json_path.JsonValues:
         """Typed columns of one JSON path (cached; a growing segment extends its cache).
         When the device has no room to keep them, they serve this filter only, with a
         warning, as the norms do."""
@@ -138,7 +164,7 @@ class ResidentSegment:
             objs = [o for _, v in ({**self._json_cache, key: (n, vals)}).values()
                     for o in v.objects()]
             owner = self.owner(CACHE_PART)
-            grow = sum(_device_bytes(o, self.device) for o in objs) - self.allocator.held(owner)
+            grow = sum(device_bytes(o, self.device) for o in objs) - self.allocator.held(owner)
             r = self._cache_room(grow, key, f"the typed values of {field}{list(path)}")
             if r is None:
                 return vals
@@ -272,7 +298,7 @@ def _squared_norms(x: torch.Tensor, known: torch.Tensor | None, done: int,
     return out
 
 
-def _device_bytes(obj: Any, device: torch.device) -> int:
+def device_bytes(obj: Any, device: torch.device) -> int:
     """Bytes ``obj`` counts against ``device`` (Arrow columns count only on the CPU)."""
     if isinstance(obj, torch.Tensor) or device.type == "cpu":
         return nbytes_of(obj)

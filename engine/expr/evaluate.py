@@ -9,7 +9,9 @@ rule 4), never read from disk. Templates ``{name}`` are filled from ``filter_par
 
 Evaluation is vectorised per segment: numeric and bool columns are torch tensors on the
 segment's device; VARCHAR and ARRAY columns are Arrow arrays evaluated with pyarrow.compute;
-JSON paths come from the segment's typed path cache (json_path.py). Nulls follow SQL's
+JSON paths come from the segment's typed path cache or JSON-path index (json_path.py). A
+comparison, ``in`` or ``like`` of a field with literals uses the segment's scalar index of
+that field when it has one (index/scalar.py), with the same answer. Nulls follow SQL's
 three-valued logic: a comparison with null (or a missing / wrongly typed JSON value) is
 unknown, ``not unknown`` is unknown, and only rows known to be true pass.
 """
@@ -28,6 +30,7 @@ import torch
 from ..errors import ParamError
 from ..schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from . import ast
+from .bounds import int_comparison, int_values
 from .json_path import JsonValues, canonical
 from .parser import caret, parse
 
@@ -324,10 +327,16 @@ class _Eval:
             v, k = self.boolean(n.operand)
             return ~v, k
         if isinstance(n, ast.Compare):
+            hit = self._indexed_compare(n)
+            if hit is not None:
+                return hit
             return self._compare(n.op, self.value(n.left), self.value(n.right))
         if isinstance(n, ast.InList):
             return self._in(n)
         if isinstance(n, ast.Like):
+            index = self._index_of(n.operand)
+            if index is not None and hasattr(index, "dictionary"):
+                return index.gather(pc.match_like(index.dictionary, n.pattern)), index.known
             v = self.value(n.operand)
             arr = v[1].str_ if v[0] == "j" else v[1]
             return self._from_arrow(pc.match_like(arr, n.pattern))
@@ -344,6 +353,45 @@ class _Eval:
         if v[0] == "j":
             return v[1].bool_, v[1].is_bool
         return self._from_arrow(v[1])
+
+    # -- scalar indexes (index/scalar.py): a sorted or a dictionary index of the column --
+    def _index_of(self, node: ast.Node) -> Any:
+        """The segment's scalar index on the field ``node`` reads, or None."""
+        if not isinstance(node, ast.FieldRef) or self.refs[id(node)].kind != "scalar":
+            return None
+        lookup = getattr(self.seg, "scalar_index", None)
+        return None if lookup is None else lookup(self.refs[id(node)].field)
+
+    def _indexed_compare(self, n: ast.Compare) -> BoolVal | None:
+        """``field <op> literal`` answered by the field's index, or None (no index, or a
+        scan of the column is cheaper)."""
+        column, other, op = n.left, n.right, n.op
+        if isinstance(column, ast.Literal):
+            column, other, op = other, column, _FLIP.get(op, op)
+        if not isinstance(other, ast.Literal) or isinstance(other.value, tuple):
+            return None
+        index = self._index_of(column)
+        lit = other.value
+        if index is None or isinstance(lit, bool):
+            return None
+        if hasattr(index, "dictionary"):
+            if not isinstance(lit, str):
+                return None
+            return index.gather(_PC_CMP[op](index.dictionary, pa.scalar(lit))), index.known
+        hit = index.compare(op, lit) if isinstance(lit, (int, float)) else None
+        return None if hit is None else (hit, self.seg.validity(self.refs[id(column)].field))
+
+    def _indexed_in(self, n: ast.InList) -> BoolVal | None:
+        index = self._index_of(n.operand)
+        if index is None:
+            return None
+        values = n.values.value
+        if hasattr(index, "dictionary"):
+            strs = pa.array([v for v in values if isinstance(v, str)], type=pa.string())
+            hit, known = index.gather(pc.is_in(index.dictionary, value_set=strs)), index.known
+        else:
+            hit, known = index.isin(values), self.seg.validity(self.refs[id(n.operand)].field)
+        return None if hit is None else ((~hit if n.negate else hit), known)
 
     def _present(self, node: ast.FieldRef) -> torch.Tensor:
         v = self.value(node)
@@ -364,6 +412,12 @@ class _Eval:
             left = a[1] if a[0] == "a" else pa.scalar(a[1])
             right = b[1] if b[0] == "a" else pa.scalar(b[1])
             return self._from_arrow(_PC_CMP[op](left, right))
+        if b[0] == "s" and _is_int_tensor(a[1]):
+            exact = int_comparison(op, b[1], a[1].dtype)
+            if isinstance(exact, bool):
+                return self._full(exact), a[2]
+            op, lit = exact
+            return _TORCH_CMP[op](a[1], lit), a[2]
         return _TORCH_CMP[op](a[1], b[1]), _known(a, b)
 
     def _compare_json(self, op: str, a: tuple, b: tuple) -> BoolVal:
@@ -394,6 +448,9 @@ class _Eval:
         return val, both_num | sk | both_bool
 
     def _in(self, n: ast.InList) -> BoolVal:
+        indexed = self._indexed_in(n)
+        if indexed is not None:
+            return indexed
         values = n.values.value
         v = self.value(n.operand)
         if v[0] == "s":
@@ -418,11 +475,12 @@ class _Eval:
             known = j.is_num | j.is_bool | j.is_str
         else:
             col = v[1]
-            vals = torch.tensor(list(values), device=self.dev)
-            if col.dtype.is_floating_point or vals.dtype.is_floating_point:
-                col, vals = col.double(), vals.double()
+            if _is_int_tensor(col):
+                vals = torch.tensor(int_values(values, col.dtype), dtype=col.dtype,
+                                    device=self.dev)
             else:
-                vals = vals.to(col.dtype) if vals.numel() else vals.to(torch.int64)
+                col = col.double()
+                vals = torch.tensor(list(values), dtype=torch.float64, device=self.dev)
             hit = torch.isin(col, vals)
             known = v[2]
         return (~hit if n.negate else hit), known
@@ -534,6 +592,10 @@ class _Eval:
         if not out.dtype.is_floating_point and out.dtype != torch.int64:
             out = out.long()
         return ("t", out, _known(a, b))
+
+
+def _is_int_tensor(t: torch.Tensor) -> bool:
+    return not t.dtype.is_floating_point and t.dtype != torch.bool
 
 
 def _widened(t: torch.Tensor) -> torch.Tensor:

@@ -52,17 +52,37 @@ class JsonValues:
 
     @property
     def is_str(self) -> torch.Tensor:
-        return torch.from_numpy(self.str_.is_valid().to_numpy(zero_copy_only=False)).to(
-            self.present.device)
+        return _valid(self.str_, self.present.device)
 
     @property
     def is_list(self) -> torch.Tensor:
-        return torch.from_numpy(self.lists.is_valid().to_numpy(zero_copy_only=False)).to(
-            self.present.device)
+        return _valid(self.lists, self.present.device)
 
     def objects(self) -> list[Any]:
         return [self.num, self.is_num, self.str_, self.bool_, self.is_bool, self.lists,
                 self.present]
+
+
+class Indexed:
+    """The typed columns of a path as a JSON-path index holds them (``held``: the columns
+    of its cast types, and ``present``); a column it does not hold comes from ``rest()``,
+    the full extraction, so a filter answers the same with or without the index."""
+
+    def __init__(self, held: dict, rest: Any) -> None:
+        self._held, self._rest = held, rest
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("is_str", "is_list"):
+            source = "str_" if name == "is_str" else "lists"
+            if source in self._held:
+                return _valid(self._held[source], self._held["present"].device)
+        if name in self._held:
+            return self._held[name]
+        return getattr(self._rest(), name)
+
+
+def _valid(arr: pa.Array, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(arr.is_valid().to_numpy(zero_copy_only=False)).to(device)
 
 
 def _walk(value: Any, path: tuple) -> Any:

@@ -2,8 +2,8 @@
 
 Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``) and ``AUTOINDEX`` (Hotset picks by
 size when the index is created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
-with metric ``L2``, ``IP`` or ``COSINE``. Scalar fields accept Milvus's scalar index types and record
-them; filters are vectorised scans of resident columns, so they change no result.
+with metric ``L2``, ``IP`` or ``COSINE``. Scalar fields and JSON paths take Milvus's scalar
+index types (``scalar.py``: what each makes resident and how filters use it).
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 from ..errors import ParamError
 from ..names import check_name
-from . import registry
+from ..schema import CollectionSchema
+from . import registry, scalar
 
-SCALAR_INDEX_TYPES = ("", "AUTOINDEX", "INVERTED", "STL_SORT", "TRIE", "BITMAP")
 METRIC_TYPES = ("L2", "IP", "COSINE")
 
 
@@ -30,9 +30,13 @@ class IndexSpec:
         if not self.field_name:
             raise ParamError("add_index needs field_name")
         check_name("field", self.field_name)
+        if not isinstance(self.params, dict):
+            raise ParamError(f"index params must be a dict, got {type(self.params).__name__}")
+        default = scalar.default_name(self.field_name, self.params)
         if not self.index_name:
-            object.__setattr__(self, "index_name", self.field_name)
-        check_name("index", self.index_name)
+            object.__setattr__(self, "index_name", default)
+        if self.index_name != default:
+            check_name("index", self.index_name)
         for what in ("index_type", "metric_type"):
             value = getattr(self, what)
             if value is not None and not isinstance(value, str):
@@ -40,15 +44,14 @@ class IndexSpec:
         object.__setattr__(self, "index_type", (self.index_type or "").upper())
         if self.metric_type:
             object.__setattr__(self, "metric_type", self.metric_type.upper())
-        if not isinstance(self.params, dict):
-            raise ParamError(f"index params must be a dict, got {type(self.params).__name__}")
 
-    def checked_for(self, is_vector: bool) -> "IndexSpec":
-        """Validate against the field kind; a vector index gets its default metric."""
+    def checked(self, schema: CollectionSchema) -> "IndexSpec":
+        """Validate against the schema; a vector index gets its default metric."""
         if "mmap.enabled" in self.params:
             raise ParamError("mmap.enabled is not supported by Hotset: a loaded index lives "
                              "in device memory; leave it out")
-        if is_vector:
+        f = schema.field(self.field_name)
+        if f is not None and f.is_vector:
             itype = self.index_type or "AUTOINDEX"
             if itype not in registry.vector_types():
                 raise ParamError(f"index type {itype} is not supported on vector field "
@@ -61,10 +64,11 @@ class IndexSpec:
             if itype != "AUTOINDEX":
                 params = registry.get(itype).check_params(params)
             return IndexSpec(self.field_name, self.index_name, itype, metric, params)
-        if self.index_type not in SCALAR_INDEX_TYPES:
-            raise ParamError(f"index type {self.index_type} is not supported on scalar field "
-                             f"{self.field_name}; use one of {list(SCALAR_INDEX_TYPES[1:])}")
-        return self
+        if self.metric_type:
+            raise ParamError(f"metric_type applies to vector fields; {self.field_name} is a "
+                             "scalar field: leave metric_type out")
+        itype, params = scalar.check(self, schema)
+        return IndexSpec(self.field_name, self.index_name, itype, None, params)
 
     def to_dict(self) -> dict:
         return {"field_name": self.field_name, "index_name": self.index_name,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine import MilvusClient
-from engine.errors import ParamError
+from engine.errors import MilvusException, ParamError
 from engine.names import check_name
 
 from ..conftest import basic_rows, basic_schema, index_params
@@ -91,6 +91,10 @@ def test_every_embedded_call_refuses_hostile_names(tmp_path, name):
     calls = _calls(c, name)
     if name == "":  # "" means the default partition / the field's name, as in Milvus
         del calls["insert(partition)"], calls["create_index"]
+    if name == "a/b":  # the shape of a default JSON-path index name: looked up, not found
+        for what in ("describe_index", "drop_index"):
+            with pytest.raises(MilvusException, match="index not found"):
+                calls.pop(what)()
     for what, call in calls.items():
         with pytest.raises(ParamError) as e:
             call()

@@ -39,8 +39,10 @@ def describe(c: MilvusClient, req) -> milvus_pb2.DescribeIndexResponse:
         extra = {k: v for k, v in d.items() if k not in (
             "index_type", "metric_type", "field_name", "index_name", "total_rows",
             "indexed_rows", "pending_index_rows", "state")}
-        params = [common_pb2.KeyValuePair(key="index_type", value=d["index_type"]),
-                  common_pb2.KeyValuePair(key="params", value=json.dumps(extra))]
+        # as Milvus: the build params one key each (it flattens "params" at create)
+        params = [common_pb2.KeyValuePair(key="index_type", value=d["index_type"])]
+        params += [common_pb2.KeyValuePair(key=k, value=v if isinstance(v, str)
+                                           else json.dumps(v)) for k, v in extra.items()]
         if d.get("metric_type"):
             params.append(common_pb2.KeyValuePair(key="metric_type", value=d["metric_type"]))
         descs.append(milvus_pb2.IndexDescription(

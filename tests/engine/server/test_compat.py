@@ -58,6 +58,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("Clustering compaction (`is_clustering=True`)", refused(1100), refused(1100), NONE),
     ("`rename_collection` (within the default database)", WORKS, WORKS, WORKS),
     ("`truncate_collection`", WORKS, WORKS, NONE),
+    ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
+     "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
 ]
 
 
@@ -294,7 +296,28 @@ CHECKS = [
              ("collections/drop", {"collectionName": "r2"})])),
     (lambda e: outcome(lambda: _truncate(e)), lambda g: outcome(lambda: _truncate(g)),
          lambda s: NONE),
+    (lambda e: outcome(lambda: _scalar_indexes(e)), lambda g: outcome(lambda: _scalar_indexes(g)),
+         lambda s: _rest_steps(s, [
+             ("indexes/create", {"indexParams": [
+                 {"fieldName": "title", "indexName": "title_trie", "indexType": "TRIE"},
+                 {"fieldName": "color", "indexType": "INVERTED", "params": {
+                     "json_path": "color", "json_cast_type": "varchar"}}]}),
+             ("entities/query", {"filter": "title like 't%' and color == 'x'"}),
+             ("collections/release", {}), ("indexes/drop", {"indexName": "title_trie"}),
+             ("indexes/drop", {"indexName": "color"}), ("collections/load", {})])),
 ]
+
+
+def _scalar_indexes(c) -> None:
+    p = c.prepare_index_params()
+    p.add_index("title", "TRIE", index_name="title_trie")
+    p.add_index("color", "INVERTED", params={"json_path": "color", "json_cast_type": "varchar"})
+    c.create_index("c", p)
+    c.query("c", "title like 't%' and color == 'x'")
+    c.release_collection("c")
+    c.drop_index("c", "title_trie")
+    c.drop_index("c", "color")
+    c.load_collection("c")
 
 
 def _rename(c) -> None:

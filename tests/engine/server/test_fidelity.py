@@ -164,3 +164,40 @@ def test_compaction_through_pymilvus(client):
     assert client.query("cmp", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 15
     code, msg = _code(lambda: client.compact("cmp", is_clustering=True))
     assert code == 1100 and "clustering" in msg
+
+
+def test_scalar_and_json_path_indexes(client):
+    s = MilvusClient.create_schema(enable_dynamic_field=True)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("title", DataType.VARCHAR, max_length=16)
+    s.add_field("meta", DataType.JSON)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    p.add_index("title", "TRIE", index_name="title_trie")
+    p.add_index("meta", "INVERTED", params={"json_path": 'meta["k"]["n"]',
+                                             "json_cast_type": "double"})
+    p.add_index("meta", "AUTOINDEX", index_name="tags",
+                params={"json_path": 'meta["tags"]', "json_cast_type": "array_varchar"})
+    client.create_collection("sx", schema=s, index_params=p)
+    client.insert("sx", [{"id": i, "v": [i, 0], "title": f"t{i}", "meta": {
+        "k": {"n": i}, "tags": ["x" if i % 2 else "y"]}} for i in range(20)])
+    client.flush("sx")
+    client.release_collection("sx")
+    client.load_collection("sx")
+    assert client.list_indexes("sx") == ["v", "title_trie", "meta/k/n", "tags"]
+    d = client.describe_index("sx", "meta/k/n")
+    assert d["index_type"] == "INVERTED" and d["json_cast_type"] == "DOUBLE"
+    assert d["json_path"] == 'meta["k"]["n"]'
+    got = client.query("sx", "meta['k']['n'] >= 15 and title like 't1%' and "
+                             "json_contains(meta['tags'], 'x')", output_fields=["id"])
+    assert sorted(r["id"] for r in got) == [15, 17, 19]
+    p = MilvusClient.prepare_index_params()
+    p.add_index("title", "BITMAP", index_name="t2")
+    code, msg = _code(lambda: client.create_index("sx", p))
+    assert code == 65535 and "at most one distinct index" in msg
+    p = MilvusClient.prepare_index_params()
+    p.add_index("id", "BITMAP", index_name="pk_bitmap")
+    code, msg = _code(lambda: client.create_index("sx", p))
+    assert code == 1100 and "primary key" in msg
+

@@ -124,6 +124,36 @@ def test_index_endpoints(srv):
     assert srv.ok("indexes/list", {"collectionName": "ix"}) == []
 
 
+def test_scalar_and_json_path_indexes(srv):
+    srv.ok("collections/create", {"collectionName": "sx", "schema": {
+        "enableDynamicField": True, "fields": [
+            {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+            {"fieldName": "age", "dataType": "Int32"},
+            {"fieldName": "meta", "dataType": "JSON"},
+            {"fieldName": "v", "dataType": "FloatVector", "elementTypeParams": {"dim": 2}}]},
+        "indexParams": [{"fieldName": "v", "indexName": "v", "metricType": "L2"}]})
+    srv.ok("entities/insert", {"collectionName": "sx", "data": [
+        {"id": i, "age": i, "meta": {"a": {"b": i % 4}}, "v": [i, 1], "color": f"c{i % 3}"}
+        for i in range(30)]})
+    srv.ok("indexes/create", {"collectionName": "sx", "indexParams": [
+        {"fieldName": "age", "indexName": "age_idx", "params": {"index_type": "STL_SORT"}},
+        {"fieldName": "meta", "indexType": "INVERTED",
+         "params": {"json_path": "meta['a']['b']", "json_cast_type": "double"}},
+        {"fieldName": "color", "indexName": "color_idx", "indexType": "INVERTED",
+         "params": {"json_path": "color", "json_cast_type": "varchar"}}]})
+    assert srv.ok("indexes/list", {"collectionName": "sx"}) == ["v", "age_idx", "meta/a/b",
+                                                                "color_idx"]
+    d = srv.ok("indexes/describe", {"collectionName": "sx", "indexName": "meta/a/b"})[0]
+    assert d["indexType"] == "INVERTED" and d["params"]["json_cast_type"] == "DOUBLE"
+    got = srv.ok("entities/query", {"collectionName": "sx", "outputFields": ["id"],
+                                    "filter": "meta['a']['b'] == 1 and age < 10 and "
+                                              "color == 'c1'"})
+    assert sorted(r["id"] for r in got) == [1]
+    r = srv.post("indexes/create", {"collectionName": "sx", "indexParams": [
+        {"fieldName": "meta", "indexType": "INVERTED", "params": {"json_path": "meta['x']"}}]})
+    assert r.json()["code"] == 1100 and "json_cast_type" in r.json()["message"]
+
+
 def test_partition_endpoints(srv):
     srv.ok("collections/create", {"collectionName": "p", "dimension": 5})
     srv.ok("partitions/create", {"collectionName": "p", "partitionName": "p1"})
