@@ -188,3 +188,45 @@ class DeviceAllocator:
                     "used_bytes": used, "reserved_bytes": self.reserved_bytes,
                     "free_bytes": max(self.capacity - used, 0),
                     "collections": {n: self._entry(n) for n in names}}
+
+
+class AllocatorView:
+    """One database's window on the device's allocator: the same budget, with every owner
+    of this database tagged ``<database>/<collection>``, so two databases may hold
+    collections of one name and ``memory_info()`` tells them apart."""
+
+    def __init__(self, parent: DeviceAllocator, database: str) -> None:
+        self.parent = parent
+        self.prefix = f"{database}/"
+        self.device = parent.device
+
+    def _own(self, owner: Owner) -> Owner:
+        return Owner(self.prefix + owner.collection, owner.partition, owner.segment,
+                     owner.part)
+
+    def reserve(self, nbytes: int, what: str) -> Reservation:
+        r = self.parent.reserve(nbytes, what)
+        r.allocator = self  # registrations through it are tagged here
+        return r
+
+    def _close(self, r: Reservation) -> None:
+        self.parent._close(r)
+
+    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None) -> None:
+        self.parent.register(self._own(owner), *objs, reservation=reservation)
+
+    def free(self, collection: str, partition: str | None = None,
+             segment: str | None = None, part: str | None = None) -> None:
+        self.parent.free(self.prefix + collection, partition, segment, part)
+
+    def held(self, owner: Owner) -> int:
+        return self.parent.held(self._own(owner))
+
+    def collection_info(self, name: str) -> dict:
+        return self.parent.collection_info(self.prefix + name)
+
+    def memory_info(self) -> dict:
+        return self.parent.memory_info()  # the device's: every database's collections
+
+    def __getattr__(self, name: str) -> Any:  # capacity, used_bytes, free_bytes, ...
+        return getattr(self.parent, name)

@@ -4,8 +4,15 @@ Layout::
 
     <uri>/.lock                       flock'd by the one process that writes here
     <uri>/catalog.json                {"next_id": n, "collections": {name: id},
-                                       "aliases": {alias: name}}, checksummed
+                                       "aliases": {alias: name},
+                                       "databases": {name: {"id", "properties"}}},
+                                       checksummed
     <uri>/collections/<id>/           manifest.json, wal.log, segments/, deletes/, index/
+    <uri>/databases/<id>/             another database: the same layout again (a catalog
+                                      and collections/ of its own)
+
+The data directory itself is the ``default`` database; every other database is a folder
+under ``databases/``, named by an id, listed in the root catalog.
 
 Folders are named by ids the catalog assigns (``00000001``), never by a name a user gave.
 The catalog is replaced atomically. A create writes its folder first and lists it last; a
@@ -93,6 +100,44 @@ class DataDir:
         ``undone`` and changes nothing."""
         try:
             self._save({**self._catalog, "aliases": dict(sorted(aliases.items()))})
+        except OSError as e:
+            raise WriteFailed(str(self.root / CATALOG), e, f"{undone}: free disk space and "
+                              "retry") from e
+
+    # -- databases (listed in the root directory's catalog) -------------------------------
+    def databases(self) -> dict[str, tuple[Path, dict]]:
+        """Every database but ``default`` (whose collections are this directory's own):
+        name -> (its folder, its properties). Folders not listed are removed (unfinished
+        creates and drops)."""
+        dbs = self._catalog.get("databases", {})
+        listed = {self._db_folder(d["id"]) for d in dbs.values()}
+        if self.db_base.exists():
+            for child in self.db_base.iterdir():
+                if child not in listed:
+                    shutil.rmtree(child, ignore_errors=True)
+        return {name: (self._db_folder(d["id"]), dict(d["properties"]))
+                for name, d in sorted(dbs.items())}
+
+    @property
+    def db_base(self) -> Path:
+        return self.root / "databases"
+
+    def _db_folder(self, did: int) -> Path:
+        return self.db_base / f"{int(did):08d}"
+
+    def new_database_folder(self) -> Path:
+        """A fresh database folder path (not created) under a new id."""
+        did = self._catalog.get("next_db_id", 1)
+        self._catalog["next_db_id"] = did + 1
+        return self._db_folder(did)
+
+    def set_databases(self, dbs: dict[str, tuple[Path, dict]], undone: str) -> None:
+        """List exactly ``dbs`` (name -> (folder, properties)), durably. A refused write
+        raises WriteFailed saying ``undone`` and changes nothing."""
+        table = {n: {"id": int(folder.name), "properties": dict(props)}
+                 for n, (folder, props) in sorted(dbs.items())}
+        try:
+            self._save({**self._catalog, "databases": table})
         except OSError as e:
             raise WriteFailed(str(self.root / CATALOG), e, f"{undone}: free disk space and "
                               "retry") from e

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .database import Database
+from .databases import Databases
 from .device import resolve_device
 from .errors import DataError, ParamError
 from .index import IndexParams
-from .names import check_database
 from .reads import SearchRequest
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from .search import OutputSpec
@@ -39,11 +38,58 @@ class MilvusClient:
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
                 "(e.g. uri='./data'). To serve one over the network run "
                 "`python -m engine serve --data ./data` and connect with pymilvus")
-        check_database(db_name)
         self.device = resolve_device(device)
-        self._db = Database(uri, self.device, memory_limit, segment_max_bytes,
-                            verify_checksums)
-        self.allocator = self._db.allocator
+        self._dbs = Databases(uri, self.device, memory_limit, segment_max_bytes,
+                              verify_checksums)
+        try:
+            self._db = self._dbs.get(db_name)
+        except BaseException:
+            self._dbs.close()
+            raise
+        self.allocator = self._dbs.default.allocator
+        self._owner = True  # closing this client closes the data directory
+
+    # -- databases ------------------------------------------------------------------------
+    def use_database(self, db_name: str, **kwargs: Any) -> None:
+        """Later calls of this client act in database ``db_name`` (pymilvus 3's name)."""
+        self._db = self._dbs.get(db_name)
+
+    using_database = use_database  # pymilvus 2's name
+
+    def in_database(self, db_name: str | None) -> "MilvusClient":
+        """A client for database ``db_name`` over the same data directory (what a server
+        hands each request); closing it closes nothing."""
+        view = object.__new__(MilvusClient)
+        view.__dict__.update(self.__dict__)
+        view._db, view._owner = self._dbs.get(db_name), False
+        return view
+
+    @property
+    def db_name(self) -> str:
+        """The database this client acts in."""
+        return self._db.name
+
+    def create_database(self, db_name: str, properties: dict | None = None,
+                        timeout: float | None = None, **kwargs: Any) -> None:
+        self._dbs.create(db_name, properties)
+
+    def drop_database(self, db_name: str, timeout: float | None = None, **kwargs: Any) -> None:
+        self._dbs.drop(db_name)
+
+    def list_databases(self, timeout: float | None = None, **kwargs: Any) -> list[str]:
+        return self._dbs.list()
+
+    def describe_database(self, db_name: str, timeout: float | None = None,
+                          **kwargs: Any) -> dict:
+        return self._dbs.describe(db_name)
+
+    def alter_database_properties(self, db_name: str, properties: dict,
+                                  timeout: float | None = None, **kwargs: Any) -> None:
+        self._dbs.alter(db_name, properties, None)
+
+    def drop_database_properties(self, db_name: str, property_keys: list[str],
+                                 timeout: float | None = None, **kwargs: Any) -> None:
+        self._dbs.alter(db_name, None, property_keys)
 
     # -- schema and collections ---------------------------------------------------------
     @staticmethod
@@ -88,13 +134,30 @@ class MilvusClient:
         if created and (quick or index_params is not None):
             self.load_collection(collection_name)
 
+    def add_collection_field(self, collection_name: str, field_name: str, data_type: Any,
+                             desc: str = "", timeout: float | None = None,
+                             **kwargs: Any) -> None:
+        """Add a nullable field (``nullable=True``, optionally ``default_value=``) to an
+        existing collection; rows already stored read it as the default or null."""
+        s = CollectionSchema()
+        s.add_field(field_name, data_type, description=desc, **kwargs)
+        self._db.add_field(collection_name, s.fields[0])
+
+    def alter_collection_properties(self, collection_name: str, properties: dict,
+                                    timeout: float | None = None, **kwargs: Any) -> None:
+        self._db.alter_properties(collection_name, properties, None)
+
+    def drop_collection_properties(self, collection_name: str, property_keys: list[str],
+                                   timeout: float | None = None, **kwargs: Any) -> None:
+        self._db.alter_properties(collection_name, None, property_keys)
+
     def drop_collection(self, collection_name: str, timeout: float | None = None,
                         **kwargs: Any) -> None:
         self._db.drop_collection(collection_name)
 
     def rename_collection(self, old_name: str, new_name: str, target_db: str | None = "",
                           timeout: float | None = None, **kwargs: Any) -> None:
-        self._db.rename_collection(old_name, new_name, target_db)
+        self._dbs.move(self._db, old_name, target_db or self._db.name, new_name)
 
     def truncate_collection(self, collection_name: str, timeout: float | None = None,
                             **kwargs: Any) -> None:
@@ -225,6 +288,10 @@ class MilvusClient:
     def has_partition(self, collection_name: str, partition_name: str, **kwargs: Any) -> bool:
         return self._db.has_partition(collection_name, partition_name)
 
+    def get_partition_stats(self, collection_name: str, partition_name: str,
+                            timeout: float | None = None, **kwargs: Any) -> dict:
+        return {"row_count": self._db.row_count(collection_name, partition_name)}
+
     def drop_partition(self, collection_name: str, partition_name: str,
                        timeout: float | None = None, **kwargs: Any) -> None:
         self._db.drop_partition(collection_name, partition_name)
@@ -288,7 +355,8 @@ class MilvusClient:
         return self._db.persistent_segments(collection_name)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owner:
+            self._dbs.close()
 
     def __enter__(self) -> "MilvusClient":
         return self

@@ -23,11 +23,11 @@ import torch
 from safetensors import SafetensorError
 
 from .changes import Change, Deleted, Inserted, Rewritten, Sealed, Trained
-from .columns import REPLACED_KEYS, Batch, concat, take, without_replaced
+from .columns import REPLACED_KEYS, Batch, absent_column, concat, take, without_replaced
 from .errors import WriteFailed
 from .index import IndexSpec, VectorIndex, registry
 from .index.files import layout_path, load_tensors, save_tensors, trained_path
-from .schema import DYNAMIC_FIELD, CollectionSchema
+from .schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from .segment import GrowingSegment, SealedSegment, match_keys
 from .storage.manifest import (DEFAULT_PARTITION, LoadIntent, Manifest, ManifestFile,
                                read_manifest, write_manifest)
@@ -86,15 +86,16 @@ class Collection:
     # -- opening ----------------------------------------------------------------------
     @classmethod
     def create(cls, path: Path, name: str, schema: CollectionSchema, seal_bytes: int,
-               index_specs: list[IndexSpec] = (), like: Manifest | None = None) -> "Collection":
+               index_specs: list[IndexSpec] = (), properties: dict | None = None,
+               like: Manifest | None = None) -> "Collection":
         """Write a new collection folder at ``path`` (all of it, or nothing: WriteFailed)
-        with the indexes ``index_specs`` (checked by the caller) and open it. ``like``: an
-        empty copy of that manifest instead (its indexes untrained, its partitions and
-        load intent), for truncate."""
+        with the indexes ``index_specs`` and ``properties`` (checked by the caller) and open
+        it. ``like``: an empty copy of that manifest instead (its indexes untrained, its
+        partitions, properties and load intent), for truncate."""
         tmp = path.with_name(path.name + ".creating")
         if tmp.exists():
             shutil.rmtree(tmp)
-        m = Manifest(name, schema.to_dict())
+        m = Manifest(name, schema.to_dict(), properties=dict(properties or {}))
         for spec in index_specs:
             m.add_index(index_entry(m, schema, spec, 0))
         if like is not None:
@@ -398,7 +399,7 @@ class Collection:
             if seg.layout_field == field:
                 continue
             old_dir = self.segment_dir(seg.id)
-            batch = read_segment(old_dir, columns, self.segment_meta(seg.id)["files"])
+            batch = self._read_segment(seg, columns)
             ordered = self._ordered(batch, layout)
             m = self.mf.draft()
             new_id = m.next_segment_id
@@ -445,6 +446,36 @@ class Collection:
             path.unlink(missing_ok=True)
         return True
 
+    def _read_segment(self, seg: SealedSegment, columns: dict[str, tuple[str, bool]]) -> Batch:
+        """Every column of a sealed segment; a field added after it was sealed reads as its
+        default or null (``absent_column``): nothing was rewritten when it was added."""
+        stored = self.segment_meta(seg.id)["bytes"]
+        batch = read_segment(self.segment_dir(seg.id),
+                             {n: c for n, c in columns.items() if n in stored},
+                             self.segment_meta(seg.id)["files"])
+        batch.num_rows = seg.num_rows
+        for name in columns:
+            f = self.schema.field(name)
+            if name not in stored and f is not None:
+                batch.cols[name], valid = absent_column(f, seg.num_rows)
+                if valid is not None:
+                    batch.valid[name] = valid
+        return batch
+
+    def add_field(self, f: FieldSchema) -> list[Change]:
+        """Add field ``f`` (nullable, or with a default) to the schema. Growing rows are
+        sealed first, so every stored row predates the field or has it; rows that predate
+        it read as its default or null, and nothing is rewritten. Saved once (refused:
+        WriteFailed, the schema unchanged); a resident copy reloads with the field."""
+        schema = CollectionSchema.from_dict(self.schema.to_dict())
+        schema.add(f)
+        changes = self.flush()
+        with self.mf.change("The field was not added") as m:
+            m.schema = schema.to_dict()
+        self.schema = schema
+        self.stems = column_stems(schema)
+        return [*changes, Rewritten((), ())]
+
     def _columns(self) -> dict[str, tuple[str, bool]]:
         """Every stored column: name -> (file stem, fixed width?)."""
         columns = {f.name: (self.stems[f.name], f.is_fixed) for f in self.schema.fields}
@@ -481,8 +512,7 @@ class Collection:
                     groups[-1].append(s)
                     size += nbytes
                 for group in groups:
-                    live = [take(read_segment(self.segment_dir(s.id), columns,
-                                              self.segment_meta(s.id)["files"]),
+                    live = [take(self._read_segment(s, columns),
                                  torch.nonzero(~s.deleted).flatten()) for s in group]
                     batch = concat(live)
                     for s in group:
@@ -566,9 +596,16 @@ class Collection:
                 m.set_load(intent)
 
     # -- reads ------------------------------------------------------------------------
-    def row_count(self) -> int:
-        return sum(s.live_rows for s in self.sealed) + sum(
-            g.live_rows for g in self.growing.values())
+    def row_count(self, partition: str | None = None) -> int:
+        """Live rows, of one partition or of all."""
+        return sum(s.live_rows for s in self.sealed
+                   if partition is None or s.partition == partition) + sum(
+            g.live_rows for p, g in self.growing.items() if partition is None or p == partition)
+
+    def set_properties(self, properties: dict[str, str]) -> None:
+        """Replace the collection properties (saved once; refused: WriteFailed)."""
+        with self.mf.change("The collection properties were not changed") as m:
+            m.properties = dict(properties)
 
     def segment_meta(self, seg_id: int) -> dict:
         return self.manifest.segment(seg_id)

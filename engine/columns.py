@@ -343,6 +343,18 @@ def _check_length(f: FieldSchema, arr: pa.Array) -> None:
                         f"length ({f.max_length}): shorten it or raise max_length")
 
 
+def absent_column(f: FieldSchema, n: int) -> tuple[Any, torch.Tensor | None]:
+    """(column, validity) of ``n`` rows stored before field ``f`` was added to the schema:
+    its default value, or null. Made once per segment read, without a pass over rows."""
+    one = Batch(1)
+    _convert(f, [None], 1, one)
+    col = one.cols[f.name]
+    if isinstance(col, torch.Tensor):
+        valid = one.valid.get(f.name)
+        return col.expand(n).clone(), None if valid is None else valid.expand(n).clone()
+    return pa.repeat(col[0], n), None
+
+
 def check_default(f: FieldSchema) -> None:
     """Schema-time check that a default value fits its field."""
     if f.is_vector or f.dtype in (DataType.JSON, DataType.ARRAY):

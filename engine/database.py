@@ -24,10 +24,11 @@ from .collection import Collection, read_manifest
 from .errors import (AliasConflict, AliasNotFound, CollectionNotFound,
                      IndexCannotBeDropped, MilvusException, ParamError, PartitionNotFound,
                      StorageError, WriteFailed)
+from . import properties as collection_properties
 from .index import IndexSpec, registry, scalar
 from .loader import LoadState
 from .locks import RWLock
-from .names import check_database, check_index_lookup, check_name, check_names
+from .names import check_index_lookup, check_name, check_names
 from .residency import Residency
 from .schema import CollectionSchema
 from .storage.manifest import DEFAULT_PARTITION
@@ -41,12 +42,16 @@ def _index_not_found(index_name: str) -> MilvusException:
 
 class Database:
     def __init__(self, root: Any, device: Any, memory_limit: int | None, seal_bytes: int,
-                 verify: bool) -> None:
+                 verify: bool, name: str = "default", allocator: Any = None) -> None:
+        """``name`` is the database this is (``databases.py`` opens the others, each with a
+        view of the default database's allocator: one device, one budget)."""
         self.lock = RWLock()
         self.device = device
+        self.name = name
+        self.properties: dict[str, str] = {}  # set by databases.py; enforced here
         self._dir = DataDir(root)
         try:
-            self.allocator = DeviceAllocator(device, memory_limit)
+            self.allocator = allocator or DeviceAllocator(device, memory_limit)
             self.residency = Residency(self.allocator, self.lock)
             self.seal_bytes = int(seal_bytes)
             self.verify = bool(verify)
@@ -111,9 +116,7 @@ class Database:
         Collection properties (``collection.ttl.seconds``, ``mmap.enabled``, ...) would
         change what is stored or returned and are not implemented: refused, not ignored."""
         check_name("collection", name)
-        if properties:
-            raise ParamError(f"collection properties {sorted(map(str, properties))} are not "
-                             "supported by Hotset: leave properties out")
+        props = collection_properties.checked(properties)
         schema.validate()
         specs = self._checked_specs(schema, index_params or [])
         with self.lock:
@@ -126,10 +129,11 @@ class Database:
                     return False
                 raise ParamError(f"create duplicate collection with different parameters, "
                                  f"collection: {name}: drop it first or pick another name")
+            self.check_room_for_collection()
             path = self._dir.new_folder()
             coll = None
             try:
-                coll = Collection.create(path, name, schema, self.seal_bytes, specs)
+                coll = Collection.create(path, name, schema, self.seal_bytes, specs, props)
                 self._dir.add(name, path)
             except WriteFailed:  # nothing of it may stay on disk
                 if coll is not None:
@@ -138,6 +142,13 @@ class Database:
                 raise
             self._opened(coll)
             return True
+
+    def check_room_for_collection(self) -> None:
+        limit = self.properties.get("database.max.collections")
+        if limit is not None and len(self.collections) + len(self.damaged) >= int(limit):
+            raise MilvusException(f"exceeded the limit number of collections[dbName="
+                                  f"{self.name}][limit={limit}]: drop a collection or raise "
+                                  "database.max.collections", code=65535)
 
     @staticmethod
     def _checked_specs(schema: CollectionSchema, index_params: Any) -> list[IndexSpec]:
@@ -190,13 +201,24 @@ class Database:
                     "fields": [f.describe(100 + i) for i, f in enumerate(s.fields)],
                     "functions": [], "aliases": self._aliases_of(coll.name),
                     "collection_id": zlib.crc32(coll.name.encode()),
-                    "consistency_level": 0, "properties": {},
+                    "consistency_level": 0, "properties": dict(coll.manifest.properties),
                     "num_partitions": len(coll.partitions),
                     "enable_dynamic_field": s.enable_dynamic_field}
 
-    def row_count(self, name: str) -> int:
+    def row_count(self, name: str, partition: str | None = None) -> int:
         with self.lock.read():
-            return self.get(name).row_count()
+            coll = self.get(name)
+            return coll.row_count(self.partition(coll, partition) if partition else None)
+
+    def alter_properties(self, name: str, properties: Any, delete_keys: Any) -> None:
+        """Set ``properties`` and remove ``delete_keys`` (saved once)."""
+        keys = list(delete_keys or [])
+        if not all(isinstance(k, str) for k in keys):
+            raise ParamError("property keys must be strings")
+        with self.lock:
+            coll = self.get(name)
+            props = {**coll.manifest.properties, **collection_properties.checked(properties)}
+            coll.set_properties({k: v for k, v in props.items() if k not in keys})
 
     def schema(self, name: str) -> CollectionSchema:
         with self.lock.read():
@@ -214,9 +236,18 @@ class Database:
                     for s in self.get(name).sealed]
 
     # -- writes ---------------------------------------------------------------------------
+    def _denied(self, what: str) -> None:
+        """Refuse a write or a read when the database's properties deny it."""
+        if self.properties.get(f"database.force.deny.{what}", "false").lower() == "true":
+            raise MilvusException(f"quota exceeded[reason=database {self.name} is forced to "
+                                  f"deny {what}]: alter_database_properties(..., "
+                                  f"{{'database.force.deny.{what}': False}}) allows it again",
+                                  code=9)
+
     def write(self, name: str, data: Any, partition: str | None, kind: Kind) -> list:
         """Insert or upsert; returns the written primary keys."""
         with self.lock:
+            self._denied("writing")
             coll = self.get(name)
             part = self.partition(coll, partition)
             batch = writes.batch_of(coll, data, kind)
@@ -230,6 +261,7 @@ class Database:
     def delete(self, name: str, ids: Any, filter: str | None, partition: str | None,
                params: dict | None) -> int:
         with self.lock:
+            self._denied("writing")
             coll = self.get(name)
             if ids is not None:
                 keys = writes.keys_of(coll, ids)
@@ -253,18 +285,21 @@ class Database:
     # -- reads ----------------------------------------------------------------------------
     def search(self, name: str, req: reads.SearchRequest) -> list[list[dict]]:
         with self.lock.read():
+            self._denied("reading")
             return reads.search(self.residency, self.get(name), req)
 
     def hybrid_search(self, name: str, requests: list, ranker: Any, limit: int,
                       output_fields: Any, partition_names: list[str] | None,
                       options: dict) -> list[list[dict]]:
         with self.lock.read():
+            self._denied("reading")
             return hybrid.hybrid_search(self.residency, self.get(name), requests, ranker, limit,
                                         output_fields, partition_names, options)
 
     def query(self, name: str, filter: str, output_fields: Any, ids: Any,
               partition_names: list[str] | None, options: dict) -> list[dict]:
         with self.lock.read():
+            self._denied("reading")
             return reads.query(self.residency, self.get(name), filter, output_fields, ids,
                                partition_names, options)
 
@@ -410,8 +445,14 @@ class Database:
         with self.lock:
             return self.residency.take_error(self.resolve(name))
 
-    def rename_collection(self, old: str, new: str, target_db: str | None) -> None:
-        check_database(target_db)
+    def add_field(self, name: str, f: Any) -> None:
+        """``add_collection_field``: see ``Collection.add_field``."""
+        with self.lock:
+            coll = self.get(name)
+            self.residency.apply(coll, coll.add_field(f))
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Rename within this database (databases.py moves one to another database)."""
         check_name("collection", new)
         with self.lock:
             if old in self.aliases:
@@ -561,16 +602,16 @@ class Database:
         with self.lock.read():
             if alias not in self.aliases:
                 raise AliasNotFound(alias)
-            return {"alias": alias, "collection_name": self.aliases[alias], "db_name": "default"}
+            return {"alias": alias, "collection_name": self.aliases[alias], "db_name": self.name}
 
     def list_aliases(self, name: str) -> dict:
         with self.lock.read():
             if not name:
                 return {"aliases": sorted(self.aliases), "collection_name": "",
-                        "db_name": "default"}
+                        "db_name": self.name}
             coll = self.get(name)
             return {"aliases": self._aliases_of(coll.name), "collection_name": coll.name,
-                    "db_name": "default"}
+                    "db_name": self.name}
 
     def _set_aliases(self, aliases: dict[str, str], undone: str) -> None:
         self._dir.set_aliases(aliases, undone)

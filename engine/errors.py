@@ -129,8 +129,8 @@ class DatabaseNotFound(MilvusException):
     default_code = 800
 
     def __init__(self, shown_name: str) -> None:
-        super().__init__(f"database not found[database={shown_name}]: Hotset serves the "
-                         "default database only; leave db_name out or use 'default'")
+        super().__init__(f"database not found[database={shown_name}]: create it with "
+                         "create_database, or use one that list_databases names")
 
 
 class IndexCannotBeDropped(MilvusException):

@@ -23,6 +23,7 @@ import torch
 from .allocator import DeviceAllocator, Owner, Reservation
 from .changes import Sealed
 from .collection import Collection
+from .columns import absent_column
 from .errors import MilvusException, StorageError
 from .index import scalar
 from .placement import place
@@ -259,9 +260,15 @@ class Loader:
             return res.cancelled
 
         for name in res.fields:
-            if name not in sizes:
-                continue
             f = coll.schema.field(name)
+            if name not in sizes:
+                if f is not None:  # added after this segment was sealed: default or null
+                    col, valid = absent_column(f, seg.num_rows)
+                    if isinstance(col, torch.Tensor):
+                        col = h2d.to_device(col)
+                        valid = None if valid is None else h2d.to_device(valid)
+                    rs.put(name, col, valid)
+                continue
             fixed = f is not None and f.is_fixed
             stem, sums = coll.stems[name], coll.file_sums(seg.id, name, fixed)
             try:

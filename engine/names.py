@@ -68,14 +68,6 @@ def check_index_lookup(name: Any) -> str:
     return check_name("index", name)
 
 
-def check_database(name: str | None) -> None:
-    """Hotset has one database, ``default`` ("" means it too): any other is 800."""
-    if name not in (None, "", "default"):
-        from .errors import DatabaseNotFound
-
-        raise DatabaseNotFound(shown(str(name)))
-
-
 def check_names(kind: str, names: Any) -> list[str]:
     """A list of names (a single string counts as one), each checked."""
     if isinstance(names, str):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import rerank
 from . import search as _search
 from .collection import Collection
 from .errors import FieldNotFound, IndexNotFound, ParamError
@@ -22,7 +23,7 @@ from .writes import keys_of
 MAX_NQ = 16384
 
 # pymilvus search keywords for features Hotset does not have: refused, never ignored.
-UNSUPPORTED_SEARCH = ("group_by_fields", "ranker", "search_aggregation", "order_by_fields",
+UNSUPPORTED_SEARCH = ("group_by_fields", "search_aggregation", "order_by_fields",
                       "rank_group_scorer")
 GROUPING = ("group_by_field", "group_size", "strict_group_size")
 
@@ -89,6 +90,13 @@ def search(residency: Residency, coll: Collection, req: SearchRequest) -> list[l
     flt = compile_filter(req.filter, coll.schema, set(res.fields), opts.get("filter_params"))
     group = grouping_of(coll, res.fields, opts)
     wanted = req.output_fields
+    fs = rerank.function_score_of(opts.get("ranker") or opts.get("function_score"))
+    if fs is not None:
+        if group is not None:
+            raise ParamError("a ranker cannot be used with group_by_field (nor in Milvus): "
+                             "search without one of them")
+        return _reranked(residency, coll, res, req, fs, field.name, metric, limit, offset,
+                         decimals)
     if group is not None:  # the group's value comes back with each hit, as in Milvus
         if offset:
             raise ParamError("offset is not supported with group_by_field: page by raising "
@@ -110,6 +118,63 @@ def search(residency: Residency, coll: Collection, req: SearchRequest) -> list[l
                                                 decimals), limit, group)
     hits = _search.search(res, segs, field.name, plan, q, limit + offset, flt, out, decimals)
     return [h[offset:] for h in hits] if offset else hits
+
+
+def _reranked(residency: Residency, coll: Collection, res: Resident, req: SearchRequest,
+              fs: rerank.FunctionScore, field: str, metric: str, limit: int, offset: int,
+              decimals: int) -> list[list[dict]]:
+    """The ``limit + offset`` best hits by similarity, re-sorted by their function score
+    (rerank.py), with the decay fields fetched and dropped again unless asked for."""
+    for name in fs.fields:
+        f = coll.schema.field(name)
+        if f is None or not f.is_numeric:
+            raise ParamError(f"a decay reranker needs a numeric field (INT8..INT64, FLOAT, "
+                             f"DOUBLE); {name} is not one")
+        if name not in res.fields:
+            raise ParamError(f"field {name} is not loaded: release the collection and load "
+                             "it with this field in load_fields")
+    asked = _search.output_spec(coll.schema, res.fields, req.output_fields, include_pk=False)
+    extra = [n for n in dict.fromkeys(fs.fields) if n not in asked.fields]
+    wanted = req.output_fields
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+    hits = search(residency, coll, SearchRequest(
+        req.data, req.filter, limit + offset, [*wanted, *extra],
+        {k: v for k, v in (req.search_params or {}).items() if k != "offset"},
+        req.partition_names, field,
+        {k: v for k, v in (req.options or {}).items()
+         if k not in ("ranker", "function_score", "round_decimal", "offset")}))
+    flat = [h for per in hits for h in per]
+    if not flat:
+        return hits
+    pk = coll.pk.name
+    rel = rerank.relevance(np.array([h["distance"] for h in flat], dtype=np.float64), metric)
+    values = {n: np.array([h["entity"].get(n) for h in flat], dtype=np.float64)
+              for n in fs.fields}
+    matched = []
+    keys = list(dict.fromkeys(h[pk] for h in flat))
+    for f in fs.functions:
+        if isinstance(f, rerank.Boost):
+            if not f.filter:
+                matched.append(None)
+                continue
+            rows = query(residency, coll, f.filter, [pk], keys, req.partition_names, {})
+            hit = {r[pk] for r in rows}
+            matched.append(np.fromiter((h[pk] in hit for h in flat), bool, len(flat)))
+    final = rerank.final_scores(fs, rel, values, matched)
+    shown = np.round(final, decimals) if decimals >= 0 else final  # ranked unrounded
+    out, start = [], 0
+    for per in hits:
+        scores = final[start:start + len(per)]
+        order = np.argsort(-scores, kind="stable")[offset:offset + limit]
+        ranked = []
+        for i in order.tolist():
+            h = per[i]
+            for n in extra:
+                h["entity"].pop(n, None)
+            ranked.append({**h, "distance": float(shown[start + i])})
+        out.append(ranked)
+        start += len(per)
+    return out
 
 
 def _anns_field(coll: Collection, res: Resident, anns_field: str | None):

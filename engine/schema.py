@@ -145,6 +145,10 @@ class FieldSchema:
         return self.dtype in VECTOR_TYPES
 
     @property
+    def is_numeric(self) -> bool:
+        return self.dtype in INT_TYPES | FLOAT_TYPES
+
+    @property
     def is_fixed(self) -> bool:
         """Stored as a torch tensor (safetensors shard) rather than an Arrow array."""
         return self.dtype in TORCH_DTYPE
@@ -235,6 +239,23 @@ class CollectionSchema:
             nullable=bool(nullable), default_value=default_value, description=description)
         self._append(f)
         return self
+
+    def add(self, f: FieldSchema) -> None:
+        """Add ``f`` to the schema of an existing collection (``add_collection_field``):
+        rows stored before it read as its default or null, so it must be nullable, and it
+        cannot be a primary key or a vector field."""
+        if f.is_primary:
+            raise ParamError(f"field {f.name}: the primary key cannot be added to an existing "
+                             "collection")
+        if f.is_vector:
+            raise ParamError(f"field {f.name}: adding a vector field to an existing collection "
+                             "is not supported by Hotset: create a new collection with it")
+        if not f.nullable:
+            raise ParamError(f"added field must be nullable, please check it, field name = "
+                             f"{f.name}: pass nullable=True (and default_value= for a value "
+                             "other than null)")
+        self._append(f)
+        self.validate()
 
     def _append(self, f: FieldSchema) -> None:
         if any(g.name == f.name for g in self.fields):

@@ -69,6 +69,7 @@ class Manifest:
     next_segment_id: int = 1
     next_index_id: int = 1
     load: LoadIntent = NOT_LOADED
+    properties: dict = field(default_factory=dict)  # collection properties (strings)
 
     # -- reads --------------------------------------------------------------------------
     def segment(self, seg_id: int) -> dict:
@@ -150,6 +151,7 @@ class Manifest:
         self.next_index_id = other.next_index_id
         self.next_segment_id = other.next_segment_id
         self.load = other.load
+        self.properties = dict(other.properties)
 
     def adopt(self, other: "Manifest") -> list[dict]:
         """Take the segments ``other`` (the file on disk, written by another tool) lists and

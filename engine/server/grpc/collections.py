@@ -8,8 +8,9 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from ...client import MilvusClient
 from ...errors import ParamError
+from ...schema import CollectionSchema
 from .status import OK
-from .translate import schema_from_proto, schema_to_proto
+from .translate import add_field_from_proto, kv, schema_from_proto, schema_to_proto
 
 
 def create(c: MilvusClient, req) -> common_pb2.Status:
@@ -21,6 +22,19 @@ def create(c: MilvusClient, req) -> common_pb2.Status:
     return OK
 
 
+def add_field(c: MilvusClient, req) -> common_pb2.Status:
+    try:
+        proto = schema_pb2.FieldSchema.FromString(req.schema)
+    except DecodeError:
+        raise ParamError("schema is not a FieldSchema message") from None
+    f = add_field_from_proto(CollectionSchema(), proto)
+    extra = {k: getattr(f, k) for k in ("dim", "max_length", "element_type", "max_capacity",
+                                        "default_value") if getattr(f, k) is not None}
+    c.add_collection_field(req.collection_name, f.name, f.dtype, f.description,
+                           is_primary=f.is_primary, nullable=f.nullable, **extra)
+    return OK
+
+
 def describe(c: MilvusClient, req) -> milvus_pb2.DescribeCollectionResponse:
     d = c.describe_collection(req.collection_name)
     name = d["collection_name"]  # its own name, when asked through an alias
@@ -29,8 +43,10 @@ def describe(c: MilvusClient, req) -> milvus_pb2.DescribeCollectionResponse:
         status=OK, schema=schema_to_proto(name, schema), collectionID=d["collection_id"],
         collection_name=name, shards_num=1, num_partitions=d["num_partitions"],
         aliases=d["aliases"],
-        consistency_level=common_pb2.Strong, db_name="default",
-        created_timestamp=1, created_utc_timestamp=1)
+        consistency_level=common_pb2.Strong, db_name=c.db_name,
+        created_timestamp=1, created_utc_timestamp=1,
+        properties=[common_pb2.KeyValuePair(key=k, value=v)
+                    for k, v in d["properties"].items()])
 
 
 def has(c: MilvusClient, req) -> milvus_pb2.BoolResponse:
@@ -82,3 +98,12 @@ def rename(c: MilvusClient, req) -> common_pb2.Status:
 def truncate(c: MilvusClient, req) -> milvus_pb2.TruncateCollectionResponse:
     c.truncate_collection(req.collection_name)
     return milvus_pb2.TruncateCollectionResponse(status=OK)
+
+
+def alter(c: MilvusClient, req) -> common_pb2.Status:
+    if req.properties:
+        c.alter_collection_properties(req.collection_name, kv(req.properties))
+    if req.delete_keys:
+        c.drop_collection_properties(req.collection_name, list(req.delete_keys))
+    return OK
+

@@ -47,7 +47,7 @@ def delete(c: MilvusClient, req) -> milvus_pb2.MutationResult:
 def flush(c: MilvusClient, req) -> milvus_pb2.FlushResponse:
     for name in req.collection_names:
         c.flush(name)
-    return milvus_pb2.FlushResponse(status=OK, db_name="default")
+    return milvus_pb2.FlushResponse(status=OK, db_name=c.db_name)
 
 
 def flush_state(c: MilvusClient, req) -> milvus_pb2.GetFlushStateResponse:

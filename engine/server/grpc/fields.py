@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import ParamError
-from ...names import check_database
 
 # Accepted everywhere: request metadata (base: msg id, timestamps), and the consistency
 # knobs: Hotset is always strongly consistent in process, which satisfies every level.
@@ -21,6 +20,9 @@ _META = ("base", "db_name", "consistency_level", "use_default_consistency",
 READ: dict[str, tuple[str, ...]] = {
     "Connect": ("client_info",),
     "GetVersion": (), "CheckHealth": (), "ListDatabases": (), "AllocTimestamp": (),
+    "CreateDatabase": ("properties",), "DropDatabase": (), "DescribeDatabase": (),
+    # db_id: pymilvus leaves it 0; the name decides
+    "AlterDatabase": ("properties", "delete_keys", "db_id"),
     "GetPersistentSegmentInfo": ("dbName", "collectionName", "states"),
     # shards_num: one shard serves every collection; results do not depend on it
     "CreateCollection": ("collection_name", "schema", "shards_num"),
@@ -30,6 +32,10 @@ READ: dict[str, tuple[str, ...]] = {
     "DropCollection": ("collection_name",),
     "GetCollectionStatistics": ("collection_name",),
     "RenameCollection": ("oldName", "newName", "newDBName"),
+    # collectionID: as for ManualCompaction, the name decides
+    "AddCollectionField": ("collection_name", "collectionID", "schema"),
+    "AlterCollection": ("collection_name", "collectionID", "properties", "delete_keys"),
+    "GetPartitionStatistics": ("collection_name", "partition_name"),
     "TruncateCollection": ("collection_name",),
     # collectionID: pymilvus sends it with the name on older servers; the name decides.
     # l0Compaction: deletes are applied by every compaction here.
@@ -45,7 +51,8 @@ READ: dict[str, tuple[str, ...]] = {
     "Flush": ("collection_names",),
     "GetFlushState": ("segmentIDs", "flush_ts", "collection_name"),
     "Search": ("collection_name", "partition_names", "dsl", "dsl_type", "placeholder_group",
-               "output_fields", "search_params", "nq", "expr_template_values"),
+               "output_fields", "search_params", "nq", "expr_template_values",
+               "function_score"),
     "Query": ("collection_name", "expr", "output_fields", "partition_names", "query_params",
               "expr_template_values"),
     # each of requests is checked against Search's list
@@ -83,11 +90,9 @@ def unread(rpc: str, request_class: Any) -> tuple[str, ...]:
 
 
 def refuse_unread(req: Any, fields: tuple[str, ...]) -> None:
-    """1100 naming the first of ``fields`` that ``req`` sets; 800 for a database other than
-    the default one."""
+    """1100 naming the first of ``fields`` that ``req`` sets."""
     given = {f.name for f, _ in req.ListFields()}
     for name in fields:
         if name in given:
             raise ParamError(f"{req.DESCRIPTOR.name}.{name} is not supported by Hotset: leave "
                              "it out (see the compatibility table in Hotset's README)")
-    check_database(getattr(req, "db_name", "") or getattr(req, "dbName", ""))

@@ -36,10 +36,6 @@ def segments(c: MilvusClient, req) -> milvus_pb2.GetPersistentSegmentInfoRespons
     return milvus_pb2.GetPersistentSegmentInfoResponse(status=OK, infos=infos)
 
 
-def databases(c: MilvusClient, req) -> milvus_pb2.ListDatabasesResponse:
-    return milvus_pb2.ListDatabasesResponse(status=OK, db_names=["default"], db_ids=[0])
-
-
 def timestamp(c: MilvusClient, req) -> milvus_pb2.AllocTimestampResponse:
     """A hybrid timestamp as Milvus's (physical milliseconds << 18): Hotset is strongly
     consistent in process, so any current time serves as a consistency point."""

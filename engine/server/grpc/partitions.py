@@ -42,3 +42,10 @@ def load(c: MilvusClient, req) -> common_pb2.Status:
 def release(c: MilvusClient, req) -> common_pb2.Status:
     c.release_partitions(req.collection_name, list(req.partition_names))
     return OK
+
+
+def statistics(c: MilvusClient, req) -> milvus_pb2.GetPartitionStatisticsResponse:
+    n = c.get_partition_stats(req.collection_name, req.partition_name)["row_count"]
+    return milvus_pb2.GetPartitionStatisticsResponse(
+        status=OK, stats=[common_pb2.KeyValuePair(key="row_count", value=str(n))])
+

@@ -56,8 +56,23 @@ def _sub_request(req) -> tuple[str, int, dict, object, dict]:
     return p.get("anns_field") or None, limit, sp, q, _search_options(p)
 
 
+def _function_score(fs) -> dict | None:
+    """pymilvus's FunctionScore message as the engine's dict form (rerank.py checks it)."""
+    if not fs.functions:
+        return None
+    for f in fs.functions:
+        if f.type != schema_pb2.FunctionType.Rerank:
+            raise ParamError(f"function {f.name!r} of function_score is not a reranker "
+                             "(FunctionType.RERANK)")
+    return {"functions": [{"name": f.name, "input_field_names": list(f.input_field_names),
+                           "params": kv(f.params)} for f in fs.functions],
+            "params": kv(fs.params)}
+
+
 def search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     anns, limit, sp, q, options = _sub_request(req)
+    if req.HasField("function_score"):
+        options["function_score"] = _function_score(req.function_score)
     output = list(req.output_fields)
     hits = c.search(req.collection_name, q, filter=req.dsl, limit=limit,
                     output_fields=output or None, search_params=sp,
@@ -79,6 +94,9 @@ def hybrid_search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
     reqs = []
     for sub in req.requests:
         refuse_unread(sub, _SEARCH_REFUSED)
+        if sub.HasField("function_score"):
+            raise ParamError("a ranker on a hybrid_search sub-request is not supported: give "
+                             "the hybrid_search its ranker")
         anns, limit, sp, q, options = _sub_request(sub)
         set_ = sorted(k for k, v in options.items() if v not in (False, None, -1))
         if set_:

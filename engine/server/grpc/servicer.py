@@ -15,8 +15,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from ...client import MilvusClient
 from ...errors import MilvusException
-from ...names import check_database
-from . import aliases, collections, entities, indexes, load, misc, partitions, search
+from . import aliases, collections, databases, entities, indexes, load, misc, partitions, search
 from .fields import refuse_unread, unread
 from .status import internal_error, status_of, unimplemented
 
@@ -27,7 +26,11 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "Connect": (misc.connect, milvus_pb2.ConnectResponse),
     "GetVersion": (misc.version, milvus_pb2.GetVersionResponse),
     "CheckHealth": (misc.health, milvus_pb2.CheckHealthResponse),
-    "ListDatabases": (misc.databases, milvus_pb2.ListDatabasesResponse),
+    "ListDatabases": (databases.list_, milvus_pb2.ListDatabasesResponse),
+    "CreateDatabase": (databases.create, None),
+    "DropDatabase": (databases.drop, None),
+    "DescribeDatabase": (databases.describe, milvus_pb2.DescribeDatabaseResponse),
+    "AlterDatabase": (databases.alter, None),
     "AllocTimestamp": (misc.timestamp, milvus_pb2.AllocTimestampResponse),
     "GetPersistentSegmentInfo": (misc.segments, milvus_pb2.GetPersistentSegmentInfoResponse),
     "CreateCollection": (collections.create, None),
@@ -38,6 +41,10 @@ ROUTES: dict[str, tuple[Callable[[MilvusClient, Any], Any], Any]] = {
     "GetCollectionStatistics": (collections.statistics,
                                 milvus_pb2.GetCollectionStatisticsResponse),
     "RenameCollection": (collections.rename, None),
+    "AddCollectionField": (collections.add_field, None),
+    "AlterCollection": (collections.alter, None),
+    "GetPartitionStatistics": (partitions.statistics,
+                               milvus_pb2.GetPartitionStatisticsResponse),
     "TruncateCollection": (collections.truncate, milvus_pb2.TruncateCollectionResponse),
     "ManualCompaction": (collections.compact, milvus_pb2.ManualCompactionResponse),
     "GetCompactionState": (collections.compaction_state,
@@ -101,10 +108,13 @@ def _rpc(client: MilvusClient, name: str, handler: Callable, response: Any) -> C
 
     def call(self, request, context):
         try:
-            # pymilvus names the database in the "dbname" metadata, not in the request
-            check_database(dict(context.invocation_metadata() or ()).get("dbname"))
             refuse_unread(request, refused)
-            return handler(client, request)
+            if name in databases.ON_DATABASES:  # db_name there is the database acted on
+                return handler(client, request)
+            # the request's db_name, else pymilvus's "dbname" metadata, else "default"
+            db = getattr(request, "db_name", "") or \
+                dict(context.invocation_metadata() or ()).get("dbname")
+            return handler(client.in_database(db), request)
         except MilvusException as e:
             status = status_of(e)
         except Exception:  # noqa: BLE001 - a bug must still answer the client

@@ -82,23 +82,29 @@ def schema_from_proto(s: schema_pb2.CollectionSchema) -> CollectionSchema:
         if f.is_dynamic or f.name == DYNAMIC_FIELD:
             out.enable_dynamic_field = True
             continue
-        tp = kv(f.type_params)
-        default = None
-        if f.HasField("default_value"):
-            which = f.default_value.WhichOneof("data")
-            default = getattr(f.default_value, which) if which else None
-        out.add_field(f.name, f.data_type, is_primary=f.is_primary_key,
-                      dim=int_of(tp["dim"], "dim") if "dim" in tp else None,
-                      max_length=int_of(tp["max_length"], "max_length")
-                      if "max_length" in tp else None,
-                      element_type=f.element_type or None,
-                      max_capacity=int_of(tp["max_capacity"], "max_capacity")
-                      if "max_capacity" in tp else None,
-                      nullable=f.nullable, default_value=default, description=f.description)
+        add_field_from_proto(out, f)
         if f.is_primary_key and f.autoID:
             out.auto_id = True
     out.auto_id = out.auto_id or s.autoID
     return out
+
+
+def add_field_from_proto(out: CollectionSchema, f: schema_pb2.FieldSchema) -> FieldSchema:
+    """Add the field ``f`` describes to ``out``; returns it."""
+    tp = kv(f.type_params)
+    default = None
+    if f.HasField("default_value"):
+        which = f.default_value.WhichOneof("data")
+        default = getattr(f.default_value, which) if which else None
+    out.add_field(f.name, f.data_type, is_primary=f.is_primary_key,
+                  dim=int_of(tp["dim"], "dim") if "dim" in tp else None,
+                  max_length=int_of(tp["max_length"], "max_length")
+                  if "max_length" in tp else None,
+                  element_type=f.element_type or None,
+                  max_capacity=int_of(tp["max_capacity"], "max_capacity")
+                  if "max_capacity" in tp else None,
+                  nullable=f.nullable, default_value=default, description=f.description)
+    return out.fields[-1]
 
 
 def _default_value(f: FieldSchema) -> schema_pb2.ValueField | None:

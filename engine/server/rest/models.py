@@ -1,8 +1,8 @@
 """Request bodies of the Milvus RESTful v2 API, validated with pydantic. Field names are
 Milvus's camelCase. A key a model does not declare is refused (1100 naming it), never
 ignored: Milvus keys Hotset does not serve (``groupingFields``, ``rerank``, ...) must not
-answer success as if they had been applied. ``dbName`` is accepted on every body; only the
-default database exists. ``consistencyLevel`` is accepted where Milvus takes it: Hotset is
+answer success as if they had been applied. ``dbName`` is accepted on every body: the
+database the call acts in (the one it names, for ``databases/*``). ``consistencyLevel`` is accepted where Milvus takes it: Hotset is
 always strongly consistent, which satisfies every level."""
 from __future__ import annotations
 
@@ -100,6 +100,23 @@ class Search(Named):
     grouping_field: str | None = Field(None, alias="groupingField")
     group_size: int | None = Field(None, alias="groupSize")
     strict_group_size: bool | None = Field(None, alias="strictGroupSize")
+    function_score: "FunctionScoreDef | None" = Field(None, alias="functionScore")
+
+
+class FunctionDef(_Part):
+    name: str = ""
+    type: str = "Rerank"
+    description: str = ""
+    input_field_names: list[str] = Field(default_factory=list, alias="inputFieldNames")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionScoreDef(_Part):
+    functions: list[FunctionDef]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+Search.model_rebuild()
 
 
 class SubSearch(_Part):
@@ -159,6 +176,26 @@ class ListIndexes(Named):
 class Rename(Named):
     new_collection_name: str = Field(alias="newCollectionName")
     new_db_name: str = Field("", alias="newDbName")
+
+
+class AddField(Named):
+    schema_: FieldDef = Field(alias="schema")
+
+
+class Properties(Named):
+    properties: dict[str, Any]
+
+
+class PropertyKeys(Named):
+    property_keys: list[str] = Field(alias="propertyKeys")
+
+
+class Database(_Body):
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatabaseKeys(_Body):
+    property_keys: list[str] = Field(alias="propertyKeys")
 
 
 class Alias(_Body):

@@ -84,16 +84,26 @@ def create_collection(c: MilvusClient, b: m.CreateCollection) -> None:
     schema = c.create_schema(auto_id=s.auto_id or bool(s.auto_id_lower),
                              enable_dynamic_field=s.enable_dynamic_field)
     for f in s.fields:
-        tp = f.element_type_params
-        schema.add_field(f.field_name, rest_type(f.data_type, "dataType"), is_primary=f.is_primary,
-                         dim=_int(tp.get("dim"), "dim"),
-                         max_length=_int(tp.get("max_length"), "max_length"),
-                         element_type=rest_type(f.element_data_type, "elementDataType")
-                         if f.element_data_type else None,
-                         max_capacity=_int(tp.get("max_capacity"), "max_capacity"),
-                         nullable=f.nullable, default_value=f.default_value,
-                         description=f.description)
+        schema.add_field(f.field_name, rest_type(f.data_type, "dataType"), **_field_args(f))
     c.create_collection(b.collection_name, schema=schema, index_params=idx)
+
+
+def _field_args(f: m.FieldDef) -> dict:
+    tp = f.element_type_params
+    return {"is_primary": f.is_primary, "dim": _int(tp.get("dim"), "dim"),
+            "max_length": _int(tp.get("max_length"), "max_length"),
+            "element_type": rest_type(f.element_data_type, "elementDataType")
+            if f.element_data_type else None,
+            "max_capacity": _int(tp.get("max_capacity"), "max_capacity"),
+            "nullable": f.nullable, "default_value": f.default_value,
+            "description": f.description}
+
+
+def add_field(c: MilvusClient, b: m.AddField) -> None:
+    args = _field_args(b.schema_)
+    desc = args.pop("description")
+    c.add_collection_field(b.collection_name, b.schema_.field_name,
+                           rest_type(b.schema_.data_type, "dataType"), desc, **args)
 
 
 def describe_collection(c: MilvusClient, name: str) -> dict:
@@ -119,7 +129,8 @@ def describe_collection(c: MilvusClient, name: str) -> dict:
             "description": d["description"], "autoId": d["auto_id"], "fields": fields,
             "indexes": indexes, "load": _LOAD_STATE[state], "shardsNum": 1,
             "partitionsNum": d["num_partitions"], "consistencyLevel": "Strong",
-            "enableDynamicField": d["enable_dynamic_field"], "properties": [],
+            "enableDynamicField": d["enable_dynamic_field"],
+            "properties": [{"key": k, "value": v} for k, v in d["properties"].items()],
             "aliases": d["aliases"]}
 
 
@@ -180,4 +191,16 @@ def search(c: MilvusClient, b: m.Search) -> list[dict]:
                        "params": b.search_params.get("params") or {}, "offset": b.offset},
         partition_names=b.partition_names, anns_field=b.anns_field,
         group_by_field=b.grouping_field, group_size=b.group_size,
-        strict_group_size=b.strict_group_size))
+        strict_group_size=b.strict_group_size, function_score=_function_score(b)))
+
+
+def _function_score(b: m.Search) -> dict | None:
+    fs = b.function_score
+    if fs is None:
+        return None
+    for f in fs.functions:
+        if f.type.lower() != "rerank":
+            raise ParamError(f"function type {f.type!r} is not supported in functionScore: "
+                             "use Rerank")
+    return {"functions": [{"name": f.name, "input_field_names": f.input_field_names,
+                           "params": f.params} for f in fs.functions], "params": fs.params}

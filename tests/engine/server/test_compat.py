@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("pymilvus", reason="the gRPC tests need pymilvus")
 pytest.importorskip("httpx", reason="the server harness needs httpx")
 
+from pymilvus import DataType as PyDataType  # noqa: E402
 from pymilvus import MilvusClient as PyMilvus  # noqa: E402
 from pymilvus import MilvusException as PyMilvusException  # noqa: E402
 
@@ -43,20 +44,28 @@ TABLE: list[tuple[str, str, str, str]] = [
      WORKS),
     ("Grouping by several fields (`group_by_fields`)", refused(1100), refused(1100),
      refused(1100)),
-    ("Rerankers on search (`ranker`, `function_score`, `functionScore`)", refused(1100),
-     refused(1100), refused(1100)),
+    ("Decay and boost rerankers on search (`ranker`, `function_score`, `functionScore`)",
+     WORKS, WORKS, WORKS),
+    ("Model rerankers (an outside model service)", refused(1100), refused(1100),
+     refused(1100)),
     ("Hybrid search (`RRFRanker`, `WeightedRanker`)", WORKS, WORKS, WORKS),
     ("Aliases: create, alter, drop, describe, list; usable as a collection name", WORKS, WORKS,
      WORKS),
-    ("A database other than `default`", refused(800), refused(800), refused(800)),
+    ("Databases: create, list, describe, alter properties, drop; `using_database`, "
+     "`db_name=`, `dbName`", WORKS, WORKS, WORKS),
+    ("A database that does not exist", refused(800), refused(800), refused(800)),
     ("`replica_number` > 1", refused(1100), refused(1100), refused(1100)),
     ("`mmap.enabled` in index params", refused(1100), refused(1100), refused(1100)),
+    ("`add_collection_field` (nullable, optional default), `get_partition_stats`", WORKS,
+     WORKS, WORKS),
+    ("Collection properties that describe Hotset (`mmap.enabled`, "
+     "`collection.autocompaction.enabled` false): create, alter, drop", WORKS, WORKS, WORKS),
     ("Collection properties (`collection.ttl.seconds`, ...)", refused(1100), refused(1100),
      refused(1100)),
     ("`compact` (merge small segments, purge deleted rows), `get_compaction_state`", WORKS,
      WORKS, NONE),
     ("Clustering compaction (`is_clustering=True`)", refused(1100), refused(1100), NONE),
-    ("`rename_collection` (within the default database)", WORKS, WORKS, WORKS),
+    ("`rename_collection` (also to another database)", WORKS, WORKS, WORKS),
     ("`truncate_collection`", WORKS, WORKS, NONE),
     ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
      "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
@@ -194,17 +203,15 @@ def _templates(c) -> None:
     assert sorted(r["id"] for r in got) == [1, 2]
 
 
-def _ranker_embedded(c) -> None:
-    c.search("c", [VEC], limit=3, ranker={"name": "decay"})
-
-
-def _ranker_grpc(c) -> None:
+def _ranker(c, reranker: str) -> None:
     from pymilvus import Function, FunctionType
 
-    decay = Function(name="d", input_field_names=["age"], function_type=FunctionType.RERANK,
-                     params={"reranker": "decay", "function": "gauss", "origin": 0,
-                             "scale": 10})
-    c.search("c", [VEC], limit=3, ranker=decay)
+    params = {"reranker": "decay", "function": "gauss", "origin": 0, "scale": 10} \
+        if reranker == "decay" else {"reranker": "model", "provider": "tei",
+                                     "queries": ["q"], "endpoint": "http://localhost:1"}
+    fn = Function(name="d", input_field_names=["age"], function_type=FunctionType.RERANK,
+                  params=params)
+    c.search("c", [VEC], limit=3, ranker=fn)
 
 
 def _pymilvus_hybrid():
@@ -253,9 +260,15 @@ CHECKS = [
     (lambda e: outcome(lambda: e.search("c", [VEC], group_by_fields=["age"])),
         lambda g: outcome(lambda: g.search("c", [VEC], group_by_fields=["age"])),
         lambda s: rest(s, "entities/search", {"data": [VEC], "groupingFields": ["age"]})),
-    (lambda e: outcome(lambda: _ranker_embedded(e)), lambda g: outcome(lambda: _ranker_grpc(g)),
+    (lambda e: outcome(lambda: _ranker(e, "decay")), lambda g: outcome(lambda: _ranker(g, "decay")),
         lambda s: rest(s, "entities/search", {"data": [VEC], "functionScore": {
-            "functions": [{"name": "d", "type": "Rerank"}]}})),
+            "functions": [{"name": "d", "type": "Rerank", "inputFieldNames": ["age"],
+                           "params": {"reranker": "decay", "function": "exp", "origin": 0,
+                                      "scale": 10}}]}})),
+    (lambda e: outcome(lambda: _ranker(e, "model")), lambda g: outcome(lambda: _ranker(g, "model")),
+        lambda s: rest(s, "entities/search", {"data": [VEC], "functionScore": {
+            "functions": [{"name": "d", "type": "Rerank", "inputFieldNames": ["age"],
+                           "params": {"reranker": "model", "provider": "tei"}}]}})),
     (lambda e: outcome(lambda: _hybrid(e, engine.AnnSearchRequest, engine.RRFRanker)),
         lambda g: outcome(lambda: _hybrid(g, *_pymilvus_hybrid())),
         lambda s: rest(s, "entities/hybrid_search", {
@@ -267,6 +280,15 @@ CHECKS = [
                                    ("entities/query", {"collectionName": "a", "filter": "id < 3"}),
                                    ("aliases/describe", {"collectionName": None, "aliasName": "a"}),
                                    ("aliases/drop", {"collectionName": None, "aliasName": "a"})])),
+    (lambda e: outcome(lambda: _databases(e)), lambda g: outcome(lambda: _databases(g)),
+         lambda s: _rest_steps(s, [
+             ("databases/create", {"collectionName": None, "dbName": "db1",
+                                   "properties": {"database.max.collections": 3}}),
+             ("collections/create", {"collectionName": "in_db1", "dbName": "db1",
+                                     "dimension": 4}),
+             ("databases/describe", {"collectionName": None, "dbName": "db1"}),
+             ("collections/drop", {"collectionName": "in_db1", "dbName": "db1"}),
+             ("databases/drop", {"collectionName": None, "dbName": "db1"})])),
     (lambda e: outcome(lambda: engine.MilvusClient(tempfile.mkdtemp(), db_name="other",
                                                        device="cpu")),
          lambda g: outcome(lambda: PyMilvus(uri=g.hotset_url, db_name="other")
@@ -279,6 +301,16 @@ CHECKS = [
          lambda g: outcome(lambda: g.create_index("c", _mmap_params(g))),
          lambda s: rest(s, "indexes/create", {"indexParams": [{
              "fieldName": "age", "indexName": "age_i", "params": {"mmap.enabled": True}}]})),
+    (lambda e: outcome(lambda: _add_field(e, engine.DataType.INT64)),
+         lambda g: outcome(lambda: _add_field(g, PyDataType.INT64)),
+         lambda s: _rest_steps(s, [
+             ("collections/fields/add", {"schema": {"fieldName": "extra_r", "dataType": "Int64",
+                                                    "nullable": True}}),
+             ("partitions/get_stats", {"partitionName": "_default"})])),
+    (lambda e: outcome(lambda: _properties(e)), lambda g: outcome(lambda: _properties(g)),
+         lambda s: _rest_steps(s, [
+             ("collections/alter_properties", {"properties": {"mmap.enabled": False}}),
+             ("collections/drop_properties", {"propertyKeys": ["mmap.enabled"]})])),
     (lambda e: outcome(lambda: e.create_collection("ttl", dimension=4, properties={
         "collection.ttl.seconds": 60})),
          lambda g: outcome(lambda: g.create_collection("ttl", dimension=4, properties={
@@ -306,6 +338,29 @@ CHECKS = [
              ("collections/release", {}), ("indexes/drop", {"indexName": "title_trie"}),
              ("indexes/drop", {"indexName": "color"}), ("collections/load", {})])),
 ]
+
+
+def _add_field(c, int64) -> None:
+    c.add_collection_field("c", "extra", int64, nullable=True)
+    c.get_partition_stats("c", "_default")
+
+
+def _properties(c) -> None:
+    c.alter_collection_properties("c", {"mmap.enabled": False})
+    c.drop_collection_properties("c", ["mmap.enabled"])
+
+
+def _databases(c) -> None:
+    c.create_database("db1", properties={"database.max.collections": 3})
+    c.use_database("db1")
+    c.create_collection("in_db1", dimension=4)
+    assert c.list_collections() == ["in_db1"]
+    c.alter_database_properties("db1", {"database.force.deny.writing": True})
+    assert c.describe_database("db1")["database.force.deny.writing"] == "true"
+    c.drop_collection("in_db1")
+    c.use_database("default")
+    assert "db1" in c.list_databases()
+    c.drop_database("db1")
 
 
 def _scalar_indexes(c) -> None:

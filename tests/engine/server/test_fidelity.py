@@ -201,3 +201,87 @@ def test_scalar_and_json_path_indexes(client):
     code, msg = _code(lambda: client.create_index("sx", p))
     assert code == 1100 and "primary key" in msg
 
+
+def test_databases(client):
+    client.create_database("fdb", properties={"database.max.collections": 2})
+    assert "fdb" in client.list_databases()
+    d = client.describe_database("fdb")
+    assert d["name"] == "fdb" and d["database.max.collections"] == "2"
+    client.use_database("fdb")
+    _small(client, "same")
+    client.insert("same", [{"id": i, "v": [i, 0]} for i in range(3)])
+    client.use_database("default")
+    _small(client, "same")
+    assert client.query("same", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 0
+    client.use_database("fdb")
+    assert client.query("same", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 3
+    code, msg = _code(lambda: _small(client, "third") or _small(client, "fourth"))
+    assert "exceeded the limit number of collections" in msg
+    client.alter_database_properties("fdb", {"database.force.deny.writing": True})
+    code, msg = _code(lambda: client.insert("same", [{"id": 9, "v": [0, 0]}]))
+    assert code == 9 and "deny writing" in msg
+    client.drop_database_properties("fdb", ["database.force.deny.writing"])
+    client.rename_collection("same", "moved", target_db="default")
+    client.use_database("default")
+    assert {"moved", "same"} <= set(client.list_collections())
+    assert client.query("moved", "id >= 0", output_fields=["count(*)"])[0]["count(*)"] == 3
+    client.use_database("fdb")
+    for name in client.list_collections():
+        client.drop_collection(name)
+    client.use_database("default")
+    client.drop_database("fdb")
+    assert "fdb" not in client.list_databases()
+    code, msg = _code(lambda: client.use_database("fdb") or client.list_collections())
+    assert code == 800
+    client.use_database("default")
+
+
+def test_add_field_properties_and_partition_stats(client):
+    _small(client, "addf")
+    client.insert("addf", [{"id": i, "v": [i, 0]} for i in range(4)])
+    client.flush("addf")
+    client.add_collection_field("addf", "price", DataType.DOUBLE, nullable=True,
+                                default_value=1.5)
+    client.add_collection_field("addf", "tag", DataType.VARCHAR, max_length=8, nullable=True)
+    client.insert("addf", [{"id": 9, "v": [9, 0], "price": 4.0, "tag": "t"}])
+    got = {r["id"]: (r["price"], r["tag"]) for r in client.query(
+        "addf", "id >= 0", output_fields=["price", "tag"])}
+    assert got == {0: (1.5, None), 1: (1.5, None), 2: (1.5, None), 3: (1.5, None),
+                   9: (4.0, "t")}
+    fields = {f["name"]: f for f in client.describe_collection("addf")["fields"]}
+    dv = fields["price"]["default_value"]  # pymilvus hands back the proto ValueField
+    assert fields["price"]["nullable"] and getattr(dv, "double_data", dv) == 1.5
+    code, msg = _code(lambda: client.add_collection_field("addf", "x", DataType.INT64))
+    assert code == 1100 and "nullable" in msg
+    client.alter_collection_properties("addf", {"mmap.enabled": False})
+    assert client.describe_collection("addf")["properties"] == {"mmap.enabled": "false"}
+    code, msg = _code(lambda: client.alter_collection_properties(
+        "addf", {"collection.ttl.seconds": 60}))
+    assert code == 1100 and "expire" in msg
+    client.drop_collection_properties("addf", ["mmap.enabled"])
+    assert client.describe_collection("addf")["properties"] == {}
+    assert client.get_partition_stats("addf", "_default") == {"row_count": 5}
+
+
+
+def test_decay_and_boost_rerankers(client):
+    import math
+
+    from pymilvus import Function, FunctionScore, FunctionType
+
+    _small(client, "rr", ts=DataType.INT64, kind=DataType.VARCHAR)
+    client.insert("rr", [{"id": i, "v": [i / 10, 0], "ts": 100 - 10 * i, "kind": "ab"[i % 2]}
+                         for i in range(10)])
+    plain = client.search("rr", [[0, 0]], limit=10, output_fields=["ts", "kind"])[0]
+    decay = Function(name="d", input_field_names=["ts"], function_type=FunctionType.RERANK,
+                     params={"reranker": "decay", "function": "exp", "origin": 0,
+                             "scale": 50, "decay": 0.5})
+    boost = Function(name="b", input_field_names=[], function_type=FunctionType.RERANK,
+                     params={"reranker": "boost", "filter": "kind == 'a'", "weight": 2.0})
+    got = client.search("rr", [[0, 0]], limit=10,
+                        ranker=FunctionScore([decay, boost]), output_fields=["kind"])[0]
+    want = {h["id"]: (1 - 2 * math.atan(h["distance"]) / math.pi)
+            * 0.5 ** (h["entity"]["ts"] / 50) * (2.0 if h["entity"]["kind"] == "a" else 1.0)
+            for h in plain}
+    assert [h["id"] for h in got] == sorted(want, key=lambda k: -want[k])
+    assert all(math.isclose(h["distance"], want[h["id"]], rel_tol=1e-6) for h in got)

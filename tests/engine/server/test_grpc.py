@@ -223,8 +223,12 @@ def test_filter_templates_and_unread_fields(client, docs, srv):
         md = (("authorization", "root:Milvus"),)
         ranked = milvus_pb2.SearchRequest(**base, function_score=schema_pb2.FunctionScore(
             functions=[schema_pb2.FunctionSchema(name="decay", type=3)]))
-        r = stub.Search(ranked, metadata=md)
-        assert r.status.code == 1100 and "function_score is not supported" in r.status.reason
+        r = stub.Search(ranked, metadata=md)  # a reranker without its params: what to give
+        assert r.status.code == 1100 and "use reranker='decay' or 'boost'" in r.status.reason
+        bm25 = milvus_pb2.SearchRequest(**base, function_score=schema_pb2.FunctionScore(
+            functions=[schema_pb2.FunctionSchema(name="f", type=1)]))
+        r = stub.Search(bm25, metadata=md)
+        assert r.status.code == 1100 and "not a reranker" in r.status.reason
         other_db = milvus_pb2.SearchRequest(**base, db_name="other")
         assert stub.Search(other_db, metadata=md).status.code == 800
         assert stub.Search(milvus_pb2.SearchRequest(**base), metadata=md).status.code == 0

@@ -154,6 +154,56 @@ def test_scalar_and_json_path_indexes(srv):
     assert r.json()["code"] == 1100 and "json_cast_type" in r.json()["message"]
 
 
+def test_database_endpoints(srv):
+    srv.ok("databases/create", {"dbName": "rdb", "properties": {
+        "database.max.collections": 4}})
+    assert srv.ok("databases/list", {}) == ["default", "rdb"]
+    assert srv.ok("databases/describe", {"dbName": "rdb"}) == {
+        "dbName": "rdb", "properties": [{"key": "database.max.collections", "value": "4"}]}
+    srv.ok("collections/create", {"dbName": "rdb", "collectionName": "only_here",
+                                  "dimension": 2})
+    assert srv.ok("collections/list", {"dbName": "rdb"}) == ["only_here"]
+    assert "only_here" not in srv.ok("collections/list", {})
+    srv.ok("databases/alter", {"dbName": "rdb", "properties": {
+        "database.force.deny.writing": True}})
+    r = srv.post("entities/insert", {"dbName": "rdb", "collectionName": "only_here",
+                                     "data": [{"id": 1, "vector": [0, 1]}]}).json()
+    assert r["code"] == 9 and "deny writing" in r["message"]
+    srv.ok("databases/drop_properties", {"dbName": "rdb",
+                                         "propertyKeys": ["database.force.deny.writing"]})
+    r = srv.post("databases/drop", {"dbName": "rdb"}).json()
+    assert r["code"] == 65535 and "not empty" in r["message"]
+    srv.ok("collections/drop", {"dbName": "rdb", "collectionName": "only_here"})
+    srv.ok("databases/drop", {"dbName": "rdb"})
+    r = srv.post("collections/list", {"dbName": "rdb"}).json()
+    assert r["code"] == 800
+
+
+def test_add_field_properties_partition_stats(srv):
+    srv.ok("collections/create", {"collectionName": "af", "dimension": 2})
+    srv.ok("entities/insert", {"collectionName": "af", "data": [
+        {"id": i, "vector": [i, 1]} for i in range(3)]})
+    srv.ok("collections/fields/add", {"collectionName": "af", "schema": {
+        "fieldName": "price", "dataType": "Double", "nullable": True, "defaultValue": 2.5}})
+    got = srv.ok("entities/query", {"collectionName": "af", "filter": "price == 2.5",
+                                    "outputFields": ["price"]})
+    assert sorted(r["id"] for r in got) == [0, 1, 2]
+    r = srv.post("collections/fields/add", {"collectionName": "af", "schema": {
+        "fieldName": "n", "dataType": "Int64"}}).json()
+    assert r["code"] == 1100 and "nullable" in r["message"]
+    srv.ok("collections/alter_properties", {"collectionName": "af",
+                                            "properties": {"mmap.enabled": False}})
+    r = srv.post("collections/alter_properties", {"collectionName": "af",
+                                                  "properties": {"mmap.enabled": True}}).json()
+    assert r["code"] == 1100
+    srv.ok("collections/drop_properties", {"collectionName": "af",
+                                           "propertyKeys": ["mmap.enabled"]})
+    assert srv.ok("partitions/get_stats", {"collectionName": "af",
+                                           "partitionName": "_default"}) == {"rowCount": 3}
+    r = srv.post("collections/nope/add", {"collectionName": "af"})
+    assert r.status_code == 404 and r.json()["code"] == 1100
+
+
 def test_partition_endpoints(srv):
     srv.ok("collections/create", {"collectionName": "p", "dimension": 5})
     srv.ok("partitions/create", {"collectionName": "p", "partitionName": "p1"})

@@ -152,8 +152,8 @@ def test_every_rpc_without_a_token_is_1800(srv, stub):
 def test_unserved_rpcs_answer_their_type_with_a_milvus_code(srv, stub):
     resp = stub.ListCredUsers(milvus_pb2.ListCredUsersRequest(), metadata=AUTH)
     assert resp.status.code == 10 and "ListCredUsers" in resp.status.reason
-    st = stub.CreateDatabase(milvus_pb2.CreateDatabaseRequest(db_name="other"), metadata=AUTH)
-    assert st.code == 10 and "CreateDatabase" in st.reason
+    st = stub.CreateRole(milvus_pb2.CreateRoleRequest(), metadata=AUTH)
+    assert st.code == 10 and "CreateRole" in st.reason
 
 
 def test_grpc_odd_arguments_are_1100(srv, stub):
