@@ -102,11 +102,12 @@ def _with_and_without(client: MilvusClient, args) -> list[dict]:
     rows = []
     for label, expr in INDEXED:
         (f0, r0), (f1, r1) = plain[expr], indexed[expr]
-        rows.append({"filter": label, "expr": expr, "first_s": f0, "first_indexed_s": f1,
-                     "repeat_s": r0, "repeat_indexed_s": r1, "repeat_speedup": r0 / r1})
-    rows.append({"filter": "load (release, load)", "expr": "", "first_s": plain_load,
-                 "first_indexed_s": indexed_load, "repeat_s": None, "repeat_indexed_s": None,
-                 "repeat_speedup": None,
+        rows.append({"filter": label, "expr": expr, "first_ms": 1e3 * f0,
+                     "first_indexed_ms": 1e3 * f1, "repeat_ms": 1e3 * r0,
+                     "repeat_indexed_ms": 1e3 * r1, "repeat_speedup": r0 / r1})
+    rows.append({"filter": "load (release, load)", "expr": "", "first_ms": 1e3 * plain_load,
+                 "first_indexed_ms": 1e3 * indexed_load, "repeat_ms": None,
+                 "repeat_indexed_ms": None, "repeat_speedup": None,
                  "index_bytes": sum(b for k, b in parts.items() if k.startswith("index/"))})
     return rows
 

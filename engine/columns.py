@@ -253,6 +253,8 @@ def _fixed_tensor(f: FieldSchema, vals: Any, n: int) -> torch.Tensor:
             _raise_shape(f, vals)
         if kind not in "iuf":
             raise DataError(f"field {f.name}: vector values must be numbers, got {arr.dtype}")
+        if f.dtype == DataType.INT8_VECTOR:
+            return torch.from_numpy(int8_rows(arr, f"field {f.name}", DataError))
         if f.dtype == DataType.BFLOAT16_VECTOR:
             out = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(torch.bfloat16)
         else:
@@ -279,6 +281,19 @@ def _fixed_tensor(f: FieldSchema, vals: Any, n: int) -> torch.Tensor:
                         f"{_kind_name(arr)}")
     np_dtype = torch.empty((), dtype=f.torch_dtype).numpy().dtype
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np_dtype))
+
+
+def int8_rows(arr: np.ndarray, what: str, error: type) -> np.ndarray:
+    """``arr`` as int8 (an INT8_VECTOR's rows or queries): integers from -128 to 127 only,
+    never wrapped or rounded (``error`` naming ``what`` otherwise)."""
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or not (arr == np.round(arr)).all():
+            raise error(f"{what}: INT8_VECTOR values must be integers from -128 to 127")
+    elif arr.dtype.kind not in "iu":
+        raise error(f"{what}: INT8_VECTOR values must be integers, got {arr.dtype}")
+    if arr.size and (arr.min() < -128 or arr.max() > 127):
+        raise error(f"{what}: INT8_VECTOR values must be from -128 to 127")
+    return np.ascontiguousarray(arr, dtype=np.int8)
 
 
 def _check_finite(name: str, vectors: torch.Tensor) -> None:

@@ -13,11 +13,13 @@ import torch
 from . import rerank
 from . import search as _search
 from .collection import Collection
+from .columns import int8_rows
 from .errors import FieldNotFound, IndexNotFound, ParamError
 from .expr import compile_filter
 from .grouping import grouped, grouping_of
 from .loader import Resident
 from .residency import Residency
+from .schema import DataType
 from .writes import keys_of
 
 MAX_NQ = 16384
@@ -217,6 +219,8 @@ def _queries(data: Any, field: Any, device: torch.device) -> torch.Tensor:
         row = int((~np.isfinite(arr)).any(1).nonzero()[0][0])
         raise ParamError(f"search vector {row} holds NaN or infinity: no distance to it can "
                          "be ranked; give finite numbers")
+    if field.dtype == DataType.INT8_VECTOR:  # scanned in float32, which holds them exactly
+        arr = int8_rows(arr, "search data", ParamError).astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
 
 

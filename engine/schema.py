@@ -45,6 +45,7 @@ class DataType(enum.IntEnum):
     FLOAT16_VECTOR = 102
     BFLOAT16_VECTOR = 103
     SPARSE_FLOAT_VECTOR = 104
+    INT8_VECTOR = 105
     UNKNOWN = 999
 
     def __repr__(self) -> str:
@@ -53,7 +54,8 @@ class DataType(enum.IntEnum):
 
 INT_TYPES = {DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64}
 FLOAT_TYPES = {DataType.FLOAT, DataType.DOUBLE}
-VECTOR_TYPES = {DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR}
+VECTOR_TYPES = {DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
+                DataType.INT8_VECTOR}
 SCALAR_ELEMENT_TYPES = INT_TYPES | FLOAT_TYPES | {DataType.BOOL, DataType.VARCHAR}
 
 TORCH_DTYPE: dict[DataType, torch.dtype] = {
@@ -67,6 +69,7 @@ TORCH_DTYPE: dict[DataType, torch.dtype] = {
     DataType.FLOAT_VECTOR: torch.float32,
     DataType.FLOAT16_VECTOR: torch.float16,
     DataType.BFLOAT16_VECTOR: torch.bfloat16,
+    DataType.INT8_VECTOR: torch.int8,
 }
 
 ARROW_ELEMENT: dict[DataType, pa.DataType] = {

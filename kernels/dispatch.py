@@ -91,7 +91,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
     mode = _mode()
     want_triton = mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton"))
-    if want_triton and k <= 64 and probes.shape[1] <= GRID_Y_MAX:
+    if want_triton and k <= 64 and probes.shape[1] <= GRID_Y_MAX and x.is_floating_point():
         scan = _triton().ivf_search
     else:
         scan = ref.ivf_search

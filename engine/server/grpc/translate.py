@@ -175,6 +175,8 @@ def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
             raise ParamError(f"{what}: a bfloat16 vector buffer has an odd number of bytes")
         raw = np.frombuffer(v.bfloat16_vector, dtype=np.uint16).astype(np.uint32) << 16
         return _rows_of(raw.view(np.float32), dim, what)
+    if dtype == DataType.INT8_VECTOR:
+        return _rows_of(np.frombuffer(v.int8_vector, dtype=np.int8), dim, what)
     raise ParamError(f"vector type {dtype.name} is not supported by Hotset")
 
 
@@ -223,6 +225,8 @@ def field_data(schema: CollectionSchema, name: str, values: list) -> schema_pb2.
             fd.vectors.float_vector.data.extend(arr.ravel().tolist())
         elif f.dtype == DataType.FLOAT16_VECTOR:
             fd.vectors.float16_vector = arr.astype(np.float16).tobytes()
+        elif f.dtype == DataType.INT8_VECTOR:
+            fd.vectors.int8_vector = arr.astype(np.int8).tobytes()
         else:
             fd.vectors.bfloat16_vector = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
         return fd
@@ -267,7 +271,7 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
     ph = group.placeholders[0]
     values = list(ph.values)
     width = {common_pb2.FloatVector: 4, common_pb2.Float16Vector: 2,
-             common_pb2.BFloat16Vector: 2}.get(ph.type)
+             common_pb2.BFloat16Vector: 2, common_pb2.Int8Vector: 1}.get(ph.type)
     if width is not None:
         if not values:
             return np.empty((0, 0), dtype=np.float32)  # the engine says nq is 0
@@ -282,4 +286,7 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
     if ph.type == common_pb2.BFloat16Vector:
         raw = np.frombuffer(b"".join(values), dtype=np.uint16).astype(np.uint32) << 16
         return raw.view(np.float32).reshape(len(values), -1)
-    raise ParamError("only float, float16 and bfloat16 vectors can be searched with Hotset")
+    if ph.type == common_pb2.Int8Vector:
+        return np.frombuffer(b"".join(values), dtype=np.int8).reshape(len(values), -1).copy()
+    raise ParamError("only float, float16, bfloat16 and int8 vectors can be searched with "
+                     "Hotset")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pymilvus", reason="the gRPC tests need pymilvus")
@@ -67,6 +68,9 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("Clustering compaction (`is_clustering=True`)", refused(1100), refused(1100), NONE),
     ("`rename_collection` (also to another database)", WORKS, WORKS, WORKS),
     ("`truncate_collection`", WORKS, WORKS, NONE),
+    ("`INT8_VECTOR` fields (FLAT, IVF_FLAT)", WORKS, WORKS, WORKS),
+    ("`BINARY_VECTOR`, `SPARSE_FLOAT_VECTOR` fields", refused(1100), refused(1100),
+     refused(1100)),
     ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
      "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
 ]
@@ -328,6 +332,23 @@ CHECKS = [
              ("collections/drop", {"collectionName": "r2"})])),
     (lambda e: outcome(lambda: _truncate(e)), lambda g: outcome(lambda: _truncate(g)),
          lambda s: NONE),
+    (lambda e: outcome(lambda: _int8(e, engine.DataType.INT8_VECTOR)),
+         lambda g: outcome(lambda: _int8(g, PyDataType.INT8_VECTOR)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "i8", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "v", "dataType": "Int8Vector",
+                  "elementTypeParams": {"dim": 2}}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "L2", "indexType": "FLAT"}]}),
+             ("entities/insert", {"collectionName": "i8", "data": [{"id": 1, "v": [1, -2]}]}),
+             ("entities/search", {"collectionName": "i8", "data": [[1, -2]], "limit": 1}),
+             ("collections/drop", {"collectionName": "i8"})])),
+    (lambda e: outcome(lambda: _other_vectors(e, engine.DataType)),
+         lambda g: outcome(lambda: _other_vectors(g, PyDataType)),
+         lambda s: rest(s, "collections/create", {"collectionName": "bv", "schema": {
+             "fields": [{"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                        {"fieldName": "v", "dataType": "BinaryVector",
+                         "elementTypeParams": {"dim": 8}}]}})),
     (lambda e: outcome(lambda: _scalar_indexes(e)), lambda g: outcome(lambda: _scalar_indexes(g)),
          lambda s: _rest_steps(s, [
              ("indexes/create", {"indexParams": [
@@ -361,6 +382,26 @@ def _databases(c) -> None:
     c.use_database("default")
     assert "db1" in c.list_databases()
     c.drop_database("db1")
+
+
+def _int8(c, int8_vector) -> None:
+    s = c.create_schema()
+    s.add_field("id", engine.DataType.INT64, is_primary=True)
+    s.add_field("v", int8_vector, dim=2)
+    p = c.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("i8", schema=s, index_params=p)
+    c.insert("i8", [{"id": 1, "v": np.array([1, -2], dtype=np.int8)}])
+    assert c.search("i8", [np.array([1, -2], dtype=np.int8)], limit=1)[0][0]["id"] == 1
+    c.drop_collection("i8")
+
+
+def _other_vectors(c, types) -> None:
+    for dtype, extra in ((types.BINARY_VECTOR, {"dim": 8}), (types.SPARSE_FLOAT_VECTOR, {})):
+        s = c.create_schema()
+        s.add_field("id", types.INT64, is_primary=True)
+        s.add_field("v", dtype, **extra)
+        c.create_collection("other_v", schema=s)
 
 
 def _scalar_indexes(c) -> None:

@@ -285,3 +285,26 @@ def test_decay_and_boost_rerankers(client):
             for h in plain}
     assert [h["id"] for h in got] == sorted(want, key=lambda k: -want[k])
     assert all(math.isclose(h["distance"], want[h["id"]], rel_tol=1e-6) for h in got)
+
+
+def test_int8_vectors(client):
+    import numpy as np
+
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.INT8_VECTOR, dim=4)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="IP")
+    client.create_collection("i8v", schema=s, index_params=p)
+    rows = np.array([[1, 2, 3, 4], [-128, 127, 0, 5], [10, -10, 10, -10]], dtype=np.int8)
+    client.insert("i8v", [{"id": i, "v": r} for i, r in enumerate(rows)])
+    hits = client.search("i8v", [np.array([0, 1, 0, 0], dtype=np.int8)], limit=3,
+                         output_fields=["v"])[0]
+    assert [h["id"] for h in hits] == [1, 0, 2] and hits[0]["distance"] == 127
+    v = hits[0]["entity"]["v"]  # pymilvus hands int8 vectors back as raw bytes
+    v = v[0] if isinstance(v, list) and v and isinstance(v[0], bytes) else v
+    got = (np.frombuffer(v, dtype=np.int8) if isinstance(v, bytes)
+           else np.asarray(v, dtype=np.int8)).ravel().tolist()
+    assert got == [-128, 127, 0, 5]
+    code, msg = _code(lambda: client.insert("i8v", [{"id": 9, "v": [300, 0, 0, 0]}]))
+    assert code != 0

@@ -176,8 +176,8 @@ def test_grpc_odd_arguments_are_1100(srv, stub):
     assert st.code == 1100
     bad_type = schema_pb2.CollectionSchema(name="x", fields=[
         schema_pb2.FieldSchema(name="id", data_type=5, is_primary_key=True),
-        schema_pb2.FieldSchema(name="v", data_type=105, type_params=[
+        schema_pb2.FieldSchema(name="v", data_type=777, type_params=[
             common_pb2.KeyValuePair(key="dim", value="4")])]).SerializeToString()
     st = stub.CreateCollection(m.CreateCollectionRequest(collection_name="x", schema=bad_type),
                                metadata=AUTH)
-    assert st.code == 1100 and "105" in st.reason
+    assert st.code == 1100 and "777" in st.reason
