@@ -47,6 +47,15 @@ class Batch:
 REPLACED_KEYS = "$replaces"
 
 
+def auto_keys(pk: FieldSchema, base: int, n: int) -> Any:
+    """``n`` new keys of an auto_id primary key: ``base + row``, as INT64, or its decimal
+    text for a VARCHAR key (as Milvus), made without a pass over rows."""
+    keys = base + torch.arange(n, dtype=torch.int64)
+    if pk.dtype == DataType.VARCHAR:
+        return pc.cast(pa.array(keys.numpy()), pa.string())
+    return keys
+
+
 def without_replaced(batch: Batch) -> Batch:
     """The rows of ``batch`` to insert (without the keys an auto_id upsert replaces)."""
     if REPLACED_KEYS not in batch.cols:
@@ -76,7 +85,7 @@ def to_batch(schema: CollectionSchema, data: Any, *, auto_id_base: int = 0,
     batch = Batch(n)
     for f in schema.fields:
         if f.is_primary and generate:
-            batch.cols[f.name] = auto_id_base + torch.arange(n, dtype=torch.int64)
+            batch.cols[f.name] = auto_keys(f, auto_id_base, n)
             continue
         vals = columns.get(f.name, _MISSING)
         if vals is _MISSING:
@@ -234,7 +243,36 @@ def _zero(f: FieldSchema) -> Any:
     return None
 
 
+def binary_rows(vals: Any, width: int, what: str, error: type) -> np.ndarray:
+    """(n, width) uint8 packed rows of a BINARY_VECTOR from ``bytes`` per row (pymilvus's
+    form), a (n, width) uint8 array, or lists of ``width`` byte values (REST's form)."""
+    if isinstance(vals, torch.Tensor):
+        vals = vals.detach().cpu().numpy()
+    if isinstance(vals, (bytes, bytearray)):
+        vals = [vals]
+    if isinstance(vals, (list, tuple)) and vals and all(
+            isinstance(v, (bytes, bytearray)) for v in vals):
+        if any(len(v) != width for v in vals):
+            raise error(f"{what}: each binary vector must be {width} bytes ({width * 8} bits)")
+        return np.frombuffer(b"".join(vals), dtype=np.uint8).reshape(len(vals), width).copy()
+    try:
+        arr = np.asarray(vals)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.shape[1] != width or arr.dtype.kind not in "iu":
+        raise error(f"{what}: binary vectors must be bytes of {width} (dim / 8) bytes each, "
+                    "or rows of that many byte values (0 to 255)")
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise error(f"{what}: binary vector bytes must be from 0 to 255")
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
 def _fixed_tensor(f: FieldSchema, vals: Any, n: int) -> torch.Tensor:
+    if f.dtype == DataType.BINARY_VECTOR:
+        rows = binary_rows(vals, f.width, f"field {f.name}", DataError)
+        if rows.shape[0] != n:
+            raise DataError(f"field {f.name}: expected {n} binary vectors, got {rows.shape[0]}")
+        return torch.from_numpy(rows)
     if isinstance(vals, torch.Tensor):
         arr = vals.detach().cpu()
         if arr.dtype == torch.bfloat16:
@@ -423,6 +461,9 @@ def take(batch: Batch, idx: torch.Tensor) -> Batch:
 def column_to_python(f: FieldSchema | None, col: Any, valid: torch.Tensor | None) -> list:
     """A column as a list of Python values (None where null)."""
     if isinstance(col, torch.Tensor):
+        if f is not None and f.dtype == DataType.BINARY_VECTOR:  # bytes, as pymilvus's
+            raw = col.contiguous().numpy()
+            return [row.tobytes() for row in raw]
         if col.dtype in (torch.float16, torch.bfloat16):
             col = col.float()
         values = col.tolist()

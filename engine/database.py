@@ -342,7 +342,8 @@ class Database:
             f = coll.schema.field(spec.field_name)
             if f is None or not f.is_vector:
                 return False
-            etype, _ = registry.resolve(spec.index_type, spec.params, coll.row_count())
+            etype, _ = registry.resolve(spec.index_type, spec.params, coll.row_count(),
+                                        spec.metric_type)
             return bool(registry.get(etype).layout_suffix)
 
         laid = [s for s in added if lays_out(s)]

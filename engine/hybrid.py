@@ -103,7 +103,7 @@ def _normalise(scores: np.ndarray, metric: str) -> np.ndarray:
         return (1.0 + scores) * 0.5
     if metric == "IP":
         return 0.5 + np.arctan(scores) / math.pi
-    return 1.0 - 2.0 * np.arctan(scores) / math.pi  # L2 distance: smaller is better
+    return 1.0 - 2.0 * np.arctan(scores) / math.pi  # L2, HAMMING, JACCARD: smaller is better
 
 
 def hybrid_search(residency: Residency, coll: Collection, requests: list[Any], ranker: Any,

@@ -13,7 +13,7 @@ import torch
 from . import rerank
 from . import search as _search
 from .collection import Collection
-from .columns import int8_rows
+from .columns import binary_rows, int8_rows
 from .errors import FieldNotFound, IndexNotFound, ParamError
 from .expr import compile_filter
 from .grouping import grouped, grouping_of
@@ -199,6 +199,12 @@ def _anns_field(coll: Collection, res: Resident, anns_field: str | None):
 
 
 def _queries(data: Any, field: Any, device: torch.device) -> torch.Tensor:
+    if field.dtype == DataType.BINARY_VECTOR:  # packed bytes, scanned as they are
+        rows = binary_rows(data, field.width, "search data", ParamError)
+        if rows.shape[0] == 0 or rows.shape[0] > MAX_NQ:
+            raise ParamError(f"nq (number of search vectors) should be in range [1, "
+                             f"{MAX_NQ}], got {rows.shape[0]}")
+        return torch.from_numpy(rows).to(device)
     try:
         if isinstance(data, torch.Tensor):
             arr = data.detach().float().cpu().numpy()

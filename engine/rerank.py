@@ -174,7 +174,7 @@ def _no_more(params: dict, kind: str) -> None:
 
 def relevance(distances: np.ndarray, metric: str) -> np.ndarray:
     """Milvus's normalised relevance of raw search scores (higher is better)."""
-    if metric == "L2":
+    if metric in ("L2", "HAMMING", "JACCARD"):  # distances: smaller is better
         return 1.0 - 2.0 * np.arctan(distances) / math.pi
     return distances
 

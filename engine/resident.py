@@ -244,7 +244,7 @@ class ResidentGrowing(ResidentSegment):
             f = self.schema.field(name)
             if f is None or not f.is_fixed:
                 continue
-            shape = (capacity, f.dim) if f.is_vector else (capacity,)
+            shape = (capacity, f.width) if f.is_vector else (capacity,)
             buf = torch.empty(shape, dtype=f.torch_dtype, device=self.device)
             objs = [buf]
             if name in self._bufs:

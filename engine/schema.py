@@ -23,6 +23,7 @@ from .errors import ParamError
 from .names import check_name, shown
 
 DYNAMIC_FIELD = "$meta"
+AUTO_KEY_CHARS = 19  # the decimal text of a positive int64, an auto_id VARCHAR key
 
 
 class DataType(enum.IntEnum):
@@ -55,7 +56,7 @@ class DataType(enum.IntEnum):
 INT_TYPES = {DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64}
 FLOAT_TYPES = {DataType.FLOAT, DataType.DOUBLE}
 VECTOR_TYPES = {DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
-                DataType.INT8_VECTOR}
+                DataType.INT8_VECTOR, DataType.BINARY_VECTOR}
 SCALAR_ELEMENT_TYPES = INT_TYPES | FLOAT_TYPES | {DataType.BOOL, DataType.VARCHAR}
 
 TORCH_DTYPE: dict[DataType, torch.dtype] = {
@@ -70,6 +71,7 @@ TORCH_DTYPE: dict[DataType, torch.dtype] = {
     DataType.FLOAT16_VECTOR: torch.float16,
     DataType.BFLOAT16_VECTOR: torch.bfloat16,
     DataType.INT8_VECTOR: torch.int8,
+    DataType.BINARY_VECTOR: torch.uint8,  # dim bits, eight to a byte
 }
 
 ARROW_ELEMENT: dict[DataType, pa.DataType] = {
@@ -112,13 +114,16 @@ class FieldSchema:
     def __post_init__(self) -> None:
         check_name("field", self.name)
         t = self.dtype
-        if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING, DataType.BINARY_VECTOR,
+        if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING,
                  DataType.SPARSE_FLOAT_VECTOR):
             raise ParamError(f"field {self.name}: data type {t.name} is not supported by Hotset")
         if t in VECTOR_TYPES:
             if not isinstance(self.dim, int) or not 1 <= self.dim <= 32768:
                 raise ParamError(f"field {self.name}: {t.name} needs dim between 1 and 32768, "
                                  f"got {self.dim!r}")
+            if t == DataType.BINARY_VECTOR and self.dim % 8:
+                raise ParamError(f"field {self.name}: BINARY_VECTOR dim must be a multiple of "
+                                 f"8, got {self.dim}")
             if self.nullable:
                 raise ParamError(f"field {self.name}: a vector field cannot be nullable")
         elif self.dim is not None:
@@ -157,6 +162,11 @@ class FieldSchema:
         return self.dtype in TORCH_DTYPE
 
     @property
+    def width(self) -> int:
+        """Stored elements per row of a vector field: dim, or dim / 8 bytes for binary."""
+        return self.dim // 8 if self.dtype == DataType.BINARY_VECTOR else self.dim
+
+    @property
     def torch_dtype(self) -> torch.dtype:
         return TORCH_DTYPE[self.dtype]
 
@@ -164,7 +174,7 @@ class FieldSchema:
     def row_bytes(self) -> int:
         """Bytes one row of a fixed-width field takes (vectors: dim elements)."""
         size = torch.empty((), dtype=self.torch_dtype).element_size()
-        return size * (self.dim or 1)
+        return size * (self.width if self.is_vector else 1)
 
     def arrow_type(self) -> pa.DataType:
         if self.dtype == DataType.VARCHAR:
@@ -294,8 +304,10 @@ class CollectionSchema:
         if not self.fields:
             raise ParamError("schema has no fields: add a primary key and a vector field")
         pk = self.primary
-        if self.auto_id and pk.dtype != DataType.INT64:
-            raise ParamError(f"auto_id needs an INT64 primary key; {pk.name} is {pk.dtype.name}")
+        if self.auto_id and pk.dtype == DataType.VARCHAR and pk.max_length < AUTO_KEY_CHARS:
+            raise ParamError(f"auto_id keys of VARCHAR field {pk.name} are up to "
+                             f"{AUTO_KEY_CHARS} characters: set max_length to at least "
+                             f"{AUTO_KEY_CHARS}")
         if not self.vector_fields:
             raise ParamError("schema has no vector field: add a FLOAT_VECTOR field with dim=...")
         for f in self.fields:

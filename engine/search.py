@@ -22,6 +22,7 @@ import torch
 from .columns import column_to_python
 from .errors import FieldNotFound, ParamError
 from .expr import Filter
+from .index.spec import DISTANCE_METRICS
 from .index import VectorIndex
 from .loader import Resident
 from .resident import ResidentSegment
@@ -82,7 +83,7 @@ def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Ten
         col = seg.column(name)
         if isinstance(col, torch.Tensor):
             valid = seg.validity(name)
-            columns[name] = column_to_python(None, col[dev_idx].cpu(),
+            columns[name] = column_to_python(schema.field(name), col[dev_idx].cpu(),
                                              None if valid is None else valid[dev_idx].cpu())
         else:
             np_idx = pa.array(idx.numpy()) if np_idx is None else np_idx
@@ -152,10 +153,10 @@ def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]
         if rfilter is not None:
             raise ParamError("range_filter needs radius: give both for a range search")
         return None, None
-    if metric == "L2":
+    if metric in DISTANCE_METRICS:
         if rfilter is not None and rfilter >= radius:
             raise ParamError(f"range_filter ({rfilter}) must be less than radius ({radius}) "
-                             "for L2")
+                             f"for {metric}")
         return (None if rfilter is None else float(rfilter)), float(radius)
     if rfilter is not None and rfilter <= radius:
         raise ParamError(f"range_filter ({rfilter}) must be greater than radius ({radius}) "
@@ -166,7 +167,7 @@ def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]
 def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
     x = seg.column(field_name)
-    x_sq = seg.norms(field_name) if plan.metric != "IP" else None
+    x_sq = seg.norms(field_name) if plan.metric in ("L2", "COSINE") else None
     return plan.index.scan(q, x, seg.layouts.get(field_name), plan.probe, limit, plan.metric,
                            mask, plan.lo, plan.hi, x_sq)
 
@@ -206,7 +207,7 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
         only = None
     best = best.cpu()
     valid = torch.isfinite(best) & (rows >= 0)
-    dist = best if metric == "L2" else -best
+    dist = best if metric in DISTANCE_METRICS else -best
     if round_decimal >= 0:
         dist = torch.round(dist.double(), decimals=round_decimal)  # 0.123, not 0.12300000339
     out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,

@@ -10,7 +10,7 @@ import torch
 
 from . import search as _search
 from .collection import Collection
-from .columns import REPLACED_KEYS, Batch, first_duplicate, to_batch
+from .columns import REPLACED_KEYS, Batch, auto_keys, first_duplicate, to_batch
 from .errors import DataError, ParamError
 from .expr import compile_filter
 from .loader import Loader, LoadState, Resident
@@ -36,8 +36,8 @@ def batch_of(coll: Collection, data: Any, kind: Kind) -> Batch | None:
                             "at most once per upsert call")
         if coll.schema.auto_id:
             batch.cols[REPLACED_KEYS] = batch.cols[coll.pk.name]
-            batch.cols[coll.pk.name] = (coll.next_seq() << 32) + torch.arange(
-                batch.num_rows, dtype=torch.int64)
+            batch.cols[coll.pk.name] = auto_keys(coll.pk, coll.next_seq() << 32,
+                                                 batch.num_rows)
     return batch
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .ref import _INF, _masked, _pad, merge_topk
+from .ref import chunked_topk
 
 BINARY_METRICS = ("HAMMING", "JACCARD")
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
@@ -46,19 +46,6 @@ def binary_flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` of packed rows ``x`` (n, b) for packed queries ``q`` (nq, b): (nq, k)
     float32 distances and int64 row indices, padded with +inf / -1 (as ``ref.flat_search``)."""
-    nq = q.shape[0]
     q_bits = unpack(q)
-    best_d = torch.full((nq, 0), _INF, device=q.device)
-    best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=q.device)
-    if mask is not None and bool(mask.all()):
-        mask = None
-    for start in range(0, x.shape[0], chunk):
-        stop = min(start + chunk, x.shape[0])
-        d = binary_distance(q, x[start:stop], metric, q_bits)
-        _masked(d, None if mask is None else mask[start:stop], lo, hi)
-        kk = min(k, stop - start)
-        cd, ci = torch.topk(d, kk, dim=1, largest=False, sorted=False)
-        best_d, best_i = merge_topk(best_d, best_i, cd, ci + start, k)
-    if best_d.shape[1] < k:
-        best_d, best_i = _pad(best_d, best_i, k)
-    return best_d, best_i
+    return chunked_topk(lambda start, stop: binary_distance(q, x[start:stop], metric, q_bits),
+                        q.shape[0], x.shape[0], k, q.device, mask, lo, hi, chunk)

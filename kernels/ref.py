@@ -9,6 +9,8 @@ Conventions (enforced here, relied on everywhere):
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 METRICS = ("L2", "IP", "COSINE")
@@ -34,6 +36,28 @@ def pairwise_distance(q: torch.Tensor, x: torch.Tensor, metric: str,
     if metric == "COSINE":  # q is normalised by the caller (flat_search, ivf_search)
         return (q @ x.T).div_(x_sq.sqrt().clamp_min(1e-30)[None, :]).neg_()
     raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+
+
+_POPCOUNT = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.float32)
+
+
+def binary_distance(q: torch.Tensor, x: torch.Tensor, metric: str) -> torch.Tensor:
+    """(nq, b) x (n, b) packed uint8 rows -> (nq, n) HAMMING or JACCARD distances by
+    popcount of XOR / AND / OR: the twin of ``binary.binary_distance`` (a matrix product of
+    unpacked bits). Memory grows with nq * n * b: small inputs only (tests)."""
+    table = _POPCOUNT.to(q.device)
+
+    def pop(t: torch.Tensor) -> torch.Tensor:
+        return table[t.long()].sum(-1)
+
+    a, b = q[:, None, :], x[None, :, :]
+    if metric == "HAMMING":
+        return pop(a ^ b)
+    if metric == "JACCARD":
+        inter, union = pop(a & b), pop(a | b)
+        return torch.where(union > 0, 1.0 - inter / union.clamp_min(1.0),
+                           torch.zeros_like(union))
+    raise ValueError(f"unknown binary metric {metric!r}")
 
 
 def merge_topk(d1: torch.Tensor, i1: torch.Tensor, d2: torch.Tensor, i2: torch.Tensor,
@@ -67,20 +91,31 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
     (range search). Returns (nq, k) float32 distances (smaller is
     better) and (nq, k) int64 row indices, padded with +inf / -1.
     """
-    nq = q.shape[0]
     q = q.float()
     if metric == "COSINE":
         q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-30)
     q_sq = (q * q).sum(1) if metric == "L2" else None
-    best_d = torch.full((nq, 0), _INF, device=q.device)
-    best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=q.device)
-    n = x.shape[0]
+
+    def block(start: int, stop: int) -> torch.Tensor:  # (nq, stop - start)
+        return pairwise_distance(q, x[start:stop], metric, q_sq,
+                                 None if x_sq is None else x_sq[start:stop])
+
+    return chunked_topk(block, q.shape[0], x.shape[0], k, q.device, mask, lo, hi, chunk)
+
+
+def chunked_topk(block: Callable[[int, int], torch.Tensor], nq: int, n: int, k: int,
+                 device: torch.device, mask: torch.Tensor | None = None,
+                 lo: float | None = None, hi: float | None = None,
+                 chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` over ``n`` rows whose distances ``block(start, stop)`` gives a chunk
+    at a time: (nq, k) distances and row indices, masked and padded as ``flat_search``."""
+    best_d = torch.full((nq, 0), _INF, device=device)
+    best_i = torch.full((nq, 0), -1, dtype=torch.int64, device=device)
     if mask is not None and bool(mask.all()):
         mask = None
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        d = pairwise_distance(q, x[start:stop], metric, q_sq,
-                              None if x_sq is None else x_sq[start:stop])  # (nq, c)
+        d = block(start, stop)
         _masked(d, None if mask is None else mask[start:stop], lo, hi)
         kk = min(k, stop - start)
         cd, ci = torch.topk(d, kk, dim=1, largest=False, sorted=False)

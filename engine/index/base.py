@@ -26,6 +26,7 @@ Tensors = dict[str, torch.Tensor]
 
 class VectorIndex:
     name: str = ""
+    binary = False          # serves BINARY_VECTOR fields (and only those)
     trains = False          # needs trained parts before its layout can be made
     layout_suffix = ""      # file suffix of a segment's layout ("" = no layout)
     part_labels: dict[str, str] = {}  # layout tensor -> its part name in memory_info

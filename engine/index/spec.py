@@ -2,7 +2,8 @@
 
 Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``) and ``AUTOINDEX`` (Hotset picks by
 size when the index is created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
-with metric ``L2``, ``IP`` or ``COSINE``. Scalar fields and JSON paths take Milvus's scalar
+with metric ``L2``, ``IP`` or ``COSINE``; on a BINARY_VECTOR field ``BIN_FLAT`` (and
+``AUTOINDEX``, which is BIN_FLAT) with ``HAMMING`` or ``JACCARD``. Scalar fields and JSON paths take Milvus's scalar
 index types (``scalar.py``: what each makes resident and how filters use it).
 """
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 
 from ..errors import ParamError
 from ..names import check_name
-from ..schema import CollectionSchema
+from ..schema import CollectionSchema, DataType
 from . import registry, scalar
 
 METRIC_TYPES = ("L2", "IP", "COSINE")
+BINARY_METRIC_TYPES = ("HAMMING", "JACCARD")
+DISTANCE_METRICS = ("L2", "HAMMING", "JACCARD")  # smaller is better (the rest: similarity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +55,17 @@ class IndexSpec:
                              "in device memory; leave it out")
         f = schema.field(self.field_name)
         if f is not None and f.is_vector:
+            binary = f.dtype == DataType.BINARY_VECTOR
             itype = self.index_type or "AUTOINDEX"
-            if itype not in registry.vector_types():
-                raise ParamError(f"index type {itype} is not supported on vector field "
-                                 f"{self.field_name}; use one of {list(registry.vector_types())}")
-            metric = self.metric_type or "COSINE"
-            if metric not in METRIC_TYPES:
-                raise ParamError(f"metric type {metric} is not supported; use one of "
-                                 f"{list(METRIC_TYPES)}")
+            kinds = registry.vector_types(binary)
+            if itype not in kinds:
+                raise ParamError(f"index type {itype} is not supported on {f.dtype.name} field "
+                                 f"{self.field_name}; use one of {list(kinds)}")
+            metrics = BINARY_METRIC_TYPES if binary else METRIC_TYPES
+            metric = self.metric_type or metrics[0 if binary else -1]
+            if metric not in metrics:
+                raise ParamError(f"metric type {metric} is not supported on {f.dtype.name} "
+                                 f"field {self.field_name}; use one of {list(metrics)}")
             params = dict(self.params)
             if itype != "AUTOINDEX":
                 params = registry.get(itype).check_params(params)

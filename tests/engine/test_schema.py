@@ -33,7 +33,8 @@ def test_add_field_chains_and_round_trips():
     (lambda s: s.add_field("1bad", DataType.INT8), "invalid"),
     (lambda s: s.add_field("p", DataType.FLOAT, is_primary=True), "primary key"),
     (lambda s: s.add_field("v", DataType.FLOAT_VECTOR, dim=4, nullable=True), "nullable"),
-    (lambda s: s.add_field("x", DataType.BINARY_VECTOR, dim=8), "not supported"),
+    (lambda s: s.add_field("x", DataType.SPARSE_FLOAT_VECTOR), "not supported"),
+    (lambda s: s.add_field("x", DataType.BINARY_VECTOR, dim=12), "multiple of 8"),
 ])
 def test_bad_fields_are_1100(build, fragment):
     s = MilvusClient.create_schema()
@@ -57,8 +58,8 @@ def test_schema_level_rules():
     s2 = MilvusClient.create_schema(auto_id=True)
     s2.add_field("a", DataType.VARCHAR, is_primary=True, max_length=4)
     s2.add_field("v", DataType.FLOAT_VECTOR, dim=2)
-    with pytest.raises(ParamError, match="auto_id needs an INT64"):
-        s2.validate()
+    with pytest.raises(ParamError, match="set max_length to at least 19"):
+        s2.validate()  # an auto_id VARCHAR key is an int64's text
     s3 = MilvusClient.create_schema()
     s3.add_field("a", DataType.INT64, is_primary=True)
     s3.add_field("v", DataType.FLOAT_VECTOR, dim=2)
@@ -71,3 +72,27 @@ def test_field_schema_is_frozen():
     f = FieldSchema("a", DataType.INT64)
     with pytest.raises(AttributeError):
         f.name = "b"
+
+
+def test_auto_id_on_a_varchar_key(cpu_client):
+    """Keys are an int64's decimal text, as Milvus makes them; an upsert of a generated key
+    replaces that row under a new key, as for INT64."""
+    c = cpu_client
+    s = c.create_schema(auto_id=True)
+    s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=32)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    p = c.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("c", schema=s, index_params=p)
+    ids = c.insert("c", [{"v": [1, 2]}, {"v": [3, 4]}])["ids"]
+    assert all(isinstance(k, str) and k.isdigit() for k in ids) and len(set(ids)) == 2
+    with pytest.raises(Exception, match="auto_id"):
+        c.insert("c", [{"pk": "mine", "v": [0, 0]}])
+    new = c.upsert("c", [{"pk": ids[0], "v": [9, 9]}])["ids"]
+    assert new[0] not in ids
+    c.flush("c")
+    c.release_collection("c")
+    c.load_collection("c")
+    got = {r["pk"]: r["v"] for r in c.query("c", "pk != ''", output_fields=["v"])}
+    assert got == {ids[1]: [3.0, 4.0], new[0]: [9.0, 9.0]}
+

@@ -79,3 +79,104 @@ def test_kernel_on_int8_matches_float_twin():
         d8, i8 = kernels.flat_search(q, x, 7, metric)
         df, i_f = kernels.flat_search(q, x.float(), 7, metric)
         assert torch.equal(i8, i_f) and torch.equal(d8, df)
+
+
+# -- BINARY_VECTOR ------------------------------------------------------------------------
+def _bits(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, size=(n, dim), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("metric", ["HAMMING", "JACCARD"])
+def test_binary_kernel_matches_its_popcount_twin(metric):
+    from kernels import ref
+    from kernels.binary import binary_distance
+
+    x = torch.from_numpy(np.packbits(_bits(70, 40, 1), axis=1))
+    q = torch.from_numpy(np.packbits(_bits(5, 40, 2), axis=1))
+    x[0] = 0  # an empty row: JACCARD with anything empty is defined
+    q[0] = 0
+    assert torch.equal(binary_distance(q, x, metric), ref.binary_distance(q, x, metric))
+    d, i = kernels.binary_flat_search(q, x, 9, metric, chunk=16)  # across chunks
+    full = ref.binary_distance(q, x, metric)
+    assert torch.equal(d, torch.sort(full, dim=1).values[:, :9])
+    assert torch.equal(torch.gather(full, 1, i), d)
+
+
+def _bin_coll(c: MilvusClient, metric: str) -> np.ndarray:
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.BINARY_VECTOR, dim=32)
+    p = c.prepare_index_params()
+    p.add_index("v", "BIN_FLAT", metric_type=metric)
+    c.create_collection("b", schema=s, index_params=p)
+    bits = _bits(300, 32)
+    packed = np.packbits(bits, axis=1)
+    c.insert("b", [{"id": i, "v": row.tobytes()} for i, row in enumerate(packed)])
+    return bits
+
+
+@pytest.mark.parametrize("metric", ["HAMMING", "JACCARD"])
+def test_binary_search_is_exact_and_persists(cpu_client, metric):
+    c = cpu_client
+    bits = _bin_coll(c, metric)
+    q = bits[7]
+    inter = (bits & q).sum(1)
+    if metric == "HAMMING":
+        want = (bits ^ q).sum(1).astype(float)
+    else:
+        union = (bits | q).sum(1)
+        want = np.where(union > 0, 1 - inter / np.maximum(union, 1), 0.0)
+    hits = c.search("b", [np.packbits(q).tobytes()], limit=8, output_fields=["v"])[0]
+    assert hits[0]["id"] == 7 and hits[0]["distance"] == 0
+    assert np.allclose([h["distance"] for h in hits], np.sort(want)[:8])
+    assert hits[0]["entity"]["v"] == np.packbits(q).tobytes()
+    c.flush("b")
+    c.release_collection("b")
+    c.load_collection("b")
+    assert c.memory_info("b")["parts"]["v"] == 300 * 4  # 32 bits: 4 bytes a row
+    again = c.search("b", [np.packbits(q)], limit=8)[0]  # a uint8 array works too
+    assert [h["id"] for h in again] == [h["id"] for h in hits]
+
+
+def test_binary_refusals(cpu_client):
+    c = cpu_client
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    with pytest.raises(ParamError, match="multiple of 8"):
+        s.add_field("v", DataType.BINARY_VECTOR, dim=12)
+    _bin_coll(c, "HAMMING")
+    with pytest.raises(DataError, match="4 bytes"):
+        c.insert("b", [{"id": 1000, "v": b"\x01\x02"}])
+    with pytest.raises(ParamError, match="binary vectors must be bytes"):
+        c.search("b", [[0.5, 1.0]], limit=1)
+    c.release_collection("b")
+    c.drop_index("b", "v")
+    for itype, metric, match in (("IVF_FLAT", "HAMMING", "not supported on BINARY_VECTOR"),
+                                 ("BIN_FLAT", "L2", "metric type L2 is not supported"),
+                                 ("BIN_IVF_FLAT", "HAMMING", "not supported")):
+        p = c.prepare_index_params()
+        p.add_index("v", itype, metric_type=metric)
+        with pytest.raises(ParamError, match=match):
+            c.create_index("b", p)
+    p = c.prepare_index_params()
+    p.add_index("v", "AUTOINDEX", metric_type="JACCARD")
+    c.create_index("b", p)
+    assert c.describe_index("b", "v")["metric_type"] == "JACCARD"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_binary_and_int8_kernels_on_cuda_match_the_cpu_twin():
+    from kernels import ref
+    from kernels.binary import binary_distance
+
+    x = torch.from_numpy(np.packbits(_bits(500, 64, 3), axis=1))
+    q = torch.from_numpy(np.packbits(_bits(8, 64, 4), axis=1))
+    for metric in ("HAMMING", "JACCARD"):
+        assert torch.equal(binary_distance(q.cuda(), x.cuda(), metric).cpu(),
+                           ref.binary_distance(q, x, metric))
+    x8 = torch.randint(-128, 128, (500, DIM), dtype=torch.int8)
+    q8 = torch.randint(-128, 128, (8, DIM)).float()
+    d, i = kernels.flat_search(q8.cuda(), x8.cuda(), 10, "L2")
+    dr, ir = kernels.flat_search(q8, x8, 10, "L2")
+    assert torch.equal(i.cpu(), ir) and torch.allclose(d.cpu(), dr)

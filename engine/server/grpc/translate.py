@@ -177,6 +177,10 @@ def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
         return _rows_of(raw.view(np.float32), dim, what)
     if dtype == DataType.INT8_VECTOR:
         return _rows_of(np.frombuffer(v.int8_vector, dtype=np.int8), dim, what)
+    if dtype == DataType.BINARY_VECTOR:  # dim is in bits, eight to a byte
+        if dim % 8:
+            raise ParamError(f"{what}: a binary vector's dim must be a multiple of 8, got {dim}")
+        return _rows_of(np.frombuffer(v.binary_vector, dtype=np.uint8), dim // 8, what)
     raise ParamError(f"vector type {dtype.name} is not supported by Hotset")
 
 
@@ -218,6 +222,10 @@ def field_data(schema: CollectionSchema, name: str, values: list) -> schema_pb2.
         raise AssertionError(name)
     fd = schema_pb2.FieldData(type=int(f.dtype), field_name=name,
                               field_id=100 + schema.names.index(name))
+    if f.dtype == DataType.BINARY_VECTOR:  # values: bytes per row
+        fd.vectors.dim = f.dim
+        fd.vectors.binary_vector = b"".join(values)
+        return fd
     if f.is_vector:
         arr = np.asarray(values, dtype=np.float32).reshape(-1, f.dim)
         fd.vectors.dim = f.dim
@@ -271,7 +279,8 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
     ph = group.placeholders[0]
     values = list(ph.values)
     width = {common_pb2.FloatVector: 4, common_pb2.Float16Vector: 2,
-             common_pb2.BFloat16Vector: 2, common_pb2.Int8Vector: 1}.get(ph.type)
+             common_pb2.BFloat16Vector: 2, common_pb2.Int8Vector: 1,
+             common_pb2.BinaryVector: 1}.get(ph.type)
     if width is not None:
         if not values:
             return np.empty((0, 0), dtype=np.float32)  # the engine says nq is 0
@@ -288,5 +297,7 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
         return raw.view(np.float32).reshape(len(values), -1)
     if ph.type == common_pb2.Int8Vector:
         return np.frombuffer(b"".join(values), dtype=np.int8).reshape(len(values), -1).copy()
-    raise ParamError("only float, float16, bfloat16 and int8 vectors can be searched with "
-                     "Hotset")
+    if ph.type == common_pb2.BinaryVector:
+        return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), -1).copy()
+    raise ParamError("only float, float16, bfloat16, int8 and binary vectors can be searched "
+                     "with Hotset")

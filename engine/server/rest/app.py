@@ -33,8 +33,22 @@ DEFAULT_MAX_BODY = 64 << 20
 PREFIX = "/v2/vectordb/"
 
 
+class _Json(JSONResponse):
+    """JSON with a binary vector (bytes) written as its list of byte values."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                          default=_bytes_as_list).encode("utf-8")
+
+
+def _bytes_as_list(o: Any) -> Any:
+    if isinstance(o, (bytes, bytearray)):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 def _ok(data: Any) -> JSONResponse:
-    return JSONResponse({"code": 0, "data": data})
+    return _Json({"code": 0, "data": data})
 
 
 def _err(code: int, message: str, status: int = 200) -> JSONResponse:

@@ -69,8 +69,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`rename_collection` (also to another database)", WORKS, WORKS, WORKS),
     ("`truncate_collection`", WORKS, WORKS, NONE),
     ("`INT8_VECTOR` fields (FLAT, IVF_FLAT)", WORKS, WORKS, WORKS),
-    ("`BINARY_VECTOR`, `SPARSE_FLOAT_VECTOR` fields", refused(1100), refused(1100),
-     refused(1100)),
+    ("`BINARY_VECTOR` fields (BIN_FLAT; HAMMING, JACCARD)", WORKS, WORKS, WORKS),
+    ("`SPARSE_FLOAT_VECTOR` fields", refused(1100), refused(1100), refused(1100)),
     ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
      "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
 ]
@@ -343,12 +343,24 @@ CHECKS = [
              ("entities/insert", {"collectionName": "i8", "data": [{"id": 1, "v": [1, -2]}]}),
              ("entities/search", {"collectionName": "i8", "data": [[1, -2]], "limit": 1}),
              ("collections/drop", {"collectionName": "i8"})])),
-    (lambda e: outcome(lambda: _other_vectors(e, engine.DataType)),
-         lambda g: outcome(lambda: _other_vectors(g, PyDataType)),
-         lambda s: rest(s, "collections/create", {"collectionName": "bv", "schema": {
+    (lambda e: outcome(lambda: _binary(e, engine.DataType.BINARY_VECTOR)),
+         lambda g: outcome(lambda: _binary(g, PyDataType.BINARY_VECTOR)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "bv", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "v", "dataType": "BinaryVector",
+                  "elementTypeParams": {"dim": 16}}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "HAMMING",
+                                  "indexType": "BIN_FLAT"}]}),
+             ("entities/insert", {"collectionName": "bv", "data": [{"id": 1, "v": [255, 0]}]}),
+             ("entities/search", {"collectionName": "bv", "data": [[255, 1]], "limit": 1,
+                                  "outputFields": ["v"]}),
+             ("collections/drop", {"collectionName": "bv"})])),
+    (lambda e: outcome(lambda: _sparse(e, engine.DataType.SPARSE_FLOAT_VECTOR)),
+         lambda g: outcome(lambda: _sparse(g, PyDataType.SPARSE_FLOAT_VECTOR)),
+         lambda s: rest(s, "collections/create", {"collectionName": "sv", "schema": {
              "fields": [{"fieldName": "id", "dataType": "Int64", "isPrimary": True},
-                        {"fieldName": "v", "dataType": "BinaryVector",
-                         "elementTypeParams": {"dim": 8}}]}})),
+                        {"fieldName": "v", "dataType": "SparseFloatVector"}]}})),
     (lambda e: outcome(lambda: _scalar_indexes(e)), lambda g: outcome(lambda: _scalar_indexes(g)),
          lambda s: _rest_steps(s, [
              ("indexes/create", {"indexParams": [
@@ -384,24 +396,33 @@ def _databases(c) -> None:
     c.drop_database("db1")
 
 
-def _int8(c, int8_vector) -> None:
+def _vectors(c, dtype, dim: int, index: str, metric: str, row, query, dist: float) -> None:
+    """A collection of one vector type: insert ``row``, search ``query``, expect ``dist``."""
     s = c.create_schema()
     s.add_field("id", engine.DataType.INT64, is_primary=True)
-    s.add_field("v", int8_vector, dim=2)
+    s.add_field("v", dtype, dim=dim)
     p = c.prepare_index_params()
-    p.add_index("v", "FLAT", metric_type="L2")
-    c.create_collection("i8", schema=s, index_params=p)
-    c.insert("i8", [{"id": 1, "v": np.array([1, -2], dtype=np.int8)}])
-    assert c.search("i8", [np.array([1, -2], dtype=np.int8)], limit=1)[0][0]["id"] == 1
-    c.drop_collection("i8")
+    p.add_index("v", index, metric_type=metric)
+    c.create_collection("vt", schema=s, index_params=p)
+    c.insert("vt", [{"id": 1, "v": row}])
+    assert c.search("vt", [query], limit=1)[0][0]["distance"] == dist
+    c.drop_collection("vt")
 
 
-def _other_vectors(c, types) -> None:
-    for dtype, extra in ((types.BINARY_VECTOR, {"dim": 8}), (types.SPARSE_FLOAT_VECTOR, {})):
-        s = c.create_schema()
-        s.add_field("id", types.INT64, is_primary=True)
-        s.add_field("v", dtype, **extra)
-        c.create_collection("other_v", schema=s)
+def _int8(c, int8_vector) -> None:
+    v = np.array([1, -2], dtype=np.int8)
+    _vectors(c, int8_vector, 2, "FLAT", "L2", v, v, 0)
+
+
+def _binary(c, binary_vector) -> None:
+    _vectors(c, binary_vector, 16, "BIN_FLAT", "HAMMING", b"\xff\x00", b"\xff\x01", 1)
+
+
+def _sparse(c, sparse_vector) -> None:
+    s = c.create_schema()
+    s.add_field("id", engine.DataType.INT64, is_primary=True)
+    s.add_field("v", sparse_vector)
+    c.create_collection("sv", schema=s)
 
 
 def _scalar_indexes(c) -> None:

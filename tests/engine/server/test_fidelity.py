@@ -308,3 +308,26 @@ def test_int8_vectors(client):
     assert got == [-128, 127, 0, 5]
     code, msg = _code(lambda: client.insert("i8v", [{"id": 9, "v": [300, 0, 0, 0]}]))
     assert code != 0
+
+
+def test_binary_vectors_and_varchar_auto_id(client):
+    import numpy as np
+
+    s = MilvusClient.create_schema(auto_id=True)
+    s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=32)
+    s.add_field("v", DataType.BINARY_VECTOR, dim=16)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "BIN_FLAT", metric_type="HAMMING")
+    client.create_collection("bin", schema=s, index_params=p)
+    bits = np.array([[1] * 16, [0] * 16, [1, 0] * 8], dtype=np.uint8)
+    ids = client.insert("bin", [{"v": np.packbits(b).tobytes()} for b in bits])["ids"]
+    assert len(ids) == 3 and all(isinstance(k, str) for k in ids)
+    hits = client.search("bin", [np.packbits([1] * 8 + [0] * 8).tobytes()], limit=3,
+                         output_fields=["v"])[0]
+    assert [h["distance"] for h in hits] == [8.0, 8.0, 8.0]
+    top = client.search("bin", [np.packbits(bits[2]).tobytes()], limit=1,
+                        output_fields=["v"])[0][0]
+    assert top["pk"] == ids[2] and top["distance"] == 0
+    v = top["entity"]["v"]
+    v = v[0] if isinstance(v, list) else v
+    assert bytes(v) == np.packbits(bits[2]).tobytes()
