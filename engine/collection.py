@@ -31,7 +31,7 @@ from .schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from .segment import GrowingSegment, SealedSegment, match_keys
 from .storage.manifest import (DEFAULT_PARTITION, LoadIntent, Manifest, ManifestFile,
                                read_manifest, write_manifest)
-from .storage.segments import (read_arrow, read_deletes, read_segment, read_tensor,
+from .storage.segments import (has_valid, read_arrow, read_deletes, read_segment, read_tensor,
                                shard_path, write_deletes, write_segment)
 from .storage.wal import Kind, WriteAheadLog, replay
 
@@ -236,8 +236,10 @@ class Collection:
         layout = self.layout_index()
         if layout is not None and layout[0]["field_name"] not in self.trained:
             try:
-                changes += self._train(layout, [b.cols[layout[0]["field_name"]]
-                                                for *_, b in sealing])
+                field = layout[0]["field_name"]
+                changes += self._train(layout, [
+                    b.cols[field] if field not in b.valid else b.cols[field][b.valid[field]]
+                    for *_, b in sealing])
             except (OSError, SafetensorError) as e:  # the trained parts' file
                 raise WriteFailed(str(self.path), e, _NOT_SEALED) from e
         m = self.mf.draft()  # current once everything is on disk
@@ -367,9 +369,12 @@ class Collection:
         for seg in self.sealed:
             if have >= target:
                 break
-            v = read_tensor(self.segment_dir(seg.id), self.stems[field],
-                            sums=self.file_sums(seg.id, field))
-            parts.append(v[~seg.deleted])
+            seg_dir, sums = self.segment_dir(seg.id), self.file_sums(seg.id, field)
+            v = read_tensor(seg_dir, self.stems[field], sums=sums)
+            keep = ~seg.deleted
+            if has_valid(seg_dir, self.stems[field]):  # a nullable vector: train on values
+                keep &= read_tensor(seg_dir, self.stems[field], "valid", sums=sums)
+            parts.append(v[keep])
             have += len(parts[-1])
         if have < max(fewest, 1):
             return []

@@ -105,7 +105,14 @@ def to_batch(schema: CollectionSchema, data: Any, *, auto_id_base: int = 0,
     return batch
 
 
+class Columns(dict):
+    """Insert data given column by column (what the protocol servers build): one list or
+    array per field, even where no 2-D vector array marks it (a nullable vector column)."""
+
+
 def _is_columnar(schema: CollectionSchema, data: dict) -> bool:
+    if isinstance(data, Columns):
+        return True
     for f in schema.vector_fields:
         v = data.get(f.name)
         if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 2:
@@ -236,6 +243,11 @@ def _convert(f: FieldSchema, vals: Any, n: int, batch: Batch) -> None:
 
 
 def _zero(f: FieldSchema) -> Any:
+    """What a null row holds in a fixed-width column (its validity says it is null)."""
+    if f.dtype == DataType.BINARY_VECTOR:
+        return bytes(f.width)
+    if f.is_vector:
+        return [0] * f.width
     if f.dtype == DataType.BOOL:
         return False
     if f.is_fixed:
@@ -462,11 +474,10 @@ def column_to_python(f: FieldSchema | None, col: Any, valid: torch.Tensor | None
     """A column as a list of Python values (None where null)."""
     if isinstance(col, torch.Tensor):
         if f is not None and f.dtype == DataType.BINARY_VECTOR:  # bytes, as pymilvus's
-            raw = col.contiguous().numpy()
-            return [row.tobytes() for row in raw]
-        if col.dtype in (torch.float16, torch.bfloat16):
-            col = col.float()
-        values = col.tolist()
+            values = [row.tobytes() for row in col.contiguous().numpy()]
+        else:
+            values = (col.float() if col.dtype in (torch.float16, torch.bfloat16)
+                      else col).tolist()
         if valid is not None and not bool(valid.all()):
             values = [v if ok else None for v, ok in zip(values, valid.tolist())]
         return values

@@ -7,6 +7,9 @@ vectors, filter and limit), fused into one ranking by a ranker, as Milvus comput
   ``s_i`` is the hit's score in search i, normalised to [0, 1] by its metric when
   ``norm_score`` (COSINE ``(1 + s) / 2``, IP ``1/2 + atan(s) / pi``, L2
   ``1 - 2 atan(d) / pi``) and taken as it is otherwise.
+- a function score (decay and boost rerankers, ``rerank.py``): Milvus's rule for hybrid
+  search, the best relevance any search gave the hit (IP and COSINE as they are,
+  distances ``1 - 2 atan(d) / pi``), then the functions applied to it.
 
 Hits are ordered by fused score, highest first; ``offset`` and ``limit`` apply after the
 fusion, and output fields are fetched for the winners only. Any object with the attributes
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import reads
+from . import reads, rerank
 from .collection import Collection
 from .errors import ParamError
 from .residency import Residency
@@ -65,7 +68,7 @@ class WeightedRanker:
 class Ranker:
     """A ranker's checked form."""
 
-    strategy: str          # "rrf" | "weighted"
+    strategy: str          # "rrf" | "weighted" | "function" (decay, boost: rerank.py)
     k: float = 60.0
     weights: tuple[float, ...] = ()
     norm_score: bool = True
@@ -114,7 +117,8 @@ def hybrid_search(residency: Residency, coll: Collection, requests: list[Any], r
     if len(requests) > MAX_REQUESTS:
         raise ParamError(f"at most {MAX_REQUESTS} searches in one hybrid_search, got "
                          f"{len(requests)}")
-    rk = ranker_of(ranker, len(requests))
+    fs = rerank.function_score_of(ranker) if _is_function(ranker) else None
+    rk = ranker_of(ranker, len(requests)) if fs is None else Ranker("function")
     offset = reads.offset_of(options.get("offset", 0))
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1 or \
             limit + offset > MAX_TOPK:
@@ -150,6 +154,9 @@ def hybrid_search(residency: Residency, coll: Collection, requests: list[Any], r
             starts = np.repeat(np.cumsum(counts) - counts, counts)
             rank = np.arange(len(flat)) - starts + 1
             scores.append(1.0 / (rk.k + rank))
+        elif fs is not None:  # Milvus: the best relevance of the searches, then functions
+            scores.append(rerank.relevance(dist, coll.vector_index(r.anns_field)[0][
+                "metric_type"]))
         else:
             metric = coll.vector_index(r.anns_field)[0]["metric_type"]
             s = _normalise(dist, metric) if rk.norm_score else dist
@@ -159,17 +166,34 @@ def hybrid_search(residency: Residency, coll: Collection, requests: list[Any], r
         return [[] for _ in range(nq)]
     return _fused(residency, coll, np.concatenate(pks), np.concatenate(qidx),
                   np.concatenate(scores), nq, limit, offset, output_fields, partition_names,
-                  decimals)
+                  decimals, fs)
+
+
+def _is_function(ranker: Any) -> bool:
+    """A function score (decay, boost; a pymilvus Function or FunctionScore) rather than
+    RRFRanker / WeightedRanker."""
+    if hasattr(ranker, "functions") or hasattr(ranker, "input_field_names"):
+        return True
+    return isinstance(ranker, dict) and ("functions" in ranker or "reranker" in (
+        ranker.get("params") or {}))
 
 
 def _fused(residency: Residency, coll: Collection, pks: np.ndarray, qidx: np.ndarray,
            scores: np.ndarray, nq: int, limit: int, offset: int, output_fields: Any,
-           partition_names: list[str] | None, decimals: int) -> list[list[dict]]:
-    """Sum the scores of each (query, key), rank per query, fetch the winners' fields."""
+           partition_names: list[str] | None, decimals: int,
+           fs: rerank.FunctionScore | None = None) -> list[list[dict]]:
+    """Sum the scores of each (query, key) (a function score: take their best and apply
+    the functions), rank per query, fetch the winners' fields."""
     uniq, code = np.unique(pks, return_inverse=True)
     combo, inv = np.unique(qidx * len(uniq) + code, return_inverse=True)
-    total = np.bincount(inv, weights=scores)
+    if fs is None:
+        total = np.bincount(inv, weights=scores)
+    else:
+        total = np.full(len(combo), -np.inf)
+        np.maximum.at(total, inv, scores)
     q_of, key_of = combo // len(uniq), uniq[combo % len(uniq)]
+    if fs is not None:
+        total = _function_scores(residency, coll, fs, key_of, total, partition_names)
     order = np.lexsort((-total, q_of))  # by query, best score first
     q_of, key_of, total = q_of[order], key_of[order], total[order]
     bounds = np.searchsorted(q_of, np.arange(nq + 1))
@@ -194,6 +218,31 @@ def _fused(residency: Residency, coll: Collection, pks: np.ndarray, qidx: np.nda
         out.append([{pk: key, "distance": float(s), "entity": dict(entities.get(key, {}))}
                     for key, s in zip(key_of[a:b].tolist(), total[a:b].tolist())])
     return out
+
+
+def _function_scores(residency: Residency, coll: Collection, fs: rerank.FunctionScore,
+                     keys: np.ndarray, rel: np.ndarray,
+                     partition_names: list[str] | None) -> np.ndarray:
+    """The final scores of fused candidates: their decay fields and boost filters read by
+    one query each over the candidate keys."""
+    pk = coll.pk.name
+    wanted = list(dict.fromkeys(keys.tolist()))
+    values = {}
+    if fs.fields:
+        rows = {r[pk]: r for r in reads.query(residency, coll, "", list(fs.fields), wanted,
+                                              partition_names, {})}
+        values = {f: np.array([rows.get(k, {}).get(f) for k in keys.tolist()],
+                              dtype=np.float64) for f in fs.fields}
+    matched = []
+    for f in fs.functions:
+        if isinstance(f, rerank.Boost):
+            if not f.filter:
+                matched.append(None)
+                continue
+            hit = {r[pk] for r in reads.query(residency, coll, f.filter, [pk], wanted,
+                                              partition_names, {})}
+            matched.append(np.fromiter((k in hit for k in keys.tolist()), bool, len(keys)))
+    return rerank.final_scores(fs, rel, values, matched)
 
 
 def parse_rank_params(kv: dict[str, str]) -> tuple[dict, dict]:

@@ -5,7 +5,8 @@ Rules enforced here (each violation is a 1100 ParamError that says the fix):
 - exactly one primary key, INT64 or VARCHAR; ``auto_id`` only with an INT64 key;
 - VARCHAR needs ``max_length`` (1..65535 bytes); vectors need ``dim`` (1..32768);
 - ARRAY needs a scalar ``element_type`` and ``max_capacity`` (1..4096);
-- at least one vector field; the primary key and vectors cannot be nullable.
+- at least one vector field; the primary key cannot be nullable; a nullable vector field's
+  null rows are in no search result.
 Fixed-width fields (numbers, bools, vectors, an INT64 key) are stored and made resident as
 torch tensors; variable-width fields (VARCHAR, JSON, ARRAY, the dynamic field ``$meta``) as
 Arrow arrays.
@@ -124,8 +125,9 @@ class FieldSchema:
             if t == DataType.BINARY_VECTOR and self.dim % 8:
                 raise ParamError(f"field {self.name}: BINARY_VECTOR dim must be a multiple of "
                                  f"8, got {self.dim}")
-            if self.nullable:
-                raise ParamError(f"field {self.name}: a vector field cannot be nullable")
+            if self.default_value is not None:
+                raise ParamError(f"field {self.name}: a vector field cannot have a default "
+                                 "value (a nullable one reads null where none was given)")
         elif self.dim is not None:
             raise ParamError(f"field {self.name}: dim is only for vector fields")
         if t == DataType.VARCHAR or (t == DataType.ARRAY and self.element_type == DataType.VARCHAR):

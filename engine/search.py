@@ -167,6 +167,9 @@ def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]
 def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
     x = seg.column(field_name)
+    has = seg.validity(field_name)  # a nullable vector: null rows are never hits
+    if has is not None:
+        mask = has if mask is None else mask & has
     x_sq = seg.norms(field_name) if plan.metric in ("L2", "COSINE") else None
     return plan.index.scan(q, x, seg.layouts.get(field_name), plan.probe, limit, plan.metric,
                            mask, plan.lo, plan.hi, x_sq)

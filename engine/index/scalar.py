@@ -5,8 +5,8 @@ segment becomes resident (a load, a seal while loaded, a ``create_index`` on a l
 collection), registered with the allocator as part ``index/<index name>``, and used by
 filters (``expr/evaluate.py``) in place of a scan of the column:
 
-- **sorted** (``STL_SORT``, ``INVERTED``, ``AUTOINDEX``, ``BITMAP`` on a numeric field): the column's
-  non-null, non-NaN values sorted, with their row numbers. A comparison with a literal or
+- **sorted** (``STL_SORT``, ``INVERTED``, ``AUTOINDEX``, ``BITMAP`` on a numeric field):
+  the column's non-null, non-NaN values sorted, with their row numbers. A comparison with a literal or
   an ``in`` list is a binary search, and the matching rows are scattered into the mask; a
   match wider than ``SCATTER_MAX`` of the rows compares the column instead (cheaper).
 - **dictionary** (``INVERTED``, ``BITMAP``, ``TRIE``, ``STL_SORT``, ``AUTOINDEX`` on

@@ -105,3 +105,24 @@ def test_refusals(coll, ranker, match):
 def test_not_with_grouping(coll):
     with pytest.raises(ParamError, match="group_by_field"):
         coll.search("c", [[0, 0]], limit=3, ranker=_decay(), group_by_field="kind")
+
+
+def test_decay_ranker_on_hybrid_search(coll):
+    """Milvus: the best relevance any search gave the hit, times the decay."""
+    from engine import AnnSearchRequest
+
+    q1, q2 = [[0.2, 0.2]], [[0.8, 0.7]]
+    reqs = [AnnSearchRequest(q1, "v", {}, 15), AnnSearchRequest(q2, "v", {}, 15)]
+    got = coll.hybrid_search("c", reqs, _decay("exp"), limit=10, output_fields=["kind"])[0]
+    rel = {}
+    for q in (q1, q2):
+        for h in coll.search("c", q, limit=15, output_fields=["ts"])[0]:
+            r = 1 - 2 * math.atan(h["distance"]) / math.pi
+            ts = h["entity"]["ts"]
+            d = 0.0 if ts is None else 0.5 ** (abs(ts - 500) / 100)
+            rel[h["id"]] = max(rel.get(h["id"], (0, 0))[0], r), d
+    want = {k: r * d for k, (r, d) in rel.items()}
+    best = sorted(want, key=lambda k: -want[k])[:10]
+    assert [h["id"] for h in got] == best
+    assert np.allclose([h["distance"] for h in got], [want[k] for k in best])
+    assert all(set(h["entity"]) == {"kind"} for h in got)

@@ -32,7 +32,8 @@ def test_add_field_chains_and_round_trips():
     (lambda s: s.add_field("a", DataType.ARRAY, element_type=DataType.INT8), "max_capacity"),
     (lambda s: s.add_field("1bad", DataType.INT8), "invalid"),
     (lambda s: s.add_field("p", DataType.FLOAT, is_primary=True), "primary key"),
-    (lambda s: s.add_field("v", DataType.FLOAT_VECTOR, dim=4, nullable=True), "nullable"),
+    (lambda s: s.add_field("v", DataType.FLOAT_VECTOR, dim=4, default_value=[0] * 4),
+     "default value"),
     (lambda s: s.add_field("x", DataType.SPARSE_FLOAT_VECTOR), "not supported"),
     (lambda s: s.add_field("x", DataType.BINARY_VECTOR, dim=12), "multiple of 8"),
 ])

@@ -180,3 +180,30 @@ def test_binary_and_int8_kernels_on_cuda_match_the_cpu_twin():
     d, i = kernels.flat_search(q8.cuda(), x8.cuda(), 10, "L2")
     dr, ir = kernels.flat_search(q8, x8, 10, "L2")
     assert torch.equal(i.cpu(), ir) and torch.allclose(d.cpu(), dr)
+
+
+# -- nullable vector fields ---------------------------------------------------------------
+@pytest.mark.parametrize("index", ["FLAT", "IVF_FLAT"])
+def test_nullable_vectors_are_never_hits(cpu_client, index):
+    c = cpu_client
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=4, nullable=True)
+    p = c.prepare_index_params()
+    p.add_index("v", index, metric_type="L2", params={"nlist": 4} if index == "IVF_FLAT" else {})
+    c.create_collection("n", schema=s, index_params=p)
+    rng = np.random.default_rng(0)
+    rows = [{"id": i, "v": None if i % 3 == 0 else rng.random(4).tolist()} for i in range(300)]
+    c.insert("n", rows[:200])
+    c.flush("n")  # IVF trains on the non-null rows only
+    c.insert("n", rows[200:] + [{"id": 999}])  # a missing vector is null too
+    q = [[0.0] * 4]  # the null rows' stored zeros would be nearest if they were scanned
+    for _ in range(2):
+        hits = c.search("n", q, limit=300, search_params={"params": {"nprobe": 4}})[0]
+        assert len(hits) == 200 and all(h["id"] % 3 for h in hits)
+        got = {r["id"]: r["v"] for r in c.query("n", "id in [0, 1, 999]", output_fields=["v"])}
+        assert got[0] is None and got[999] is None and got[1] == pytest.approx(rows[1]["v"])
+        c.release_collection("n")
+        c.load_collection("n")
+    with pytest.raises(ParamError, match="default value"):
+        s.add_field("w", DataType.FLOAT_VECTOR, dim=4, nullable=True, default_value=[0] * 4)

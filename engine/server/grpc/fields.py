@@ -57,7 +57,7 @@ READ: dict[str, tuple[str, ...]] = {
               "expr_template_values"),
     # each of requests is checked against Search's list
     "HybridSearch": ("collection_name", "partition_names", "requests", "rank_params",
-                     "output_fields"),
+                     "output_fields", "function_score"),
     "CreateIndex": ("collection_name", "field_name", "extra_params", "index_name"),
     "DescribeIndex": ("collection_name", "field_name", "index_name"),
     "DropIndex": ("collection_name", "field_name", "index_name"),

@@ -110,6 +110,8 @@ def hybrid_search(c: MilvusClient, req) -> milvus_pb2.SearchResults:
         raise ParamError(f"hybrid_search rank_params {extra} are not supported by Hotset "
                          "(grouping is not implemented): leave them out")
     ranker, opts = parse_rank_params(rank)
+    if req.HasField("function_score"):  # a decay or boost reranker (pymilvus's Function)
+        ranker = _function_score(req.function_score)
     output = list(req.output_fields)
     hits = c.hybrid_search(req.collection_name, reqs, ranker, limit=opts["limit"],
                            output_fields=output or None,

@@ -9,6 +9,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from ...columns import Columns
 from ...errors import ParamError
 from ...names import shown
 from ...schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
@@ -186,7 +187,7 @@ def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
 
 def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: int) -> dict:
     """The columnar dict the engine's insert takes; dynamic keys spread out as columns."""
-    cols: dict[str, Any] = {}
+    cols: dict[str, Any] = Columns()
     for fd in fields_data:
         f = schema.field(fd.field_name)
         if fd.is_dynamic or fd.field_name == DYNAMIC_FIELD:
@@ -200,17 +201,23 @@ def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: in
         if f is None:
             raise ParamError(f"field {fd.field_name} is not in the collection's schema")
         if f.is_vector:
-            values: Any = _vector_values(fd, f.dtype)
+            if len(fd.valid_data) and not any(fd.valid_data):
+                values: Any = []  # every row null: no vector data at all
+            else:
+                values = _vector_values(fd, f.dtype)
+            if len(fd.valid_data):  # a nullable vector: only its valid rows are sent
+                values = [v.tobytes() if f.dtype == DataType.BINARY_VECTOR else v.tolist()
+                          for v in values]
         else:
             values = _scalar_values(fd, f.dtype)
-            if len(fd.valid_data):
-                valid = list(fd.valid_data)
-                if len(values) not in (sum(valid), len(valid)):
-                    raise ParamError(f"field {fd.field_name}: {len(values)} values for "
-                                     f"{len(valid)} rows ({sum(valid)} valid)")
-                it = iter(values)
-                values = [next(it) if ok else None for ok in valid] if len(values) < len(valid) \
-                    else [v if ok else None for v, ok in zip(values, valid)]
+        if len(fd.valid_data):
+            valid = list(fd.valid_data)
+            if len(values) not in (sum(valid), len(valid)):
+                raise ParamError(f"field {fd.field_name}: {len(values)} values for "
+                                 f"{len(valid)} rows ({sum(valid)} valid)")
+            it = iter(values)
+            values = [next(it) if ok else None for ok in valid] if len(values) < len(valid) \
+                else [v if ok else None for v, ok in zip(values, valid)]
         cols[f.name] = values
     return cols
 
@@ -222,6 +229,9 @@ def field_data(schema: CollectionSchema, name: str, values: list) -> schema_pb2.
         raise AssertionError(name)
     fd = schema_pb2.FieldData(type=int(f.dtype), field_name=name,
                               field_id=100 + schema.names.index(name))
+    if f.is_vector and f.nullable:  # as Milvus: valid_data for every row, vectors for valid
+        fd.valid_data.extend([v is not None for v in values])
+        values = [v for v in values if v is not None]
     if f.dtype == DataType.BINARY_VECTOR:  # values: bytes per row
         fd.vectors.dim = f.dim
         fd.vectors.binary_vector = b"".join(values)

@@ -70,6 +70,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`truncate_collection`", WORKS, WORKS, NONE),
     ("`INT8_VECTOR` fields (FLAT, IVF_FLAT)", WORKS, WORKS, WORKS),
     ("`BINARY_VECTOR` fields (BIN_FLAT; HAMMING, JACCARD)", WORKS, WORKS, WORKS),
+    ("Nullable vector fields (null rows are in no search result)", WORKS, WORKS, WORKS),
     ("`SPARSE_FLOAT_VECTOR` fields", refused(1100), refused(1100), refused(1100)),
     ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
      "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
@@ -356,6 +357,18 @@ CHECKS = [
              ("entities/search", {"collectionName": "bv", "data": [[255, 1]], "limit": 1,
                                   "outputFields": ["v"]}),
              ("collections/drop", {"collectionName": "bv"})])),
+    (lambda e: outcome(lambda: _nullable_vector(e, engine.DataType.FLOAT_VECTOR)),
+         lambda g: outcome(lambda: _nullable_vector(g, PyDataType.FLOAT_VECTOR)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "vt", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "v", "dataType": "FloatVector", "nullable": True,
+                  "elementTypeParams": {"dim": 2}}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "L2", "indexType": "FLAT"}]}),
+             ("entities/insert", {"collectionName": "vt", "data": [{"id": 1, "v": None},
+                                                                   {"id": 2, "v": [0, 1]}]}),
+             ("entities/search", {"collectionName": "vt", "data": [[0, 0]], "limit": 2}),
+             ("collections/drop", {"collectionName": "vt"})])),
     (lambda e: outcome(lambda: _sparse(e, engine.DataType.SPARSE_FLOAT_VECTOR)),
          lambda g: outcome(lambda: _sparse(g, PyDataType.SPARSE_FLOAT_VECTOR)),
          lambda s: rest(s, "collections/create", {"collectionName": "sv", "schema": {
@@ -416,6 +429,18 @@ def _int8(c, int8_vector) -> None:
 
 def _binary(c, binary_vector) -> None:
     _vectors(c, binary_vector, 16, "BIN_FLAT", "HAMMING", b"\xff\x00", b"\xff\x01", 1)
+
+
+def _nullable_vector(c, float_vector) -> None:
+    s = c.create_schema()
+    s.add_field("id", engine.DataType.INT64, is_primary=True)
+    s.add_field("v", float_vector, dim=2, nullable=True)
+    p = c.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("vt", schema=s, index_params=p)
+    c.insert("vt", [{"id": 1, "v": None}, {"id": 2, "v": [0.0, 1.0]}])
+    assert [h["id"] for h in c.search("vt", [[0.0, 0.0]], limit=2)[0]] == [2]
+    c.drop_collection("vt")
 
 
 def _sparse(c, sparse_vector) -> None:

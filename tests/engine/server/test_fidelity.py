@@ -331,3 +331,40 @@ def test_binary_vectors_and_varchar_auto_id(client):
     v = top["entity"]["v"]
     v = v[0] if isinstance(v, list) else v
     assert bytes(v) == np.packbits(bits[2]).tobytes()
+
+
+def test_nullable_vectors(client):
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2, nullable=True)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    client.create_collection("nv", schema=s, index_params=p)
+    client.insert("nv", [{"id": 1, "v": [0.0, 0.0]}, {"id": 2, "v": None},
+                         {"id": 3, "v": [1.0, 0.0]}])
+    hits = client.search("nv", [[0.0, 0.0]], limit=5)[0]
+    assert [h["id"] for h in hits] == [1, 3]
+    got = {r["id"]: r["v"] for r in client.query("nv", "id > 0", output_fields=["v"])}
+    assert got[2] is None and list(got[3]) == [1.0, 0.0]
+
+
+def test_decay_ranker_on_hybrid_search(client):
+    import math
+
+    from pymilvus import AnnSearchRequest, Function, FunctionType
+
+    _small(client, "hd", ts=DataType.INT64)
+    client.insert("hd", [{"id": i, "v": [i / 10, 1 - i / 10], "ts": 10 * i} for i in range(10)])
+    decay = Function(name="d", input_field_names=["ts"], function_type=FunctionType.RERANK,
+                     params={"reranker": "decay", "function": "linear", "origin": 0,
+                             "scale": 50})
+    reqs = [AnnSearchRequest([[0.0, 1.0]], "v", {}, 10), AnnSearchRequest([[1.0, 0.0]], "v",
+                                                                         {}, 10)]
+    got = client.hybrid_search("hd", reqs, decay, limit=3)[0]
+    best = {}
+    for q in ([0.0, 1.0], [1.0, 0.0]):
+        for h in client.search("hd", [q], limit=10)[0]:
+            r = 1 - 2 * math.atan(h["distance"]) / math.pi
+            best[h["id"]] = max(best.get(h["id"], 0.0), r)
+    want = {k: r * max((100 - 10 * k) / 100, 0.0) for k, r in best.items()}
+    assert [h["id"] for h in got] == sorted(want, key=lambda k: -want[k])[:3]
