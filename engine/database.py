@@ -40,6 +40,17 @@ def _index_not_found(index_name: str) -> MilvusException:
                            code=700)
 
 
+def _no_partitions_by_hand(coll: Collection, create: bool = False) -> None:
+    """Milvus: with a partition key, partitions are the key's to choose."""
+    key = coll.schema.partition_key
+    if key is not None:
+        what = ("disable create partition if partition key mode is used" if create else
+                "not support manually specifying the partition names if partition key mode "
+                "is used")
+        raise ParamError(f"{what}: {coll.name} partitions its rows by {key.name}; filter on "
+                         "that field instead")
+
+
 class Database:
     def __init__(self, root: Any, device: Any, memory_limit: int | None, seal_bytes: int,
                  verify: bool, name: str = "default", allocator: Any = None) -> None:
@@ -104,6 +115,8 @@ class Database:
 
     @staticmethod
     def partition(coll: Collection, name: str | None) -> str:
+        if name:
+            _no_partitions_by_hand(coll)
         part = check_name("partition", name) if name else DEFAULT_PARTITION
         if part not in coll.partitions:
             raise PartitionNotFound(part)
@@ -523,6 +536,7 @@ class Database:
         with self.lock:
             coll = self.get(name)
             check_name("partition", partition)
+            _no_partitions_by_hand(coll, create=True)
             if partition in coll.partitions:
                 return
             coll.add_partition(partition)

@@ -111,10 +111,15 @@ class FieldSchema:
     nullable: bool = False
     default_value: Any = None
     description: str = ""
+    is_partition_key: bool = False
 
     def __post_init__(self) -> None:
         check_name("field", self.name)
         t = self.dtype
+        if self.is_partition_key:
+            if t not in (DataType.INT64, DataType.VARCHAR) or self.is_primary or self.nullable:
+                raise ParamError(f"field {self.name}: a partition key must be a non-nullable "
+                                 "INT64 or VARCHAR field other than the primary key")
         if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING,
                  DataType.SPARSE_FLOAT_VECTOR):
             raise ParamError(f"field {self.name}: data type {t.name} is not supported by Hotset")
@@ -220,6 +225,8 @@ class FieldSchema:
             out["nullable"] = True
         if self.default_value is not None:
             out["default_value"] = self.default_value
+        if self.is_partition_key:
+            out["is_partition_key"] = True
         return out
 
 
@@ -240,7 +247,7 @@ class CollectionSchema:
                   element_type: Any = None, max_capacity: int | None = None,
                   nullable: bool = False, default_value: Any = None, description: str = "",
                   auto_id: bool | None = None, **kwargs: Any) -> "CollectionSchema":
-        kwargs.pop("is_partition_key", None)  # accepted, single-partition-key not modelled
+        is_partition_key = bool(kwargs.pop("is_partition_key", False))
         if kwargs:
             raise ParamError(f"add_field({field_name!r}): unknown arguments {sorted(kwargs)}")
         if auto_id is not None and is_primary:
@@ -251,7 +258,8 @@ class CollectionSchema:
             max_length=None if max_length is None else int(max_length),
             element_type=None if element_type is None else _to_dtype(element_type, "element_type"),
             max_capacity=None if max_capacity is None else int(max_capacity),
-            nullable=bool(nullable), default_value=default_value, description=description)
+            nullable=bool(nullable), default_value=default_value, description=description,
+            is_partition_key=is_partition_key)
         self._append(f)
         return self
 
@@ -273,6 +281,9 @@ class CollectionSchema:
         self.validate()
 
     def _append(self, f: FieldSchema) -> None:
+        if f.is_partition_key and self.partition_key is not None:
+            raise ParamError(f"field {f.name}: a collection has at most one partition key, and "
+                             f"{self.partition_key.name} already is")
         if any(g.name == f.name for g in self.fields):
             raise ParamError(f"duplicated field name {f.name!r}: each field needs its own name")
         if f.is_primary and any(g.is_primary for g in self.fields):
@@ -281,6 +292,13 @@ class CollectionSchema:
         self.fields.append(f)
 
     # -- lookups ---------------------------------------------------------------------
+    @property
+    def partition_key(self) -> FieldSchema | None:
+        """The partition key field, or None. Milvus hashes rows into partitions by it; on
+        Hotset every row stays in one partition (results are the same), and partitions
+        cannot be named by hand, as in Milvus."""
+        return next((f for f in self.fields if f.is_partition_key), None)
+
     @property
     def primary(self) -> FieldSchema:
         for f in self.fields:

@@ -97,3 +97,31 @@ def test_auto_id_on_a_varchar_key(cpu_client):
     got = {r["pk"]: r["v"] for r in c.query("c", "pk != ''", output_fields=["v"])}
     assert got == {ids[1]: [3.0, 4.0], new[0]: [9.0, 9.0]}
 
+
+
+def test_partition_key_is_kept_and_partitions_are_its(cpu_client):
+    """``is_partition_key`` was once accepted and dropped: it is described now, and, as in
+    Milvus, partitions cannot be named by hand on such a collection."""
+    c = cpu_client
+    s = c.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("tenant", DataType.VARCHAR, max_length=16, is_partition_key=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    with pytest.raises(ParamError, match="at most one partition key"):
+        s.add_field("t2", DataType.INT64, is_partition_key=True)
+    with pytest.raises(ParamError, match="partition key must be"):
+        c.create_schema().add_field("f", DataType.FLOAT, is_partition_key=True)
+    p = c.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    c.create_collection("c", schema=s, index_params=p)
+    fields = {f["name"]: f for f in c.describe_collection("c")["fields"]}
+    assert fields["tenant"]["is_partition_key"] and "is_partition_key" not in fields["id"]
+    c.insert("c", [{"id": 1, "tenant": "a", "v": [0, 0]}, {"id": 2, "tenant": "b", "v": [1, 0]}])
+    assert [h["id"] for h in c.search("c", [[0, 0]], limit=5, filter="tenant == 'b'")[0]] == [2]
+    with pytest.raises(ParamError, match="disable create partition"):
+        c.create_partition("c", "p1")
+    with pytest.raises(ParamError, match="manually specifying the partition names"):
+        c.insert("c", [{"id": 3, "tenant": "a", "v": [0, 1]}], partition_name="_default")
+    c.release_collection("c")
+    c.load_collection("c")  # the flag survives the manifest
+    assert c.collection_schema("c").partition_key.name == "tenant"

@@ -104,7 +104,8 @@ def add_field_from_proto(out: CollectionSchema, f: schema_pb2.FieldSchema) -> Fi
                   element_type=f.element_type or None,
                   max_capacity=int_of(tp["max_capacity"], "max_capacity")
                   if "max_capacity" in tp else None,
-                  nullable=f.nullable, default_value=default, description=f.description)
+                  nullable=f.nullable, default_value=default, description=f.description,
+                  is_partition_key=f.is_partition_key)
     return out.fields[-1]
 
 
@@ -134,7 +135,8 @@ def schema_to_proto(name: str, s: CollectionSchema) -> schema_pb2.CollectionSche
         fs = schema_pb2.FieldSchema(fieldID=100 + i, name=f.name, is_primary_key=f.is_primary,
                                     description=f.description, data_type=int(f.dtype),
                                     type_params=tp, autoID=f.is_primary and s.auto_id,
-                                    element_type=int(f.element_type or 0), nullable=f.nullable)
+                                    element_type=int(f.element_type or 0), nullable=f.nullable,
+                                    is_partition_key=f.is_partition_key)
         dv = _default_value(f)
         if dv is not None:
             fs.default_value.CopyFrom(dv)

@@ -37,6 +37,7 @@ class FieldDef(_Part):
     nullable: bool = False
     default_value: Any = Field(None, alias="defaultValue")
     description: str = ""
+    is_partition_key: bool = Field(False, alias="isPartitionKey")
 
 
 class SchemaDef(_Part):

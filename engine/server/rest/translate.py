@@ -98,7 +98,7 @@ def _field_args(f: m.FieldDef) -> dict:
             if f.element_data_type else None,
             "max_capacity": _int(tp.get("max_capacity"), "max_capacity"),
             "nullable": f.nullable, "default_value": f.default_value,
-            "description": f.description}
+            "description": f.description, "is_partition_key": f.is_partition_key}
 
 
 def add_field(c: MilvusClient, b: m.AddField) -> None:
@@ -117,7 +117,8 @@ def describe_collection(c: MilvusClient, name: str) -> dict:
                  "primaryKey": bool(f.get("is_primary")),
                  "autoId": bool(f.get("is_primary")) and d["auto_id"],
                  "params": [{"key": k, "value": str(v)} for k, v in f["params"].items()],
-                 "nullable": bool(f.get("nullable"))}
+                 "nullable": bool(f.get("nullable")),
+                 "partitionKey": bool(f.get("is_partition_key"))}
         if "element_type" in f:
             entry["elementType"] = _TYPE_NAME[f["element_type"]]
         fields.append(entry)

@@ -368,3 +368,17 @@ def test_decay_ranker_on_hybrid_search(client):
             best[h["id"]] = max(best.get(h["id"], 0.0), r)
     want = {k: r * max((100 - 10 * k) / 100, 0.0) for k, r in best.items()}
     assert [h["id"] for h in got] == sorted(want, key=lambda k: -want[k])[:3]
+
+
+def test_partition_key(client):
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("tenant", DataType.VARCHAR, max_length=8, is_partition_key=True)
+    s.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("v", "FLAT", metric_type="L2")
+    client.create_collection("pk_mode", schema=s, index_params=p)
+    fields = {f["name"]: f for f in client.describe_collection("pk_mode")["fields"]}
+    assert fields["tenant"].get("is_partition_key") is True
+    code, msg = _code(lambda: client.create_partition("pk_mode", "p1"))
+    assert code == 1100 and "partition key mode" in msg

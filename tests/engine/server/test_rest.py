@@ -204,6 +204,19 @@ def test_add_field_properties_partition_stats(srv):
     assert r.status_code == 404 and r.json()["code"] == 1100
 
 
+def test_partition_key_field(srv):
+    srv.ok("collections/create", {"collectionName": "pkm", "schema": {"fields": [
+        {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+        {"fieldName": "tenant", "dataType": "VarChar", "isPartitionKey": True,
+         "elementTypeParams": {"max_length": 8}},
+        {"fieldName": "v", "dataType": "FloatVector", "elementTypeParams": {"dim": 2}}]}})
+    fields = {f["name"]: f for f in srv.ok("collections/describe",
+                                           {"collectionName": "pkm"})["fields"]}
+    assert fields["tenant"]["partitionKey"] and not fields["id"]["partitionKey"]
+    r = srv.post("partitions/create", {"collectionName": "pkm", "partitionName": "p1"}).json()
+    assert r["code"] == 1100 and "partition key mode" in r["message"]
+
+
 def test_partition_endpoints(srv):
     srv.ok("collections/create", {"collectionName": "p", "dimension": 5})
     srv.ok("partitions/create", {"collectionName": "p", "partitionName": "p1"})
@@ -312,7 +325,7 @@ def _nested(depth: int) -> str:
     ("collections/create", {"collectionName": "z", "schema": {"fields": [
         {"fieldName": "id", "dataType": "Int64", "isPrimary": True, "isPartitionKey": True},
         {"fieldName": "v", "dataType": "FloatVector", "elementTypeParams": {"dim": 4}}]}},
-     1100, "isPartitionKey"),
+     1100, "partition key must be"),
     ("entities/query", {"collectionName": "bad", "filter": "id > 0", "dbName": "other"},
      800, "database not found"),
     ("entities/get", {"collectionName": "bad", "id": [2 ** 70]}, 1100, "int64"),
