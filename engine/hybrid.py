@@ -193,7 +193,9 @@ def _fused(residency: Residency, coll: Collection, pks: np.ndarray, qidx: np.nda
         np.maximum.at(total, inv, scores)
     q_of, key_of = combo // len(uniq), uniq[combo % len(uniq)]
     if fs is not None:
-        total = _function_scores(residency, coll, fs, key_of, total, partition_names)
+        values, matched = reads.function_inputs(residency, coll, residency.loaded(coll), fs,
+                                                key_of.tolist(), partition_names)
+        total = rerank.final_scores(fs, total, values, matched)
     order = np.lexsort((-total, q_of))  # by query, best score first
     q_of, key_of, total = q_of[order], key_of[order], total[order]
     bounds = np.searchsorted(q_of, np.arange(nq + 1))
@@ -218,31 +220,6 @@ def _fused(residency: Residency, coll: Collection, pks: np.ndarray, qidx: np.nda
         out.append([{pk: key, "distance": float(s), "entity": dict(entities.get(key, {}))}
                     for key, s in zip(key_of[a:b].tolist(), total[a:b].tolist())])
     return out
-
-
-def _function_scores(residency: Residency, coll: Collection, fs: rerank.FunctionScore,
-                     keys: np.ndarray, rel: np.ndarray,
-                     partition_names: list[str] | None) -> np.ndarray:
-    """The final scores of fused candidates: their decay fields and boost filters read by
-    one query each over the candidate keys."""
-    pk = coll.pk.name
-    wanted = list(dict.fromkeys(keys.tolist()))
-    values = {}
-    if fs.fields:
-        rows = {r[pk]: r for r in reads.query(residency, coll, "", list(fs.fields), wanted,
-                                              partition_names, {})}
-        values = {f: np.array([rows.get(k, {}).get(f) for k in keys.tolist()],
-                              dtype=np.float64) for f in fs.fields}
-    matched = []
-    for f in fs.functions:
-        if isinstance(f, rerank.Boost):
-            if not f.filter:
-                matched.append(None)
-                continue
-            hit = {r[pk] for r in reads.query(residency, coll, f.filter, [pk], wanted,
-                                              partition_names, {})}
-            matched.append(np.fromiter((k in hit for k in keys.tolist()), bool, len(keys)))
-    return rerank.final_scores(fs, rel, values, matched)
 
 
 def parse_rank_params(kv: dict[str, str]) -> tuple[dict, dict]:

@@ -126,21 +126,9 @@ def _reranked(residency: Residency, coll: Collection, res: Resident, req: Search
               fs: rerank.FunctionScore, field: str, metric: str, limit: int, offset: int,
               decimals: int) -> list[list[dict]]:
     """The ``limit + offset`` best hits by similarity, re-sorted by their function score
-    (rerank.py), with the decay fields fetched and dropped again unless asked for."""
-    for name in fs.fields:
-        f = coll.schema.field(name)
-        if f is None or not f.is_numeric:
-            raise ParamError(f"a decay reranker needs a numeric field (INT8..INT64, FLOAT, "
-                             f"DOUBLE); {name} is not one")
-        if name not in res.fields:
-            raise ParamError(f"field {name} is not loaded: release the collection and load "
-                             "it with this field in load_fields")
-    asked = _search.output_spec(coll.schema, res.fields, req.output_fields, include_pk=False)
-    extra = [n for n in dict.fromkeys(fs.fields) if n not in asked.fields]
-    wanted = req.output_fields
-    wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+    (rerank.py)."""
     hits = search(residency, coll, SearchRequest(
-        req.data, req.filter, limit + offset, [*wanted, *extra],
+        req.data, req.filter, limit + offset, req.output_fields,
         {k: v for k, v in (req.search_params or {}).items() if k != "offset"},
         req.partition_names, field,
         {k: v for k, v in (req.options or {}).items()
@@ -150,33 +138,50 @@ def _reranked(residency: Residency, coll: Collection, res: Resident, req: Search
         return hits
     pk = coll.pk.name
     rel = rerank.relevance(np.array([h["distance"] for h in flat], dtype=np.float64), metric)
-    values = {n: np.array([h["entity"].get(n) for h in flat], dtype=np.float64)
-              for n in fs.fields}
-    matched = []
-    keys = list(dict.fromkeys(h[pk] for h in flat))
+    values, matched = function_inputs(residency, coll, res, fs, [h[pk] for h in flat],
+                                      req.partition_names)
+    final = rerank.final_scores(fs, rel, values, matched)
+    shown = np.round(final, decimals) if decimals >= 0 else final  # ranked unrounded
+    out, start = [], 0
+    for per in hits:
+        order = np.argsort(-final[start:start + len(per)], kind="stable")[offset:offset + limit]
+        out.append([{**per[i], "distance": float(shown[start + i])} for i in order.tolist()])
+        start += len(per)
+    return out
+
+
+def function_inputs(residency: Residency, coll: Collection, res: Resident,
+                    fs: rerank.FunctionScore, keys: list, partition_names: list[str] | None
+                    ) -> tuple[dict[str, np.ndarray], list[np.ndarray | None]]:
+    """What a function score reads of each candidate (``keys``, one per candidate): each
+    decay field's values (NaN for null) and, per boost, whether its filter matches (None:
+    it has none). One query per input over the distinct keys."""
+    for name in fs.fields:
+        f = coll.schema.field(name)
+        if f is None or not f.is_numeric:
+            raise ParamError(f"a decay reranker needs a numeric field (INT8..INT64, FLOAT, "
+                             f"DOUBLE); {name} is not one")
+        if name not in res.fields:
+            raise ParamError(f"field {name} is not loaded: release the collection and load "
+                             "it with this field in load_fields")
+    pk = coll.pk.name
+    distinct = list(dict.fromkeys(keys))
+    values: dict[str, np.ndarray] = {}
+    if fs.fields:
+        rows = {r[pk]: r for r in query(residency, coll, "", list(fs.fields), distinct,
+                                        partition_names, {})}
+        values = {n: np.array([rows.get(k, {}).get(n) for k in keys], dtype=np.float64)
+                  for n in fs.fields}
+    matched: list[np.ndarray | None] = []
     for f in fs.functions:
         if isinstance(f, rerank.Boost):
             if not f.filter:
                 matched.append(None)
                 continue
-            rows = query(residency, coll, f.filter, [pk], keys, req.partition_names, {})
-            hit = {r[pk] for r in rows}
-            matched.append(np.fromiter((h[pk] in hit for h in flat), bool, len(flat)))
-    final = rerank.final_scores(fs, rel, values, matched)
-    shown = np.round(final, decimals) if decimals >= 0 else final  # ranked unrounded
-    out, start = [], 0
-    for per in hits:
-        scores = final[start:start + len(per)]
-        order = np.argsort(-scores, kind="stable")[offset:offset + limit]
-        ranked = []
-        for i in order.tolist():
-            h = per[i]
-            for n in extra:
-                h["entity"].pop(n, None)
-            ranked.append({**h, "distance": float(shown[start + i])})
-        out.append(ranked)
-        start += len(per)
-    return out
+            hit = {r[pk] for r in query(residency, coll, f.filter, [pk], distinct,
+                                        partition_names, {})}
+            matched.append(np.fromiter((k in hit for k in keys), bool, len(keys)))
+    return values, matched
 
 
 def _anns_field(coll: Collection, res: Resident, anns_field: str | None):

@@ -27,6 +27,7 @@ Growing segments are not indexed (as in Milvus): filters scan them.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -114,15 +115,20 @@ def check(spec: Any, schema: CollectionSchema) -> tuple[str, dict]:
     return itype, params
 
 
+@functools.lru_cache(maxsize=1024)  # parsed at every segment load: once per path is enough
+def _parsed(text: str) -> ast.Node | None:
+    try:
+        return parse(text)
+    except ParamError:
+        return None
+
+
 def json_path(text: Any, field_name: str) -> tuple:
     """The keys of ``json_path`` (``meta['a'][0]``, or ``color`` for a dynamic key), which
     must start at ``field_name``."""
     if not isinstance(text, str) or not text.strip():
         raise ParamError("json_path must be a non-empty string like my_json['a']['b']")
-    try:
-        node = parse(text)
-    except ParamError:
-        node = None
+    node = _parsed(text)
     if not isinstance(node, ast.FieldRef):
         raise ParamError(f"json_path {text!r} is not a path: write it as "
                          f"{field_name}['key']['key']")
@@ -179,16 +185,15 @@ class SortedIndex:
     """A numeric column's non-null, non-NaN values in order, with their row numbers."""
 
     def __init__(self, col: torch.Tensor, valid: torch.Tensor | None) -> None:
+        self.n = col.numel()
         keep = ~torch.isnan(col) if col.dtype.is_floating_point else None
         if valid is not None:
             keep = valid if keep is None else keep & valid
-        rows = torch.arange(col.numel(), device=col.device)
+        rows = torch.arange(self.n, device=col.device)
         if keep is not None:
             rows, col = rows[keep], col[keep]
         self.values, order = torch.sort(col, stable=True)
         self.rows = rows[order]
-        self.n = valid.numel() if valid is not None else keep.numel() if keep is not None \
-            else rows.numel()
 
     def objects(self) -> list[torch.Tensor]:
         return [self.values, self.rows]
@@ -239,9 +244,7 @@ class DictionaryIndex:
     """Distinct values (an Arrow array, host memory) and each row's code (int32 on the
     device; a null row has code ``len(dictionary)``, whose slot is always false)."""
 
-    def __init__(self, col: Any) -> None:
-        if isinstance(col, torch.Tensor):
-            col = pa.array(col.cpu().numpy())
+    def __init__(self, col: pa.Array) -> None:
         enc = col.dictionary_encode()
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks()

@@ -10,7 +10,8 @@ from ...client import MilvusClient
 from ...errors import ParamError
 from ...schema import CollectionSchema
 from .status import OK
-from .translate import add_field_from_proto, kv, schema_from_proto, schema_to_proto
+from .translate import (add_field_from_proto, alter_properties, schema_from_proto,
+                        schema_to_proto)
 
 
 def create(c: MilvusClient, req) -> common_pb2.Status:
@@ -101,9 +102,6 @@ def truncate(c: MilvusClient, req) -> milvus_pb2.TruncateCollectionResponse:
 
 
 def alter(c: MilvusClient, req) -> common_pb2.Status:
-    if req.properties:
-        c.alter_collection_properties(req.collection_name, kv(req.properties))
-    if req.delete_keys:
-        c.drop_collection_properties(req.collection_name, list(req.delete_keys))
-    return OK
+    return alter_properties(req, req.collection_name, c.alter_collection_properties,
+                            c.drop_collection_properties)
 

@@ -5,7 +5,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from ...client import MilvusClient
 from .status import OK
-from .translate import kv
+from .translate import alter_properties, kv
 
 # RPCs whose db_name is the database acted on, not the one the request runs in
 ON_DATABASES = frozenset({"CreateDatabase", "DropDatabase", "DescribeDatabase",
@@ -35,8 +35,5 @@ def describe(c: MilvusClient, req) -> milvus_pb2.DescribeDatabaseResponse:
 
 
 def alter(c: MilvusClient, req) -> common_pb2.Status:
-    if req.properties:
-        c.alter_database_properties(req.db_name, kv(req.properties))
-    if req.delete_keys:
-        c.drop_database_properties(req.db_name, list(req.delete_keys))
-    return OK
+    return alter_properties(req, req.db_name, c.alter_database_properties,
+                            c.drop_database_properties)

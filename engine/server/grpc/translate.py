@@ -25,6 +25,15 @@ def kv(params: Any) -> dict[str, str]:
     return {p.key: p.value for p in params}
 
 
+def alter_properties(req: Any, name: str, set_: Any, drop: Any) -> common_pb2.Status:
+    """An Alter* request (``properties`` to set, ``delete_keys`` to drop) on ``name``."""
+    if req.properties:
+        set_(name, kv(req.properties))
+    if req.delete_keys:
+        drop(name, list(req.delete_keys))
+    return common_pb2.Status()
+
+
 def template_values(values: Any) -> dict | None:
     """``expr_template_values`` (name -> TemplateValue) as the engine's filter_params."""
     return {k: _template(v) for k, v in values.items()} or None
