@@ -631,6 +631,7 @@ def index_entry(m: Manifest, schema: CollectionSchema, spec: IndexSpec, row_coun
     etype, eparams = spec.index_type, dict(spec.params)
     f = schema.field(spec.field_name)  # None: a JSON-path index on a dynamic key
     if f is not None and f.is_vector:
-        etype, eparams = registry.resolve(etype, eparams, row_count, spec.metric_type)
+        etype, eparams = registry.resolve(etype, eparams, row_count, spec.metric_type,
+                                          registry.kind_of(f.dtype))
     entry.update(engine_type=etype, engine_params=eparams, trained=False)
     return entry

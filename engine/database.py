@@ -356,7 +356,7 @@ class Database:
             if f is None or not f.is_vector:
                 return False
             etype, _ = registry.resolve(spec.index_type, spec.params, coll.row_count(),
-                                        spec.metric_type)
+                                        spec.metric_type, registry.kind_of(f.dtype))
             return bool(registry.get(etype).layout_suffix)
 
         laid = [s for s in added if lays_out(s)]

@@ -25,7 +25,7 @@ from .changes import Sealed
 from .collection import Collection
 from .columns import absent_column
 from .errors import MilvusException, StorageError
-from .index import scalar
+from .index import registry, scalar
 from .placement import place
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
@@ -298,6 +298,7 @@ class Loader:
         if seg.layout_field in res.fields:
             self._put_layout(res, rs, seg)
         if indexes:
+            self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
@@ -305,6 +306,17 @@ class Loader:
         layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout.items()}
         rs.put_layout(seg.layout_field, layout, index.part_labels)
         res.copied += sum(t.numel() * t.element_size() for t in layout.values())
+
+    @staticmethod
+    def _build_layouts(res: Resident, rs: ResidentSegment) -> None:
+        """Layouts built from a resident segment's rows (the sparse postings), their bytes
+        drawn from the segment's budget."""
+        for d in res.collection.manifest.indexes:
+            index = registry.find(d["engine_type"])
+            if index is not None and index.builds_layout and d["field_name"] in res.fields:
+                layout = index.build_layout(rs.column(d["field_name"]), d["engine_params"],
+                                            rs.device)
+                rs.put_layout(d["field_name"], layout, index.part_labels)
 
     @staticmethod
     def scalar_targets(res: Resident, entries: list[dict] | None = None
@@ -392,6 +404,7 @@ class Loader:
             rs.put_deleted(torch.zeros(seg.num_rows, dtype=torch.bool, device=device))
             if seg.layout_field in res.fields:
                 self._put_layout(res, rs, seg)
+            self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
 
     # -- a transient host copy ------------------------------------------------------------

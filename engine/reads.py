@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import rerank
+from . import rerank, sparse
 from . import search as _search
 from .collection import Collection
 from .columns import binary_rows, int8_rows
@@ -203,7 +203,10 @@ def _anns_field(coll: Collection, res: Resident, anns_field: str | None):
     return f
 
 
-def _queries(data: Any, field: Any, device: torch.device) -> torch.Tensor:
+def _queries(data: Any, field: Any, device: torch.device) -> Any:
+    """Search data as the scan takes it: (nq, d) tensors, or CSR rows for a sparse field."""
+    if field.is_sparse:
+        return sparse.queries(data, MAX_NQ, ParamError).to(device)
     if field.dtype == DataType.BINARY_VECTOR:  # packed bytes, scanned as they are
         rows = binary_rows(data, field.width, "search data", ParamError)
         if rows.shape[0] == 0 or rows.shape[0] > MAX_NQ:

@@ -97,9 +97,13 @@ class ResidentSegment:
 
     def put_layout(self, field: str, layout: dict[str, torch.Tensor],
                    labels: dict[str, str]) -> None:
-        """A vector index's layout tensors for ``field`` (parts ``<field>/<label>``)."""
+        """A vector index's layout tensors for ``field`` (parts ``<field>/<label>``; tensors
+        that share a label are one part)."""
+        parts: dict[str, list[torch.Tensor]] = {}
         for name, t in layout.items():
-            self.budget.register(self.owner(f"{field}/{labels.get(name, name)}"), t)
+            parts.setdefault(labels.get(name, name), []).append(t)
+        for label, tensors in parts.items():
+            self.budget.register(self.owner(f"{field}/{label}"), *tensors)
         self.layouts[field] = layout
 
     def put_index(self, name: str, t: scalar.Target, built: Any,

@@ -3,13 +3,14 @@
 Rules enforced here (each violation is a 1100 ParamError that says the fix):
 - field names are identifiers (letter or ``_`` first, then letters, digits, ``_``), unique;
 - exactly one primary key, INT64 or VARCHAR; ``auto_id`` only with an INT64 key;
-- VARCHAR needs ``max_length`` (1..65535 bytes); vectors need ``dim`` (1..32768);
+- VARCHAR needs ``max_length`` (1..65535 bytes); dense vectors need ``dim`` (1..32768), a
+  SPARSE_FLOAT_VECTOR has none;
 - ARRAY needs a scalar ``element_type`` and ``max_capacity`` (1..4096);
 - at least one vector field; the primary key cannot be nullable; a nullable vector field's
   null rows are in no search result.
 Fixed-width fields (numbers, bools, vectors, an INT64 key) are stored and made resident as
-torch tensors; variable-width fields (VARCHAR, JSON, ARRAY, the dynamic field ``$meta``) as
-Arrow arrays.
+torch tensors; variable-width fields (VARCHAR, JSON, ARRAY, SPARSE_FLOAT_VECTOR, the dynamic field
+``$meta``) as Arrow arrays.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 
 from .errors import ParamError
 from .names import check_name, shown
+from .sparse import ARROW_TYPE as SPARSE_ARROW_TYPE
 
 DYNAMIC_FIELD = "$meta"
 AUTO_KEY_CHARS = 19  # the decimal text of a positive int64, an auto_id VARCHAR key
@@ -57,7 +59,7 @@ class DataType(enum.IntEnum):
 INT_TYPES = {DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64}
 FLOAT_TYPES = {DataType.FLOAT, DataType.DOUBLE}
 VECTOR_TYPES = {DataType.FLOAT_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR,
-                DataType.INT8_VECTOR, DataType.BINARY_VECTOR}
+                DataType.INT8_VECTOR, DataType.BINARY_VECTOR, DataType.SPARSE_FLOAT_VECTOR}
 SCALAR_ELEMENT_TYPES = INT_TYPES | FLOAT_TYPES | {DataType.BOOL, DataType.VARCHAR}
 
 TORCH_DTYPE: dict[DataType, torch.dtype] = {
@@ -120,10 +122,16 @@ class FieldSchema:
             if t not in (DataType.INT64, DataType.VARCHAR) or self.is_primary or self.nullable:
                 raise ParamError(f"field {self.name}: a partition key must be a non-nullable "
                                  "INT64 or VARCHAR field other than the primary key")
-        if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING,
-                 DataType.SPARSE_FLOAT_VECTOR):
+        if t in (DataType.NONE, DataType.UNKNOWN, DataType.STRING):
             raise ParamError(f"field {self.name}: data type {t.name} is not supported by Hotset")
-        if t in VECTOR_TYPES:
+        if t == DataType.SPARSE_FLOAT_VECTOR:
+            if self.dim is not None:
+                raise ParamError(f"field {self.name}: a SPARSE_FLOAT_VECTOR has no dim (its "
+                                 "dimensions are any integers below 2**32 - 1): leave dim out")
+            if self.default_value is not None:
+                raise ParamError(f"field {self.name}: a vector field cannot have a default "
+                                 "value (a nullable one reads null where none was given)")
+        elif t in VECTOR_TYPES:
             if not isinstance(self.dim, int) or not 1 <= self.dim <= 32768:
                 raise ParamError(f"field {self.name}: {t.name} needs dim between 1 and 32768, "
                                  f"got {self.dim!r}")
@@ -160,6 +168,10 @@ class FieldSchema:
         return self.dtype in VECTOR_TYPES
 
     @property
+    def is_sparse(self) -> bool:
+        return self.dtype == DataType.SPARSE_FLOAT_VECTOR
+
+    @property
     def is_numeric(self) -> bool:
         return self.dtype in INT_TYPES | FLOAT_TYPES
 
@@ -190,6 +202,8 @@ class FieldSchema:
             return pa.string()  # JSON text; parsed on demand
         if self.dtype == DataType.ARRAY:
             return pa.list_(ARROW_ELEMENT[self.element_type])
+        if self.dtype == DataType.SPARSE_FLOAT_VECTOR:
+            return SPARSE_ARROW_TYPE
         raise AssertionError(f"{self.dtype} is fixed-width")
 
     def to_dict(self) -> dict:

@@ -183,7 +183,7 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     metric = plan.metric
     schema = res.collection.schema
     pk = schema.primary.name
-    nq = queries.shape[0]
+    nq = len(queries)  # a (nq, d) tensor, or a sparse field's CSR rows
     if not segs:
         return [[] for _ in range(nq)]
     ds, ids, owners = [], [], []

@@ -355,6 +355,17 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         pair_ids.append(order[s:s + c])
         dists.append(dd)
         rows.append(ii)
+    d, i = merge_pairs(pair_ids, dists, rows, nq, nprobe, width, k, dev)
+    if metric == "L2" and not exact:
+        d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
+    return d, i
+
+
+def merge_pairs(pair_ids: list, dists: list, rows: list, nq: int, nprobe: int, width: int,
+                k: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each (query, probed list) pair's best ``width`` candidates (``dists`` / ``rows``
+    blocks for the pairs ``pair_ids`` = query * nprobe + slot) -> each query's top ``k``,
+    padded with +inf / -1."""
     best_d = torch.full((nq * nprobe, width), _INF, device=dev)
     best_i = torch.full((nq * nprobe, width), -1, dtype=torch.int64, device=dev)
     if pair_ids:
@@ -363,9 +374,55 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         best_i[pid] = torch.cat(rows)
     d, pos = torch.topk(best_d.reshape(nq, -1), min(k, nprobe * width), dim=1, largest=False)
     i = torch.gather(best_i.reshape(nq, -1), 1, pos)
-    if metric == "L2" and not exact:
-        d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     if d.shape[1] < k:
         d, i = _pad(d, i, k)
-    i = torch.where(torch.isinf(d), torch.full_like(i, -1), i)
-    return d, i
+    return d, torch.where(torch.isinf(d), torch.full_like(i, -1), i)
+
+
+def sparse_search(q_indptr: torch.Tensor, q_indices: torch.Tensor, q_values: torch.Tensor,
+                  indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, k: int,
+                  mask: torch.Tensor | None = None, lo: float | None = None,
+                  hi: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Twin of ``sparse.sparse_search`` from the CSR rows themselves: rows and queries made
+    dense over the dimensions the queries use, scores as one matrix product, and a row
+    that shares no dimension with a query (its pattern product is 0) at +inf."""
+    dims = torch.unique(q_indices)
+    nq, n = q_indptr.numel() - 1, indptr.numel() - 1
+
+    def dense(ptr: torch.Tensor, idx: torch.Tensor, val: torch.Tensor,
+              rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = torch.repeat_interleave(torch.arange(rows, device=idx.device), ptr.diff())
+        keep = torch.isin(idx, dims)
+        col = torch.searchsorted(dims, idx[keep])
+        out = torch.zeros(rows, dims.numel(), dtype=torch.float64, device=idx.device)
+        out[row[keep], col] = val[keep].double()
+        seen = torch.zeros_like(out)
+        seen[row[keep], col] = 1.0
+        return out, seen
+
+    qd, qs = dense(q_indptr, q_indices, q_values, nq)
+    xd, xs = dense(indptr, indices, values, n)
+
+    def block(start: int, stop: int) -> torch.Tensor:
+        d = -(qd @ xd[start:stop].T)
+        d[(qs @ xs[start:stop].T) == 0] = _INF
+        return d.float()
+
+    return chunked_topk(block, nq, n, k, q_values.device, mask, lo, hi)
+
+
+def binary_ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
+                      probes: torch.Tensor, k: int, metric: str,
+                      mask: torch.Tensor | None = None, lo: float | None = None,
+                      hi: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Twin of ``binary.binary_ivf_search``: every row's popcount distance, rows outside a
+    query's probed lists set to +inf, one exact top-k."""
+    n = x.shape[0]
+    lists = torch.searchsorted(offsets, torch.arange(n, device=x.device), right=True) - 1
+    probed = (lists[None, :, None] == probes[:, None, :]).any(2)  # (nq, n)
+
+    def block(start: int, stop: int) -> torch.Tensor:
+        d = binary_distance(q, x[start:stop], metric)
+        return d.masked_fill_(~probed[:, start:stop], _INF)
+
+    return chunked_topk(block, q.shape[0], n, k, q.device, mask, lo, hi)

@@ -26,7 +26,9 @@ Tensors = dict[str, torch.Tensor]
 
 class VectorIndex:
     name: str = ""
-    binary = False          # serves BINARY_VECTOR fields (and only those)
+    kind = "dense"          # the fields it serves: "dense", "binary" or "sparse" vectors
+    builds_layout = False   # its layout is built from a segment's rows when they are made
+                            # resident (``build_layout``), not stored
     trains = False          # needs trained parts before its layout can be made
     layout_suffix = ""      # file suffix of a segment's layout ("" = no layout)
     part_labels: dict[str, str] = {}  # layout tensor -> its part name in memory_info
@@ -49,6 +51,11 @@ class VectorIndex:
         """The permutation to store a segment's rows in and its layout tensors, or None
         when the index keeps rows in arrival order."""
         return None
+
+    def build_layout(self, column: Any, params: dict, device: torch.device) -> Tensors:
+        """A segment's layout built from its resident rows of the field (``builds_layout``
+        index types: the sparse postings)."""
+        return {}
 
     def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:
         """The tensors a load puts on ``device`` for the trained parts."""

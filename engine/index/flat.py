@@ -15,7 +15,7 @@ class BinFlat(VectorIndex):
     """BIN_FLAT: an exact HAMMING or JACCARD scan of packed binary rows."""
 
     name = "BIN_FLAT"
-    binary = True
+    kind = "binary"
 
     def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):
         return kernels.binary_flat_search(queries, x, limit, metric, mask, lo=lo, hi=hi)

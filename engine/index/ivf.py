@@ -55,13 +55,20 @@ def list_order(vectors: torch.Tensor, centroids: torch.Tensor, metric: str,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The permutation that sorts rows by list, and the list offsets (nlist + 1,)."""
     lab = kernels.assign(vectors.to(device), centroids.to(device), metric).cpu()
+    return by_list(lab, centroids.shape[0])
+
+
+def by_list(lab: torch.Tensor, nlist: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The permutation that sorts rows by their list ``lab``, and the list offsets."""
     perm = torch.argsort(lab, stable=True)
-    offsets = torch.zeros(centroids.shape[0] + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.bincount(lab, minlength=centroids.shape[0]), 0)
+    offsets = torch.zeros(nlist + 1, dtype=torch.int64)
+    offsets[1:] = torch.cumsum(torch.bincount(lab, minlength=nlist), 0)
     return perm, offsets
 
 
 class IvfFlat(VectorIndex):
+    """IVF_FLAT on float, half-precision and int8 vector fields."""
+
     name = "IVF_FLAT"
     trains = True
     layout_suffix = "ivf"
@@ -104,3 +111,41 @@ class IvfFlat(VectorIndex):
             return super().scan(queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq)
         return kernels.ivf_search(queries, x, layout["offsets"], probe, limit, metric, mask,
                                   lo, hi, x_sq)
+
+
+class BinIvfFlat(IvfFlat):
+    """BIN_IVF_FLAT: IVF_FLAT for BINARY_VECTOR fields (HAMMING, JACCARD). Centroids are
+    packed binary rows (k-means on the bits, rounded to majority bits); rows are assigned,
+    probed and scanned by the query metric, through ``kernels/binary.py``."""
+
+    name = "BIN_IVF_FLAT"
+    kind = "binary"
+
+    def train(self, sample, params, metric, device) -> Tensors:
+        packed = sample.to(device, torch.uint8)  # the sample comes widened to float32, exactly
+        return {"centroids": kernels.binary_kmeans(packed, params["nlist"]).cpu()}
+
+    def order(self, vectors, trained, metric, device):
+        cent = trained["centroids"].to(device)
+        perm, offsets = by_list(kernels.binary_assign(vectors.to(device), cent, metric).cpu(),
+                                cent.shape[0])
+        return perm, {"offsets": offsets}
+
+    def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:
+        return {"centroids": trained["centroids"].to(device)}
+
+    def resident_bytes(self, trained: Tensors) -> int:
+        return trained["centroids"].numel()
+
+    def probe(self, queries, resident, build, search, metric):
+        cent = resident.get("centroids")
+        if cent is None:
+            return None
+        nprobe = check_nprobe(search, cent.shape[0], build.get("nprobe", DEFAULT_NPROBE))
+        return kernels.binary_probe(queries, cent, nprobe, metric)
+
+    def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):
+        if probe is None or not layout:
+            return kernels.binary_flat_search(queries, x, limit, metric, mask, lo=lo, hi=hi)
+        return kernels.binary_ivf_search(queries, x, layout["offsets"], probe, limit, metric,
+                                         mask, lo, hi)

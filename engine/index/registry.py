@@ -2,16 +2,19 @@
 
 AUTOINDEX on a vector field resolves once, when the index is created, by the collection's
 size: FLAT under ``AUTO_IVF_MIN_ROWS`` rows, else IVF_FLAT with ``AUTO_PARAMS``; on a
-binary field (a HAMMING or JACCARD metric) it is BIN_FLAT.
+binary field (a HAMMING or JACCARD metric) it is BIN_FLAT, on a sparse field
+SPARSE_INVERTED_INDEX.
 """
 from __future__ import annotations
 
 from ..errors import ParamError
-
-BINARY_METRIC_TYPES = ("HAMMING", "JACCARD")
+from ..schema import DataType
 from .base import VectorIndex
 from .flat import BinFlat, Flat
-from .ivf import IvfFlat
+from .ivf import BinIvfFlat, IvfFlat
+from .sparse import SparseInverted, SparseWand
+
+BINARY_METRIC_TYPES = ("HAMMING", "JACCARD")
 
 AUTO_IVF_MIN_ROWS = 1_000_000
 AUTO_PARAMS = {"nlist": 1024, "nprobe": 32}
@@ -26,12 +29,22 @@ def register(index: VectorIndex) -> None:
 register(Flat())
 register(IvfFlat())
 register(BinFlat())
+register(BinIvfFlat())
+register(SparseInverted())
+register(SparseWand())
 
 
-def vector_types(binary: bool = False) -> tuple[str, ...]:
-    """The vector index types a user may name on a float (or ``binary``) vector field,
-    AUTOINDEX included."""
-    return (*(n for n, i in _TYPES.items() if i.binary == binary), "AUTOINDEX")
+def vector_types(kind: str = "dense") -> tuple[str, ...]:
+    """The vector index types a user may name on a field of ``kind`` ("dense", "binary" or
+    "sparse" vectors), AUTOINDEX included."""
+    return (*(n for n, i in _TYPES.items() if i.kind == kind), "AUTOINDEX")
+
+
+def kind_of(dtype: DataType) -> str:
+    """The kind of vector a field of ``dtype`` holds."""
+    if dtype == DataType.BINARY_VECTOR:
+        return "binary"
+    return "sparse" if dtype == DataType.SPARSE_FLOAT_VECTOR else "dense"
 
 
 def find(engine_type: str) -> VectorIndex | None:
@@ -49,13 +62,15 @@ def get(engine_type: str) -> VectorIndex:
 
 
 def resolve(index_type: str, params: dict, row_count: int,
-            metric: str | None = None) -> tuple[str, dict]:
+            metric: str | None = None, kind: str = "dense") -> tuple[str, dict]:
     """(engine type, engine params) of a vector index created on a collection of
     ``row_count`` rows."""
     if index_type != "AUTOINDEX":
         return index_type, dict(params)
     if metric in BINARY_METRIC_TYPES:
         return "BIN_FLAT", dict(params)
+    if kind == "sparse":
+        return "SPARSE_INVERTED_INDEX", SparseInverted().check_params(params)
     if row_count >= AUTO_IVF_MIN_ROWS:
         return "IVF_FLAT", dict(AUTO_PARAMS)
     return "FLAT", dict(params)

@@ -2,8 +2,9 @@
 
 Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``) and ``AUTOINDEX`` (Hotset picks by
 size when the index is created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
-with metric ``L2``, ``IP`` or ``COSINE``; on a BINARY_VECTOR field ``BIN_FLAT`` (and
-``AUTOINDEX``, which is BIN_FLAT) with ``HAMMING`` or ``JACCARD``. Scalar fields and JSON paths take Milvus's scalar
+with metric ``L2``, ``IP`` or ``COSINE``; on a BINARY_VECTOR field ``BIN_FLAT``, ``BIN_IVF_FLAT`` (and
+``AUTOINDEX``, which is BIN_FLAT) with ``HAMMING`` or ``JACCARD``; on a SPARSE_FLOAT_VECTOR
+field ``SPARSE_INVERTED_INDEX`` / ``SPARSE_WAND`` (and ``AUTOINDEX``) with ``IP``. Scalar fields and JSON paths take Milvus's scalar
 index types (``scalar.py``: what each makes resident and how filters use it).
 """
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any
 
 from ..errors import ParamError
 from ..names import check_name
-from ..schema import CollectionSchema, DataType
+from ..schema import CollectionSchema
 from . import registry, scalar
 
 METRIC_TYPES = ("L2", "IP", "COSINE")
 BINARY_METRIC_TYPES = ("HAMMING", "JACCARD")
 DISTANCE_METRICS = ("L2", "HAMMING", "JACCARD")  # smaller is better (the rest: similarity)
+METRICS_OF = {"dense": (METRIC_TYPES, "COSINE"), "binary": (BINARY_METRIC_TYPES, "HAMMING"),
+              "sparse": (("IP",), "IP")}  # (metrics a field of each kind takes, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +58,18 @@ class IndexSpec:
                              "in device memory; leave it out")
         f = schema.field(self.field_name)
         if f is not None and f.is_vector:
-            binary = f.dtype == DataType.BINARY_VECTOR
+            kind = registry.kind_of(f.dtype)
             itype = self.index_type or "AUTOINDEX"
-            kinds = registry.vector_types(binary)
+            kinds = registry.vector_types(kind)
             if itype not in kinds:
                 raise ParamError(f"index type {itype} is not supported on {f.dtype.name} field "
                                  f"{self.field_name}; use one of {list(kinds)}")
-            metrics = BINARY_METRIC_TYPES if binary else METRIC_TYPES
-            metric = self.metric_type or metrics[0 if binary else -1]
+            metrics, default = METRICS_OF[kind]
+            metric = self.metric_type or default
+            if metric == "BM25" and kind == "sparse":
+                raise ParamError(f"metric type BM25 needs a BM25 function that tokenises a "
+                                 "text field, which Hotset does not have: index sparse "
+                                 "vectors you compute with metric IP")
             if metric not in metrics:
                 raise ParamError(f"metric type {metric} is not supported on {f.dtype.name} "
                                  f"field {self.field_name}; use one of {list(metrics)}")

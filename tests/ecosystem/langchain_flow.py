@@ -1,13 +1,17 @@
 """langchain-milvus against a Hotset server: run inside the langchain environment with the
 server's URI as the only argument; exits non-zero (an assertion) on any difference from
-what a Milvus server gives."""
+what a Milvus server gives. It ends with a dense + sparse hybrid store (two embeddings).
+"""
 from __future__ import annotations
 
+import re
 import sys
+import zlib
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_milvus import Milvus
+from langchain_milvus.utils.sparse import BaseSparseEmbedding
 
 uri = sys.argv[1]
 emb = DeterministicFakeEmbedding(size=16)
@@ -40,4 +44,34 @@ assert texts[7] not in [d.page_content for d, _ in after] and len(after) == 19, 
 store.delete(expr='kind == "dogs"')
 rest = store.similarity_search(texts[1], k=20)
 assert len(rest) == 9 and all(d.metadata["kind"] == "cats" for d in rest), rest
+
+
+# dense + sparse hybrid: two vector fields, each with its embedding, fused on the server
+class Words(BaseSparseEmbedding):
+    """A text's words, each one dimension (a stable hash), weighted by its count."""
+
+    def _encode(self, text: str) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for w in re.findall(r"[a-z]+", text.lower()):
+            d = zlib.crc32(w.encode()) % (2 ** 31)
+            out[d] = out.get(d, 0.0) + 1.0
+        return out
+
+    def embed_query(self, query: str) -> dict[int, float]:
+        return self._encode(query)
+
+    def embed_documents(self, texts: list[str]) -> list[dict[int, float]]:
+        return [self._encode(t) for t in texts]
+
+
+both = Milvus(embedding_function=[emb, Words()], vector_field=["dense", "sparse"],
+              connection_args={"uri": uri}, collection_name="lc_hybrid", auto_id=True,
+              drop_old=True)
+notes = ["red kiwi salad", "green plum jam", "blue kiwi tart", "yellow lime pie"]
+both.add_texts(notes, metadatas=[{"n": i} for i in range(4)])
+fused = both.similarity_search(notes[3], k=2, ranker_type="rrf", ranker_params={"k": 60})
+assert fused[0].page_content == notes[3], fused  # first by both embeddings
+words_only = both.similarity_search("kiwi", k=4, ranker_type="weighted",
+                                    ranker_params={"weights": [0.0, 1.0]})
+assert {d.metadata["n"] for d in words_only[:2]} == {0, 2}, words_only
 print("langchain ok")

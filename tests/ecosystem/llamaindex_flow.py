@@ -1,15 +1,18 @@
 """llama-index's MilvusVectorStore against a Hotset server: run inside the llama-index
 environment with the server's URI as the only argument. Retrieval must bring every node's
-metadata back, with and without metadata filters."""
+metadata back, with and without metadata filters, and a store with enable_sparse=True
+must search its sparse field alone and fused with the dense one."""
 from __future__ import annotations
 
 import re
 import sys
+import zlib
 
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters
 from llama_index.vector_stores.milvus import MilvusVectorStore
+from llama_index.vector_stores.milvus.utils import BaseSparseEmbeddingFunction
 
 uri = sys.argv[1]
 DIM = 16
@@ -53,4 +56,39 @@ nodes = index.as_retriever(similarity_top_k=10, filters=only).retrieve(docs[4].t
 assert len(nodes) == 4, [n.node.metadata for n in nodes]
 assert {n.node.metadata["i"] for n in nodes} == {0, 3, 6, 9}
 assert all(n.node.text.startswith("note") for n in nodes)
+
+# enable_sparse=True with a sparse embedding of one's own (the default, BM25, is a
+# Milvus function Hotset refuses): SPARSE mode searches the sparse field alone, HYBRID
+# fuses it with the dense one.
+class Words(BaseSparseEmbeddingFunction):
+    """A text's words, each one dimension (a stable hash), weighted by its count."""
+
+    def _encode(self, text: str) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for w in re.findall(r"[a-z]+", text.lower()):
+            d = zlib.crc32(w.encode()) % (2 ** 31)
+            out[d] = out.get(d, 0.0) + 1.0
+        return out
+
+    def encode_queries(self, queries: list[str]) -> list[dict[int, float]]:
+        return [self._encode(q) for q in queries]
+
+    def encode_documents(self, documents: list[str]) -> list[dict[int, float]]:
+        return [self._encode(d) for d in documents]
+
+
+hybrid = MilvusVectorStore(uri=uri, dim=DIM, collection_name="li_hybrid", overwrite=True,
+                           enable_sparse=True, sparse_embedding_function=Words(),
+                           hybrid_ranker="RRFRanker", hybrid_ranker_params={"k": 60})
+words = [Document(text=f"note {i}: {w}", metadata={"i": i})
+         for i, w in enumerate(["red kiwi", "green plum", "blue kiwi", "yellow lime"])]
+h_index = VectorStoreIndex.from_documents(
+    words, storage_context=StorageContext.from_defaults(vector_store=hybrid),
+    embed_model=Hashed(embed_dim=DIM))
+got = h_index.as_retriever(vector_store_query_mode="sparse",
+                           similarity_top_k=4).retrieve("kiwi")
+assert {n.node.metadata["i"] for n in got} == {0, 2}, [n.node.metadata for n in got]
+got = h_index.as_retriever(vector_store_query_mode="hybrid",
+                           similarity_top_k=2).retrieve("note 3 lime")
+assert got[0].node.metadata["i"] == 3, [n.node.metadata for n in got]
 print("llama-index ok")

@@ -34,7 +34,7 @@ def test_add_field_chains_and_round_trips():
     (lambda s: s.add_field("p", DataType.FLOAT, is_primary=True), "primary key"),
     (lambda s: s.add_field("v", DataType.FLOAT_VECTOR, dim=4, default_value=[0] * 4),
      "default value"),
-    (lambda s: s.add_field("x", DataType.SPARSE_FLOAT_VECTOR), "not supported"),
+    (lambda s: s.add_field("x", DataType.SPARSE_FLOAT_VECTOR, dim=8), "no dim"),
     (lambda s: s.add_field("x", DataType.BINARY_VECTOR, dim=12), "multiple of 8"),
 ])
 def test_bad_fields_are_1100(build, fragment):

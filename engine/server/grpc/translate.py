@@ -9,6 +9,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from ... import sparse
 from ...columns import Columns
 from ...errors import ParamError
 from ...names import shown
@@ -172,7 +173,7 @@ def _array_values(sf: schema_pb2.ScalarField) -> list:
     return list(getattr(sf, which).data) if which else []
 
 
-def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
+def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> Any:
     v = fd.vectors
     dim = v.dim
     what = f"field {fd.field_name}"
@@ -189,6 +190,8 @@ def _vector_values(fd: schema_pb2.FieldData, dtype: DataType) -> np.ndarray:
         return _rows_of(raw.view(np.float32), dim, what)
     if dtype == DataType.INT8_VECTOR:
         return _rows_of(np.frombuffer(v.int8_vector, dtype=np.int8), dim, what)
+    if dtype == DataType.SPARSE_FLOAT_VECTOR:  # one row of uint32/float32 pairs each
+        return list(v.sparse_float_vector.contents)
     if dtype == DataType.BINARY_VECTOR:  # dim is in bits, eight to a byte
         if dim % 8:
             raise ParamError(f"{what}: a binary vector's dim must be a multiple of 8, got {dim}")
@@ -216,9 +219,9 @@ def columns_from_fields(schema: CollectionSchema, fields_data: Any, num_rows: in
                 values: Any = []  # every row null: no vector data at all
             else:
                 values = _vector_values(fd, f.dtype)
-            if len(fd.valid_data):  # a nullable vector: only its valid rows are sent
-                values = [v.tobytes() if f.dtype == DataType.BINARY_VECTOR else v.tolist()
-                          for v in values]
+            if len(fd.valid_data) and not f.is_sparse:  # a nullable vector: only its
+                values = [v.tobytes() if f.dtype == DataType.BINARY_VECTOR  # valid rows
+                          else v.tolist() for v in values]
         else:
             values = _scalar_values(fd, f.dtype)
         if len(fd.valid_data):
@@ -243,6 +246,13 @@ def field_data(schema: CollectionSchema, name: str, values: list) -> schema_pb2.
     if f.is_vector and f.nullable:  # as Milvus: valid_data for every row, vectors for valid
         fd.valid_data.extend([v is not None for v in values])
         values = [v for v in values if v is not None]
+    if f.is_sparse:  # values: {dim: value} per row, sent as the wire form
+        contents = sparse.to_wire(sparse.to_arrow(values, len(values), name, ParamError))
+        fd.vectors.sparse_float_vector.contents.extend(contents)
+        fd.vectors.sparse_float_vector.dim = 1 + max(
+            (max(v) for v in values if v), default=-1)
+        fd.vectors.dim = fd.vectors.sparse_float_vector.dim
+        return fd
     if f.dtype == DataType.BINARY_VECTOR:  # values: bytes per row
         fd.vectors.dim = f.dim
         fd.vectors.binary_vector = b"".join(values)
@@ -289,7 +299,9 @@ def rows_to_fields(schema: CollectionSchema, rows: list[dict], names: list[str],
     return out
 
 
-def queries_from_placeholder(blob: bytes) -> np.ndarray:
+def queries_from_placeholder(blob: bytes) -> Any:
+    """The search data of a placeholder group: (nq, d) numpy rows, or for sparse vectors
+    one wire-form ``bytes`` per query."""
     try:
         group = common_pb2.PlaceholderGroup.FromString(blob)
     except DecodeError:
@@ -308,6 +320,10 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
         sizes = {len(v) for v in values}
         if len(sizes) != 1 or sizes.pop() % width:
             raise ParamError("search vectors must all have the same dim, in whole elements")
+    if ph.type == common_pb2.SparseFloatVector:
+        if not values:
+            return np.empty((0, 0), dtype=np.float32)  # the engine says nq is 0
+        return values
     if ph.type == common_pb2.FloatVector:
         return np.frombuffer(b"".join(values), dtype=np.float32).reshape(len(values), -1).copy()
     if ph.type == common_pb2.Float16Vector:
@@ -320,5 +336,5 @@ def queries_from_placeholder(blob: bytes) -> np.ndarray:
         return np.frombuffer(b"".join(values), dtype=np.int8).reshape(len(values), -1).copy()
     if ph.type == common_pb2.BinaryVector:
         return np.frombuffer(b"".join(values), dtype=np.uint8).reshape(len(values), -1).copy()
-    raise ParamError("only float, float16, bfloat16, int8 and binary vectors can be searched "
-                     "with Hotset")
+    raise ParamError("only float, float16, bfloat16, int8, binary and sparse float vectors "
+                     "can be searched with Hotset")

@@ -18,14 +18,16 @@ _REST_TYPE = {"bool": DataType.BOOL, "int8": DataType.INT8, "int16": DataType.IN
               "json": DataType.JSON, "array": DataType.ARRAY,
               "floatvector": DataType.FLOAT_VECTOR, "float16vector": DataType.FLOAT16_VECTOR,
               "bfloat16vector": DataType.BFLOAT16_VECTOR, "int8vector": DataType.INT8_VECTOR,
-              "binaryvector": DataType.BINARY_VECTOR}
+              "binaryvector": DataType.BINARY_VECTOR,
+              "sparsefloatvector": DataType.SPARSE_FLOAT_VECTOR}
 _TYPE_NAME = {DataType.BOOL: "Bool", DataType.INT8: "Int8", DataType.INT16: "Int16",
               DataType.INT32: "Int32", DataType.INT64: "Int64", DataType.FLOAT: "Float",
               DataType.DOUBLE: "Double", DataType.VARCHAR: "VarChar", DataType.JSON: "JSON",
               DataType.ARRAY: "Array", DataType.FLOAT_VECTOR: "FloatVector",
               DataType.FLOAT16_VECTOR: "Float16Vector",
               DataType.BFLOAT16_VECTOR: "BFloat16Vector", DataType.INT8_VECTOR: "Int8Vector",
-              DataType.BINARY_VECTOR: "BinaryVector"}
+              DataType.BINARY_VECTOR: "BinaryVector",
+              DataType.SPARSE_FLOAT_VECTOR: "SparseFloatVector"}
 _LOAD_STATE = {LoadState.NotExist: "LoadStateNotExist", LoadState.NotLoad: "LoadStateNotLoad",
                LoadState.Loading: "LoadStateLoading", LoadState.Loaded: "LoadStateLoaded"}
 

@@ -69,9 +69,11 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`rename_collection` (also to another database)", WORKS, WORKS, WORKS),
     ("`truncate_collection`", WORKS, WORKS, NONE),
     ("`INT8_VECTOR` fields (FLAT, IVF_FLAT)", WORKS, WORKS, WORKS),
-    ("`BINARY_VECTOR` fields (BIN_FLAT; HAMMING, JACCARD)", WORKS, WORKS, WORKS),
+    ("`BINARY_VECTOR` fields (BIN_FLAT, BIN_IVF_FLAT; HAMMING, JACCARD)", WORKS, WORKS,
+     WORKS),
     ("Nullable vector fields (null rows are in no search result)", WORKS, WORKS, WORKS),
-    ("`SPARSE_FLOAT_VECTOR` fields", refused(1100), refused(1100), refused(1100)),
+    ("`SPARSE_FLOAT_VECTOR` fields (`SPARSE_INVERTED_INDEX`, `SPARSE_WAND`; IP), alone and "
+     "in `hybrid_search`", WORKS, WORKS, WORKS),
     ("Scalar indexes (`STL_SORT`, `INVERTED`, `BITMAP`, `TRIE`) and JSON-path indexes "
      "(`json_path`, `json_cast_type`)", WORKS, WORKS, WORKS),
 ]
@@ -352,7 +354,7 @@ CHECKS = [
                  {"fieldName": "v", "dataType": "BinaryVector",
                   "elementTypeParams": {"dim": 16}}]},
                  "indexParams": [{"fieldName": "v", "metricType": "HAMMING",
-                                  "indexType": "BIN_FLAT"}]}),
+                                  "indexType": "BIN_IVF_FLAT", "params": {"nlist": 4}}]}),
              ("entities/insert", {"collectionName": "bv", "data": [{"id": 1, "v": [255, 0]}]}),
              ("entities/search", {"collectionName": "bv", "data": [[255, 1]], "limit": 1,
                                   "outputFields": ["v"]}),
@@ -369,11 +371,27 @@ CHECKS = [
                                                                    {"id": 2, "v": [0, 1]}]}),
              ("entities/search", {"collectionName": "vt", "data": [[0, 0]], "limit": 2}),
              ("collections/drop", {"collectionName": "vt"})])),
-    (lambda e: outcome(lambda: _sparse(e, engine.DataType.SPARSE_FLOAT_VECTOR)),
-         lambda g: outcome(lambda: _sparse(g, PyDataType.SPARSE_FLOAT_VECTOR)),
-         lambda s: rest(s, "collections/create", {"collectionName": "sv", "schema": {
-             "fields": [{"fieldName": "id", "dataType": "Int64", "isPrimary": True},
-                        {"fieldName": "v", "dataType": "SparseFloatVector"}]}})),
+    (lambda e: outcome(lambda: _sparse(e, engine.DataType.SPARSE_FLOAT_VECTOR,
+                                       engine.AnnSearchRequest, engine.RRFRanker)),
+         lambda g: outcome(lambda: _sparse(g, PyDataType.SPARSE_FLOAT_VECTOR,
+                                           *_pymilvus_hybrid())),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "sv", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "d", "dataType": "FloatVector", "elementTypeParams": {"dim": 2}},
+                 {"fieldName": "v", "dataType": "SparseFloatVector"}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "IP",
+                                  "indexType": "SPARSE_INVERTED_INDEX"},
+                                 {"fieldName": "d", "metricType": "L2", "indexType": "FLAT"}]}),
+             ("entities/insert", {"collectionName": "sv", "data": [
+                 {"id": 1, "d": [0, 0], "v": {"3": 0.5, "40000": 1.0}}]}),
+             ("entities/search", {"collectionName": "sv", "data": [{"40000": 2.0}],
+                                  "annsField": "v", "limit": 1, "outputFields": ["v"]}),
+             ("entities/hybrid_search", {"collectionName": "sv", "search": [
+                 {"data": [[0, 0]], "annsField": "d", "limit": 1},
+                 {"data": [{"3": 1.0}], "annsField": "v", "limit": 1}],
+                 "rerank": {"strategy": "rrf", "params": {"k": 60}}, "limit": 1}),
+             ("collections/drop", {"collectionName": "sv"})])),
     (lambda e: outcome(lambda: _scalar_indexes(e)), lambda g: outcome(lambda: _scalar_indexes(g)),
          lambda s: _rest_steps(s, [
              ("indexes/create", {"indexParams": [
@@ -428,7 +446,7 @@ def _int8(c, int8_vector) -> None:
 
 
 def _binary(c, binary_vector) -> None:
-    _vectors(c, binary_vector, 16, "BIN_FLAT", "HAMMING", b"\xff\x00", b"\xff\x01", 1)
+    _vectors(c, binary_vector, 16, "BIN_IVF_FLAT", "HAMMING", b"\xff\x00", b"\xff\x01", 1)
 
 
 def _nullable_vector(c, float_vector) -> None:
@@ -443,11 +461,25 @@ def _nullable_vector(c, float_vector) -> None:
     c.drop_collection("vt")
 
 
-def _sparse(c, sparse_vector) -> None:
+def _sparse(c, sparse_vector, AnnSearch, RRF) -> None:
     s = c.create_schema()
     s.add_field("id", engine.DataType.INT64, is_primary=True)
+    s.add_field("d", engine.DataType.FLOAT_VECTOR, dim=2)
     s.add_field("v", sparse_vector)
-    c.create_collection("sv", schema=s)
+    p = c.prepare_index_params()
+    p.add_index("v", "SPARSE_WAND", metric_type="IP")
+    p.add_index("d", "FLAT", metric_type="L2")
+    c.create_collection("sv", schema=s, index_params=p)
+    c.insert("sv", [{"id": 1, "d": [0.0, 0.0], "v": {3: 0.5, 40000: 1.0}},
+                    {"id": 2, "d": [1.0, 1.0], "v": {3: 1.0}}])
+    hit = c.search("sv", [{40000: 2.0}], anns_field="v", limit=2, output_fields=["v"])[0]
+    assert [(h["id"], h["distance"]) for h in hit] == [(1, 2.0)]
+    assert hit[0]["entity"]["v"] == {3: 0.5, 40000: 1.0}
+    fused = c.hybrid_search("sv", [AnnSearch([[0.0, 0.0]], "d", {}, limit=2),
+                                   AnnSearch([{3: 1.0}], "v", {}, limit=2)],
+                            RRF(60), limit=2)[0]
+    assert sorted(h["id"] for h in fused) == [1, 2]
+    c.drop_collection("sv")
 
 
 def _scalar_indexes(c) -> None:

@@ -382,3 +382,50 @@ def test_partition_key(client):
     assert fields["tenant"].get("is_partition_key") is True
     code, msg = _code(lambda: client.create_partition("pk_mode", "p1"))
     assert code == 1100 and "partition key mode" in msg
+
+
+def test_sparse_vectors_alone_and_in_hybrid_search(client):
+    from pymilvus import AnnSearchRequest, RRFRanker
+
+    s = MilvusClient.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("dense", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("sp", DataType.SPARSE_FLOAT_VECTOR)
+    p = MilvusClient.prepare_index_params()
+    p.add_index("dense", "FLAT", metric_type="L2")
+    p.add_index("sp", "SPARSE_INVERTED_INDEX", metric_type="IP",
+                params={"drop_ratio_build": 0.0})
+    client.create_collection("sparse", schema=s, index_params=p)
+    rows = [{"id": 0, "dense": [0.0, 0.0], "sp": {1: 0.5, 70000: 2.0}},
+            {"id": 1, "dense": [1.0, 0.0], "sp": [(1, 1.0), (3, 1.0)]},
+            {"id": 2, "dense": [5.0, 5.0], "sp": {4_000_000_000: 1.0}},
+            {"id": 3, "dense": [0.1, 0.0], "sp": {}}]
+    client.insert("sparse", rows)
+    hits = client.search("sparse", [{1: 1.0, 70000: 1.0}], anns_field="sp", limit=5,
+                         output_fields=["sp"])[0]
+    # row 3 (empty) and row 2 share no dimension with the query: no hits
+    assert [(h["id"], h["distance"]) for h in hits] == [(0, 2.5), (1, 1.0)]
+    assert hits[0]["entity"]["sp"] == {1: 0.5, 70000: 2.0}
+    got = client.query("sparse", "id == 2", output_fields=["sp"])[0]["sp"]
+    assert got == {4_000_000_000: 1.0}
+    hits = client.search("sparse", [{4_000_000_000: 3.0}], anns_field="sp", limit=2)[0]
+    assert [(h["id"], h["distance"]) for h in hits] == [(2, 3.0)]
+    fused = client.hybrid_search("sparse", [
+        AnnSearchRequest([[0.0, 0.0]], "dense", {"metric_type": "L2"}, limit=4),
+        AnnSearchRequest([{3: 1.0}], "sp", {"metric_type": "IP"}, limit=4)],
+        RRFRanker(60), limit=2)[0]
+    # row 1 ranks 3rd by dense and 1st by sparse; row 0 1st by dense only
+    assert [h["id"] for h in fused] == [1, 0]
+    code, msg = _code(lambda: client.insert("sparse", [{"id": 9, "dense": [0.0, 0.0],
+                                                         "sp": {1: -1.0}}]))
+    assert code == 1100 and "non-negative" in msg
+    code, msg = _code(lambda: client.search("sparse", [{1: 1.0}], anns_field="sp",
+                                            search_params={"metric_type": "L2"}))
+    assert code == 1100 and "metric type not match" in msg
+    s2 = MilvusClient.create_schema()
+    s2.add_field("id", DataType.INT64, is_primary=True)
+    s2.add_field("sp", DataType.SPARSE_FLOAT_VECTOR)
+    p2 = MilvusClient.prepare_index_params()
+    p2.add_index("sp", "SPARSE_INVERTED_INDEX", metric_type="BM25")
+    code, msg = _code(lambda: client.create_collection("bm25", schema=s2, index_params=p2))
+    assert code == 1100 and "BM25" in msg
