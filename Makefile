@@ -38,7 +38,7 @@ node-sdk:
 	else echo "npm not found: the Node SDK test will be skipped"; fi
 
 # On a CUDA machine, straight from the source tree (no network installs: GPU boxes may be
-# offline). What the box lacks (lark, xxhash; it has pytest, hypothesis, triton) comes from wheels
+# offline). What the box lacks (lark, xxhash, faiss-cpu; it has pytest, hypothesis, triton) comes from wheels
 # in .whl/ (`make wheels` on a connected machine), installed into .gpu-site/. Each step
 # runs even if an earlier one failed (make prints "Error ... (ignored)"), so one device
 # session gets every figure.
@@ -56,9 +56,11 @@ gpu-check:
 		--dim 128 --nq 1000 --batch 1000 --device cuda --no-faiss
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench insert --rows 200000 --dim 128 --device cuda \
 		--dict-rows 0 --peer-rows 0
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --index HNSW --rows 200000 --dim 128 \
+		--nq 1000 --batch 1,1000 --ef 16,64,256 --device cuda
 
 wheels:
-	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark xxhash
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark xxhash faiss-cpu
 
 bench: $(VENV)/.installed
 	$(PY) -m bench insert --rows 1000000 --dim 128

@@ -1,5 +1,7 @@
 """``python -m bench search``: IVF_FLAT (and FLAT) recall@k and QPS, next to faiss-cpu
-``IndexIVFFlat`` with the same nlist/nprobe on the same data in the same run; on CUDA also
+``IndexIVFFlat`` with the same nlist/nprobe on the same data in the same run (``--index
+HNSW``: HNSW next to faiss's ``IndexHNSWFlat`` with the same M / efConstruction, swept
+over ``--ef``, build times side by side); on CUDA also
 next to plain torch brute force (matmul + topk), the GPU's memory bandwidth, and (with
 ``--cpu-baseline``) the same engine on this host's CPU, same data, same run.
 
@@ -35,11 +37,16 @@ def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     return hits / (len(found) * k)
 
 
-def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray):
+def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray, args=None):
     try:
         import faiss
     except ImportError:
         return None
+    if args is not None and args.index == "HNSW":
+        index = faiss.IndexHNSWFlat(data.shape[1], args.M)
+        index.hnsw.efConstruction = args.ef_construction
+        index.add(data)
+        return index
     quant = faiss.IndexFlatL2(data.shape[1])
     index = faiss.IndexIVFFlat(quant, data.shape[1], nlist)
     index.train(sample)
@@ -64,7 +71,11 @@ def run(args) -> None:
                                  "vector": data[s:s + 200_000]})
         client.flush(NAME)
         params = MilvusClient.prepare_index_params()
-        if args.nlist:
+        hnsw = args.index == "HNSW"
+        if hnsw:
+            params.add_index("vector", "HNSW", metric_type="L2",
+                             params={"M": args.M, "efConstruction": args.ef_construction})
+        elif args.nlist:
             params.add_index("vector", "IVF_FLAT", metric_type="L2",
                              params={"nlist": args.nlist})
         else:
@@ -84,26 +95,35 @@ def run(args) -> None:
         sample = data[np.random.default_rng(0).permutation(args.rows)[: 64 * args.nlist]] \
             if args.nlist else None
         t0 = time.perf_counter()
-        fidx = _faiss_index(data, args.nlist, sample) if args.nlist and args.faiss else None
+        fidx = _faiss_index(data, args.nlist, sample, args) \
+            if (args.nlist or hnsw) and args.faiss else None
         faiss_build_s = time.perf_counter() - t0
         peak = peak_bandwidth(dev) if dev.type == "cuda" else None
-        nprobes = args.nprobe if args.nlist else [0]
+        nprobes = args.ef if hnsw else args.nprobe if args.nlist else [0]
+        knob = "ef" if hnsw else "nprobe"
         for batch in args.batch:
             nq = min(args.nq, args.single_nq) if batch == 1 else args.nq
             qs = queries[:nq]
             for nprobe in nprobes:
-                sp = {"params": {"nprobe": nprobe}} if nprobe else None
+                sp = {"params": {knob: nprobe}} if nprobe else None
 
                 def ours(b: np.ndarray) -> list[list[int]]:
                     return [[h["id"] for h in hits] for hits in
                             client.search(NAME, b, limit=k, search_params=sp)]
 
                 found, el = run_batches(ours, qs, batch)
-                row = {"index": "IVF_FLAT" if nprobe else "FLAT", "nlist": args.nlist,
+                row = {"index": args.index if nprobe else "FLAT", "nlist": args.nlist,
                        "nprobe": nprobe, "batch": batch, "recall@10": _recall(found, truth, k),
                        "qps": nq / el}
+                if hnsw:
+                    row = {"index": "HNSW", "M": args.M, "efC": args.ef_construction,
+                           "ef": nprobe, "nprobe": nprobe, "batch": batch,
+                           "recall@10": row["recall@10"], "qps": row["qps"]}
                 if fidx is not None:
-                    fidx.nprobe = nprobe
+                    if hnsw:
+                        fidx.hnsw.efSearch = nprobe
+                    else:
+                        fidx.nprobe = nprobe
 
                     def theirs(b: np.ndarray) -> list[list[int]]:
                         return fidx.search(b, k)[1].tolist()
@@ -111,16 +131,16 @@ def run(args) -> None:
                     ffound, fel = run_batches(theirs, qs, batch)
                     row.update({"faiss_recall": _recall(ffound, truth, k), "faiss_qps": nq / fel,
                                 "qps_vs_faiss": fel / el})
-                if dev.type == "cuda":
+                if dev.type == "cuda" and not hnsw:
                     scanned = (nprobe / args.nlist if nprobe else 1.0) * data.nbytes * nq
                     row.update({"torch_brute_qps": args.nq / brute_s,
                                 "bandwidth_fraction": scanned / el / peak})
                 rows.append(row)
         client.close()
-        if args.milvus_lite and args.nlist:
+        if args.milvus_lite and args.nlist and not hnsw:
             _milvus_lite(data, queries, args, truth, rows)
         if args.cpu_baseline and dev.type == "cuda":
-            _cpu_baseline(root, queries, nprobes, max(args.batch), k, rows)
+            _cpu_baseline(root, queries, nprobes, max(args.batch), k, rows, knob)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     emit("search", rows, args.json, {"rows": args.rows, "dim": args.dim, "device": str(dev),
@@ -148,14 +168,14 @@ def _milvus_lite(data: np.ndarray, queries: np.ndarray, args, truth: np.ndarray,
 
 
 def _cpu_baseline(root: str, queries: np.ndarray, nprobes: list[int], batch: int, k: int,
-                  rows: list[dict]) -> None:
+                  rows: list[dict], knob: str = "nprobe") -> None:
     """The same collection opened on this host's CPU: QPS at ``batch`` for each nprobe,
     written into the matching rows as ``cpu_qps`` and ``vs_cpu``."""
     client = MilvusClient(root, device="cpu")
     client.load_collection(NAME)
     try:
         for nprobe in nprobes:
-            sp = {"params": {"nprobe": nprobe}} if nprobe else None
+            sp = {"params": {knob: nprobe}} if nprobe else None
             _, el = run_batches(lambda b: client.search(NAME, b, limit=k, search_params=sp),
                                  queries, batch)
             for row in rows:
@@ -202,6 +222,10 @@ def add_parser(sub) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nlist", type=int, default=1024, help="0: FLAT")
     p.add_argument("--nprobe", type=int_list, default=[8, 32, 128])
+    p.add_argument("--index", choices=["IVF_FLAT", "HNSW"], default="IVF_FLAT")
+    p.add_argument("--M", type=int, default=16, help="HNSW M")
+    p.add_argument("--ef-construction", type=int, default=200, help="HNSW efConstruction")
+    p.add_argument("--ef", type=int_list, default=[16, 64, 256], help="HNSW search ef")
     p.add_argument("--batch", type=int_list, default=[1000])
     p.add_argument("--no-faiss", dest="faiss", action="store_false")
     p.add_argument("--milvus-lite", action="store_true",

@@ -134,7 +134,10 @@ class Collection:
         if s.get("ivf"):
             path = self._layout_path(s["id"], s["ivf"])
             seg.layout_field = s["ivf"]
-            seg.layout = load_tensors(path, s["files"][path.name]["file"])
+            if self.vector_index(s["ivf"])[1].lazy_layout:
+                seg.layout_file = (path, s["files"][path.name]["file"])
+            else:
+                seg.layout = load_tensors(path, s["files"][path.name]["file"])
         for keys, seqs, parts in deletes:
             mine = pc.or_(pc.equal(parts, ""), pc.equal(parts, seg.partition))
             applies = pc.and_(pa.array((seqs > seg.sealed_seq).numpy()), mine)
@@ -286,7 +289,7 @@ class Collection:
         entry, index = layout
         field = entry["field_name"]
         return index.order(batch.cols[field], self.trained[field], entry["metric_type"],
-                           self.device)
+                           self.device, entry["engine_params"])
 
     def _write_pending_deletes(self, m: Manifest) -> Path:
         """Write the deletes logged since the last flush as one Arrow file, listed in ``m``
@@ -330,7 +333,12 @@ class Collection:
                             torch.zeros(batch.num_rows, dtype=torch.bool))
         if ordered is not None:
             meta["ivf"] = seg.layout_field = layout[0]["field_name"]
-            seg.layout = ordered[1]
+            if layout[1].lazy_layout:
+                path = layout_path(seg_dir, self.stems[seg.layout_field],
+                                   layout[1].layout_suffix)
+                seg.layout_file = (path, sums[path.name]["file"])
+            else:
+                seg.layout = ordered[1]
         self.stats["sealed_bytes"] += sum(sizes.values())
         m.add_segment(meta)
         return seg
@@ -444,7 +452,7 @@ class Collection:
         self.trained.pop(field, None)
         for seg in self.sealed:
             if seg.layout_field == field:
-                seg.layout_field, seg.layout = None, None
+                seg.layout_field, seg.layout, seg.layout_file = None, None, None
         if entry.get("trained"):
             stale.append(trained_path(self.path, entry["index_id"]))
         for path in stale:

@@ -138,7 +138,7 @@ class Loader:
         total = seg.num_rows + sum(meta.get(name, 0) for name in fields
                                    if self._on_device(coll, name))
         if seg.layout_field in fields:
-            total += sum(t.numel() * t.element_size() for t in seg.layout.values())
+            total += seg.layout_nbytes()
         return total
 
     def plan(self, res: Resident) -> LoadPlan:
@@ -303,7 +303,7 @@ class Loader:
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
         index = res.collection.vector_index(seg.layout_field)[1]
-        layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout.items()}
+        layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout_tensors().items()}
         rs.put_layout(seg.layout_field, layout, index.part_labels)
         res.copied += sum(t.numel() * t.element_size() for t in layout.values())
 

@@ -8,6 +8,7 @@ live on disk until a load makes them resident.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -33,6 +34,23 @@ class SealedSegment:
     deleted: torch.Tensor
     layout_field: str | None = None   # rows are stored in this vector field's index order
     layout: dict[str, torch.Tensor] | None = None  # that order's tensors (IVF: list offsets)
+    # A large layout (an HNSW graph) stays on disk until a load reads it: (path, checksum)
+    layout_file: tuple[Path, str | None] | None = None
+
+    def layout_tensors(self) -> dict[str, torch.Tensor]:
+        """The layout's tensors: held, or read from their file for this load."""
+        if self.layout is not None:
+            return self.layout
+        from .index.files import load_tensors
+
+        return load_tensors(*self.layout_file)
+
+    def layout_nbytes(self) -> int:
+        if self.layout is not None:
+            return sum(t.numel() * t.element_size() for t in self.layout.values())
+        from .index.files import tensor_bytes
+
+        return tensor_bytes(self.layout_file[0])
 
     @property
     def num_rows(self) -> int:

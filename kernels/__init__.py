@@ -3,9 +3,10 @@ device. ``kernels.dispatch`` picks the implementation for a device; ``kernels.re
 plain-torch reference (the CPU path and the test oracle)."""
 from .binary import (binary_assign, binary_flat_search, binary_ivf_search, binary_kmeans,
                      binary_probe)
+from .hnsw import hnsw_search
 from .dispatch import (assign, available_backends, coarse_probe, flat_search, ivf_search,
                        kmeans, merge_topk)
 
 __all__ = ["flat_search", "ivf_search", "merge_topk", "kmeans", "assign", "coarse_probe",
            "available_backends", "binary_flat_search", "binary_ivf_search", "binary_kmeans",
-           "binary_assign", "binary_probe"]
+           "binary_assign", "binary_probe", "hnsw_search"]

@@ -32,6 +32,7 @@ class VectorIndex:
     trains = False          # needs trained parts before its layout can be made
     layout_suffix = ""      # file suffix of a segment's layout ("" = no layout)
     part_labels: dict[str, str] = {}  # layout tensor -> its part name in memory_info
+    lazy_layout = False     # the layout stays on disk until a load reads it (a graph)
 
     def check_params(self, params: dict) -> dict:
         """Build parameters, validated and normalised (ParamError if wrong)."""
@@ -47,9 +48,10 @@ class VectorIndex:
         return {}
 
     def order(self, vectors: torch.Tensor, trained: Tensors, metric: str,
-              device: torch.device) -> tuple[torch.Tensor, Tensors] | None:
-        """The permutation to store a segment's rows in and its layout tensors, or None
-        when the index keeps rows in arrival order."""
+              device: torch.device, params: dict | None = None
+              ) -> tuple[torch.Tensor, Tensors] | None:
+        """The permutation to store a segment's rows in and its layout tensors (built with
+        the index's ``params``), or None when the index keeps rows in arrival order."""
         return None
 
     def build_layout(self, column: Any, params: dict, device: torch.device) -> Tensors:

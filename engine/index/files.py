@@ -6,6 +6,8 @@ Trained parts of an index are ``index/<index id>.safetensors`` in the collection
 """
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 import torch
@@ -38,3 +40,12 @@ def load_tensors(path: Path, expected: str | None) -> dict[str, torch.Tensor]:
         data = fh.read()
     checksum.check(data, expected, path)
     return load(data)
+
+
+def tensor_bytes(path: Path) -> int:
+    """The bytes of the tensors in a safetensors file, read from its header alone."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    return sum(int(m["data_offsets"][1]) - int(m["data_offsets"][0])
+               for k, m in header.items() if k != "__metadata__")

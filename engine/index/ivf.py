@@ -84,7 +84,7 @@ class IvfFlat(VectorIndex):
     def train(self, sample, params, metric, device) -> Tensors:
         return {"centroids": train(sample, params["nlist"], metric, device)}
 
-    def order(self, vectors, trained, metric, device):
+    def order(self, vectors, trained, metric, device, params=None):
         perm, offsets = list_order(vectors, trained["centroids"], metric, device)
         return perm, {"offsets": offsets}
 
@@ -125,7 +125,7 @@ class BinIvfFlat(IvfFlat):
         packed = sample.to(device, torch.uint8)  # the sample comes widened to float32, exactly
         return {"centroids": kernels.binary_kmeans(packed, params["nlist"]).cpu()}
 
-    def order(self, vectors, trained, metric, device):
+    def order(self, vectors, trained, metric, device, params=None):
         cent = trained["centroids"].to(device)
         perm, offsets = by_list(kernels.binary_assign(vectors.to(device), cent, metric).cpu(),
                                 cent.shape[0])

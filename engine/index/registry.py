@@ -11,6 +11,7 @@ from ..errors import ParamError
 from ..schema import DataType
 from .base import VectorIndex
 from .flat import BinFlat, Flat
+from .hnsw import Hnsw
 from .ivf import BinIvfFlat, IvfFlat
 from .sparse import SparseInverted, SparseWand
 
@@ -28,6 +29,7 @@ def register(index: VectorIndex) -> None:
 
 register(Flat())
 register(IvfFlat())
+register(Hnsw())
 register(BinFlat())
 register(BinIvfFlat())
 register(SparseInverted())

@@ -56,6 +56,16 @@ def test_bench_search_ivf_rows_per_nprobe():
     assert rows[1]["recall@10"] < 1.0 and rows[1]["index"] == "IVF_FLAT"
 
 
+def test_bench_search_hnsw_sweeps_ef_next_to_faiss():
+    pytest.importorskip("faiss")
+    got = _bench("search", "--rows", "3000", "--dim", "16", "--nq", "40", "--index", "HNSW",
+                 "--M", "8", "--ef-construction", "40", "--ef", "8,64", "--device", "cpu")
+    rows = {r["ef"]: r for r in got["results"]}
+    assert set(rows) == {8, 64} and rows[64]["index"] == "HNSW"
+    assert rows[64]["recall@10"] >= rows[8]["recall@10"] and rows[64]["recall@10"] > 0.9
+    assert rows[64]["faiss_recall"] > 0.9 and rows[64]["qps_vs_faiss"] > 0
+
+
 def test_bench_load_reports_ratio_to_copy_limit():
     got = _bench("load", "--rows", "3000", "--dim", "16", "--repeat", "1", "--device", "cpu")
     by = {r["what"]: r for r in got["results"]}

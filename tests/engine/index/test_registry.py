@@ -72,7 +72,7 @@ class _EveryOther(Flat):
     def train(self, sample, params, metric, device):
         return {"mean": sample.float().mean(0, keepdim=True)}
 
-    def order(self, vectors, trained, metric, device):
+    def order(self, vectors, trained, metric, device, params=None):
         n = vectors.shape[0]
         perm = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2)])
         return perm, {"split": torch.tensor([(n + 1) // 2])}

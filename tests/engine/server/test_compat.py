@@ -71,6 +71,7 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`INT8_VECTOR` fields (FLAT, IVF_FLAT)", WORKS, WORKS, WORKS),
     ("`BINARY_VECTOR` fields (BIN_FLAT, BIN_IVF_FLAT; HAMMING, JACCARD)", WORKS, WORKS,
      WORKS),
+    ("`HNSW` (`M`, `efConstruction`; search `ef`)", WORKS, WORKS, WORKS),
     ("Nullable vector fields (null rows are in no search result)", WORKS, WORKS, WORKS),
     ("`SPARSE_FLOAT_VECTOR` fields (`SPARSE_INVERTED_INDEX`, `SPARSE_WAND`; IP), alone and "
      "in `hybrid_search`", WORKS, WORKS, WORKS),
@@ -359,6 +360,20 @@ CHECKS = [
              ("entities/search", {"collectionName": "bv", "data": [[255, 1]], "limit": 1,
                                   "outputFields": ["v"]}),
              ("collections/drop", {"collectionName": "bv"})])),
+    (lambda e: outcome(lambda: _hnsw(e, engine.DataType.FLOAT_VECTOR)),
+         lambda g: outcome(lambda: _hnsw(g, PyDataType.FLOAT_VECTOR)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "hn", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "v", "dataType": "FloatVector",
+                  "elementTypeParams": {"dim": 2}}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "L2", "indexType": "HNSW",
+                                  "params": {"M": 8, "efConstruction": 64}}]}),
+             ("entities/insert", {"collectionName": "hn", "data": [{"id": 1, "v": [0, 1]},
+                                                                   {"id": 2, "v": [1, 1]}]}),
+             ("entities/search", {"collectionName": "hn", "data": [[0, 0]], "limit": 2,
+                                  "searchParams": {"params": {"ef": 16}}}),
+             ("collections/drop", {"collectionName": "hn"})])),
     (lambda e: outcome(lambda: _nullable_vector(e, engine.DataType.FLOAT_VECTOR)),
          lambda g: outcome(lambda: _nullable_vector(g, PyDataType.FLOAT_VECTOR)),
          lambda s: _rest_steps(s, [
@@ -447,6 +462,21 @@ def _int8(c, int8_vector) -> None:
 
 def _binary(c, binary_vector) -> None:
     _vectors(c, binary_vector, 16, "BIN_IVF_FLAT", "HAMMING", b"\xff\x00", b"\xff\x01", 1)
+
+
+def _hnsw(c, float_vector) -> None:
+    s = c.create_schema()
+    s.add_field("id", engine.DataType.INT64, is_primary=True)
+    s.add_field("v", float_vector, dim=2)
+    p = c.prepare_index_params()
+    p.add_index("v", "HNSW", metric_type="L2", params={"M": 8, "efConstruction": 64})
+    c.create_collection("hn", schema=s, index_params=p)
+    c.insert("hn", [{"id": i, "v": [float(i), 0.0]} for i in range(300)])
+    c.flush("hn")  # sealed: searched through its graph
+    hits = c.search("hn", [[10.2, 0.0]], limit=3, search_params={"params": {"ef": 32}})[0]
+    assert [h["id"] for h in hits] == [10, 11, 9]
+    assert c.describe_index("hn", "v")["index_type"] == "HNSW"
+    c.drop_collection("hn")
 
 
 def _nullable_vector(c, float_vector) -> None:
