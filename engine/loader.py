@@ -302,10 +302,12 @@ class Loader:
             self.put_scalar_indexes(res, rs)
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
-        index = res.collection.vector_index(seg.layout_field)[1]
+        entry, index = res.collection.vector_index(seg.layout_field)
         layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout_tensors().items()}
-        rs.put_layout(seg.layout_field, layout, index.part_labels)
         res.copied += sum(t.numel() * t.element_size() for t in layout.values())
+        layout = index.resident_layout(layout, rs.column(seg.layout_field),
+                                       entry["metric_type"], rs.device)
+        rs.put_layout(seg.layout_field, layout, index.part_labels)
 
     @staticmethod
     def _build_layouts(res: Resident, rs: ResidentSegment) -> None:

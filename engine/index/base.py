@@ -59,6 +59,13 @@ class VectorIndex:
         index types: the sparse postings)."""
         return {}
 
+    def resident_layout(self, layout: dict, column: Any, metric: str,
+                        device: torch.device) -> dict:
+        """What a load keeps resident of a segment's layout (already on ``device``), given
+        the segment's resident rows: the layout itself unless the index searches another
+        form of it (HNSW on the CPU: faiss's index)."""
+        return layout
+
     def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:
         """The tensors a load puts on ``device`` for the trained parts."""
         return {}

@@ -4,14 +4,13 @@ what a Milvus server gives. It ends with a dense + sparse hybrid store (two embe
 """
 from __future__ import annotations
 
-import re
 import sys
-import zlib
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_milvus import Milvus
 from langchain_milvus.utils.sparse import BaseSparseEmbedding
+from words import words  # tests/ecosystem/words.py, beside this script
 
 uri = sys.argv[1]
 emb = DeterministicFakeEmbedding(size=16)
@@ -51,11 +50,7 @@ class Words(BaseSparseEmbedding):
     """A text's words, each one dimension (a stable hash), weighted by its count."""
 
     def _encode(self, text: str) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for w in re.findall(r"[a-z]+", text.lower()):
-            d = zlib.crc32(w.encode()) % (2 ** 31)
-            out[d] = out.get(d, 0.0) + 1.0
-        return out
+        return words(text)
 
     def embed_query(self, query: str) -> dict[int, float]:
         return self._encode(query)

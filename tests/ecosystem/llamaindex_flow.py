@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 import sys
-import zlib
 
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters
 from llama_index.vector_stores.milvus import MilvusVectorStore
 from llama_index.vector_stores.milvus.utils import BaseSparseEmbeddingFunction
+from words import words  # tests/ecosystem/words.py, beside this script
 
 uri = sys.argv[1]
 DIM = 16
@@ -64,11 +64,7 @@ class Words(BaseSparseEmbeddingFunction):
     """A text's words, each one dimension (a stable hash), weighted by its count."""
 
     def _encode(self, text: str) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for w in re.findall(r"[a-z]+", text.lower()):
-            d = zlib.crc32(w.encode()) % (2 ** 31)
-            out[d] = out.get(d, 0.0) + 1.0
-        return out
+        return words(text)
 
     def encode_queries(self, queries: list[str]) -> list[dict[int, float]]:
         return [self._encode(q) for q in queries]
@@ -80,10 +76,10 @@ class Words(BaseSparseEmbeddingFunction):
 hybrid = MilvusVectorStore(uri=uri, dim=DIM, collection_name="li_hybrid", overwrite=True,
                            enable_sparse=True, sparse_embedding_function=Words(),
                            hybrid_ranker="RRFRanker", hybrid_ranker_params={"k": 60})
-words = [Document(text=f"note {i}: {w}", metadata={"i": i})
+notes = [Document(text=f"note {i}: {w}", metadata={"i": i})
          for i, w in enumerate(["red kiwi", "green plum", "blue kiwi", "yellow lime"])]
 h_index = VectorStoreIndex.from_documents(
-    words, storage_context=StorageContext.from_defaults(vector_store=hybrid),
+    notes, storage_context=StorageContext.from_defaults(vector_store=hybrid),
     embed_model=Hashed(embed_dim=DIM))
 got = h_index.as_retriever(vector_store_query_mode="sparse",
                            similarity_top_k=4).retrieve("kiwi")

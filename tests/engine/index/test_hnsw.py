@@ -60,6 +60,29 @@ def test_graph_search_recall_matches_faiss(metric):
     assert torch.allclose(full.gather(1, i), d, atol=1e-4)
 
 
+@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
+def test_cpu_search_is_faiss_on_the_stored_graph(metric):
+    """On the CPU the stored tensors are handed back to faiss: the rebuilt index answers
+    exactly as the index faiss built them from."""
+    from engine.index.hnsw import FaissGraph, _new_index, _rows
+
+    data, queries = manifold(4000, 50, dim=16)
+    x = torch.from_numpy(data)
+    graph = build_graph(x, 8, 60, metric)
+    ours = FaissGraph(graph, x, metric)
+    index = _new_index(faiss, 16, 8, metric)
+    index.hnsw.efConstruction = 60
+    index.add(_rows(x, metric))
+    index.hnsw.efSearch = 32
+    want = index.search(_rows(torch.from_numpy(queries), metric), 10)[1]
+    d, i = ours.search(torch.from_numpy(queries), 10, 32, None, None, None)
+    assert (i.numpy() == want).all()
+    assert ours.nbytes >= data.nbytes  # faiss's copy of the rows is counted
+    mask = torch.arange(4000) % 2 == 1
+    d, i = ours.search(torch.from_numpy(queries), 10, 32, mask, None, None)
+    assert bool(mask[i[i >= 0]].all()) and bool((i >= 0).all())
+
+
 def test_mask_range_and_padding():
     data, queries = manifold(2000, 20, dim=16)
     x, q = torch.from_numpy(data), torch.from_numpy(queries)
