@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .ref import _masked, _pad, chunked_topk, merge_pairs
+from .ref import _masked, _pad, chunked_topk, merge_pairs, probe_pairs
 
 BINARY_METRICS = ("HAMMING", "JACCARD")
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
@@ -97,13 +97,7 @@ def binary_ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
     queries grouped by list, so each probed list is read once per batch, its distances one
     matrix product of unpacked bits, then one merge. (nq, k) distances and rows, padded."""
     nq, nprobe = probes.shape
-    flat_l = probes.reshape(-1)
-    key = flat_l * nq + torch.arange(nq * nprobe, device=q.device) // nprobe
-    order = torch.argsort(key, stable=True)  # by list, then query
-    first = torch.ones_like(order, dtype=torch.bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    order = order[first]  # a list probed twice by one query is scanned once for it
-    uniq, counts = torch.unique_consecutive(flat_l[order], return_counts=True)
+    order, uniq, counts = probe_pairs(probes)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
     off = offsets.tolist()
     width = min(k, max((off[u + 1] - off[u] for u in uniq.tolist()), default=0))

@@ -318,10 +318,8 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         if out is not None:
             return out
     exact = lo is not None or hi is not None  # range bounds need the true distance
-    flat_l = probes.reshape(-1)                                      # (nq * nprobe,)
-    order = torch.argsort(flat_l, stable=True)
+    order, uniq, counts = probe_pairs(probes)
     qidx = order // nprobe                                            # query of each pair
-    uniq, counts = torch.unique_consecutive(flat_l[order], return_counts=True)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
     off = offsets.tolist()
     # A (query, list) pair has at most that list's rows as candidates: keep each pair's
@@ -359,6 +357,21 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if metric == "L2" and not exact:
         d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
     return d, i
+
+
+def probe_pairs(probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (query, probed list) pairs of ``probes`` (nq, nprobe) grouped by list: their
+    flat positions (query * nprobe + slot) in list order, then query order, a list a
+    query names twice kept once; and the distinct lists with their pair counts."""
+    nq, nprobe = probes.shape
+    flat_l = probes.reshape(-1)
+    key = flat_l * nq + torch.arange(nq * nprobe, device=probes.device) // nprobe
+    order = torch.argsort(key, stable=True)
+    first = torch.ones_like(order, dtype=torch.bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    order = order[first]
+    uniq, counts = torch.unique_consecutive(flat_l[order], return_counts=True)
+    return order, uniq, counts
 
 
 def merge_pairs(pair_ids: list, dists: list, rows: list, nq: int, nprobe: int, width: int,

@@ -129,6 +129,27 @@ def test_ivf_scans_only_probed_lists_and_honours_range():
     assert torch.isfinite(fd).sum() >= len(kept)
 
 
+@pytest.mark.parametrize("small", [True, False])
+def test_a_list_probed_twice_counts_once(small, monkeypatch):
+    """A query whose probes name a list several times gets that list's rows once: the
+    same answer as with each list named once (no row twice in a result)."""
+    if not small:
+        monkeypatch.setattr(ref, "SMALL_BATCH_PAIRS", 0)
+        monkeypatch.setattr(ref, "SMALL_BATCH_QUERIES", 0)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(400, 8, generator=g)
+    cent, xs, offsets = _ivf_layout(x, 8, "L2")
+    q = torch.randn(6, 8, generator=g)
+    once = ref.coarse_probe(q, cent, 2, "L2")
+    twice = torch.cat([once, once, once[:, :1]], 1)  # (6, 5): lists repeated
+    d1, i1 = ref.ivf_search(q, xs, offsets, once, 30, "L2")
+    d2, i2 = ref.ivf_search(q, xs, offsets, twice, 30, "L2")
+    torch.testing.assert_close(d1, d2)
+    for row in i2.tolist():
+        kept = [r for r in row if r >= 0]
+        assert len(kept) == len(set(kept))
+
+
 @pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
 @pytest.mark.parametrize("nq, nprobe", [(1, 1), (1, 5), (3, 4), (2, 16), (4, 16)])
 def test_small_batch_path_equals_list_loop(metric, nq, nprobe, monkeypatch):
