@@ -118,7 +118,7 @@ def _is_columnar(schema: CollectionSchema, data: dict) -> bool:
         v = data.get(f.name)
         if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 2:
             return True
-        if f.is_sparse and _scipy_like(v) and v.shape[0] != 1:
+        if f.is_sparse and sparse.is_matrix(v) and v.shape[0] != 1:
             return True
     return False
 
@@ -130,7 +130,7 @@ def _columns_of(schema: CollectionSchema, data: Any) -> tuple[dict[str, Any], in
         data = {name: data.column(name).to_pylist() for name in data.column_names}
         return _columns_of(schema, data) if data else ({}, 0, set())
     if isinstance(data, dict) and _is_columnar(schema, data):
-        lengths = {k: v.shape[0] if _scipy_like(v) else len(v) for k, v in data.items()}
+        lengths = {k: v.shape[0] if sparse.is_matrix(v) else len(v) for k, v in data.items()}
         n = next(iter(lengths.values()))
         if any(m != n for m in lengths.values()):
             raise DataError(f"columns have different lengths {lengths}: give every column "
@@ -227,7 +227,7 @@ def _null_mask(f: FieldSchema, vals: Any, n: int) -> np.ndarray | None:
 
 def _convert(f: FieldSchema, vals: Any, n: int, batch: Batch) -> None:
     if f.is_sparse:
-        null = None if _scipy_like(vals) else _null_mask(f, vals, n)
+        null = None if sparse.is_matrix(vals) else _null_mask(f, vals, n)
         batch.cols[f.name] = sparse.to_arrow(vals, n, f"field {f.name}", DataError, null)
         return
     mask = _null_mask(f, vals, n)
@@ -247,11 +247,6 @@ def _convert(f: FieldSchema, vals: Any, n: int, batch: Batch) -> None:
         return
     arr = _arrow_array(f, vals, mask)
     batch.cols[f.name] = arr
-
-
-def _scipy_like(vals: Any) -> bool:
-    """A whole column given as one scipy sparse matrix (no row of it is null)."""
-    return hasattr(vals, "tocsr") and len(getattr(vals, "shape", ())) == 2
 
 
 def _zero(f: FieldSchema) -> Any:

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import torch
 
 from .columns import Batch, concat
+from .index.files import load_tensors, tensor_bytes
 
 
 def match_keys(pk: Any, keys: Any) -> torch.Tensor:
@@ -41,15 +42,11 @@ class SealedSegment:
         """The layout's tensors: held, or read from their file for this load."""
         if self.layout is not None:
             return self.layout
-        from .index.files import load_tensors
-
         return load_tensors(*self.layout_file)
 
     def layout_nbytes(self) -> int:
         if self.layout is not None:
             return sum(t.numel() * t.element_size() for t in self.layout.values())
-        from .index.files import tensor_bytes
-
         return tensor_bytes(self.layout_file[0])
 
     @property

@@ -45,12 +45,14 @@ class SparseRows:
                           self.values.to(device))
 
 
+def is_matrix(vals: Any) -> bool:
+    """Whether ``vals`` is a scipy sparse matrix or array (rows of sparse vectors)."""
+    return hasattr(vals, "tocsr") and len(getattr(vals, "shape", ())) == 2
+
+
 def _scipy_csr(vals: Any) -> Any:
     """``vals`` as a scipy CSR matrix when it is a scipy sparse matrix or array, else None."""
-    tocsr = getattr(vals, "tocsr", None)
-    if tocsr is None or not hasattr(vals, "shape") or len(getattr(vals, "shape", ())) != 2:
-        return None
-    return tocsr()
+    return vals.tocsr() if is_matrix(vals) else None
 
 
 def to_arrow(vals: Any, n: int, what: str, error: type,

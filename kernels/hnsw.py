@@ -116,7 +116,7 @@ def hnsw_search(q: torch.Tensor, x: torch.Tensor, graph: dict[str, torch.Tensor]
         cand, cand_d, done = _merge(cand, cand_d, done, nb, nd, ef)
         keep = nb if mask is None else nb.masked_fill(~mask[nb.clamp_min(0)], -1)
         keep = keep.masked_fill((keep[:, :, None] == res[:, None, :]).any(2), -1)
-        res, res_d = _merge_results(res, res_d, keep, nd.masked_fill(keep < 0, _INF), ef)
+        res, res_d, _ = _merge_results(res, res_d, keep, nd.masked_fill(keep < 0, _INF), ef)
     if lo is not None:
         res_d = res_d.masked_fill(res_d < lo, _INF)
     if hi is not None:
@@ -145,17 +145,16 @@ def _results(cand: torch.Tensor, cand_d: torch.Tensor, mask: torch.Tensor | None
     return cand.masked_fill(~ok, -1), cand_d.masked_fill(~ok, _INF)
 
 
-def _merge(cand, cand_d, done, nb, nd, ef):
-    """The ``ef`` best of the beam and the new neighbours (new ones not yet expanded)."""
-    ids = torch.cat([cand, nb], 1)
-    d = torch.cat([cand_d, nd], 1)
-    flags = torch.cat([done, torch.zeros_like(nb, dtype=torch.bool)], 1)
-    best, pos = torch.topk(d, ef, dim=1, largest=False)
-    return ids.gather(1, pos), best, flags.gather(1, pos) | torch.isinf(best)
-
-
 def _merge_results(res, res_d, nb, nd, ef):
-    ids = torch.cat([res, nb], 1)
+    """The ``ef`` best of a list and new entries, and where each came from (positions
+    past the list's width are the new ones)."""
     d = torch.cat([res_d, nd], 1)
     best, pos = torch.topk(d, ef, dim=1, largest=False)
-    return ids.gather(1, pos), best
+    return torch.cat([res, nb], 1).gather(1, pos), best, pos
+
+
+def _merge(cand, cand_d, done, nb, nd, ef):
+    """The ``ef`` best of the beam and the new neighbours (new ones not yet expanded)."""
+    ids, best, pos = _merge_results(cand, cand_d, nb, nd, ef)
+    flags = torch.cat([done, torch.zeros_like(nb, dtype=torch.bool)], 1)
+    return ids, best, flags.gather(1, pos) | torch.isinf(best)

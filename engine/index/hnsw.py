@@ -107,9 +107,7 @@ class FaissGraph:
         faiss = _faiss()
         rows = _rows(x, metric)
         n, d = rows.shape
-        m = int(graph["upper_neighbors"].shape[1]) if graph["upper_neighbors"].ndim == 2 \
-            else int(graph["neighbors"].shape[1]) // 2
-        index = _new_index(faiss, d, m, metric)
+        index = _new_index(faiss, d, int(graph["neighbors"].shape[1]) // 2, metric)
         h = index.hnsw
         starts = graph["upper_starts"].tolist()
         nodes, upper = graph["upper_nodes"].numpy(), graph["upper_neighbors"].numpy()

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kernels.sparse import drop_smallest, postings, sparse_search
+from kernels.sparse import drop_smallest, postings, row_ids, sparse_search
 
 from ..errors import ParamError
 from ..sparse import SparseRows, csr
@@ -81,9 +81,7 @@ class SparseInverted(VectorIndex):
             return queries
         keep = drop_smallest(queries.indptr, queries.values, ratio)
         counts = torch.zeros(queries.num_rows, dtype=torch.int64, device=keep.device)
-        counts.index_add_(0, torch.repeat_interleave(
-            torch.arange(queries.num_rows, device=keep.device), queries.indptr.diff()),
-            keep.long())
+        counts.index_add_(0, row_ids(queries.indptr), keep.long())
         indptr = torch.zeros_like(queries.indptr)
         indptr[1:] = torch.cumsum(counts, 0)
         return SparseRows(indptr, queries.indices[keep], queries.values[keep])
