@@ -11,8 +11,9 @@ collection and part. Rules:
 - ``used_bytes`` is always the registered bytes plus what open reservations still hold;
 - running out is a normal outcome: ``InsufficientMemory`` (1400) with bytes needed and
   free, and nothing changes;
-- on a CUDA device, Arrow columns stay in host memory: they are listed as ``host_parts``
-  and do not count against the device's capacity.
+- on a CUDA device, Arrow columns and tensors registered as host memory (a quantised
+  index's refine rows) stay in host memory: they are listed as ``host_parts`` and do not count against the device's
+  capacity.
 """
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ class Reservation:
         self.what = what
         self.closed = False
 
-    def register(self, owner: Owner, *objs: Any) -> None:
-        self.allocator.register(owner, *objs, reservation=self)
+    def register(self, owner: Owner, *objs: Any, host: bool = False) -> None:
+        self.allocator.register(owner, *objs, reservation=self, host=host)
 
     def close(self) -> None:
         self.allocator._close(self)
@@ -116,14 +117,20 @@ class DeviceAllocator:
             r.remaining, r.closed = 0, True
 
     # -- residency ----------------------------------------------------------------------
-    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None) -> None:
+    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None,
+                 host: bool = False) -> None:
         """Set ``owner``'s bytes to the total size of ``objs`` (replacing what it had),
         drawing growth from ``reservation`` first, then from the free bytes.
-        Tensors count on their device; Arrow columns live in host memory, which is the
-        device when it is "cpu" and is listed apart (``host_parts``) otherwise."""
+        Tensors count on the device; Arrow columns, and tensors registered with ``host``
+        (a quantised index's refine rows), live in host memory, which is the device when
+        it is "cpu" and is listed apart (``host_parts``) otherwise."""
         on_cpu = self.device.type == "cpu"
-        size = sum(nbytes_of(o) for o in objs if on_cpu or isinstance(o, torch.Tensor))
-        host = 0 if on_cpu else sum(nbytes_of(o) for o in objs if not isinstance(o, torch.Tensor))
+
+        def counts(o: Any) -> bool:
+            return on_cpu or (isinstance(o, torch.Tensor) and not host)
+
+        size = sum(nbytes_of(o) for o in objs if counts(o))
+        host_bytes = sum(nbytes_of(o) for o in objs if not counts(o))
         with self._lock:
             growth = size - self._bytes.get(owner, 0)
             held = reservation.remaining if reservation is not None else 0
@@ -133,8 +140,8 @@ class DeviceAllocator:
                                          f"{owner.collection}/{owner.part}")
             if drawn:
                 reservation.remaining -= drawn
-            if host:
-                self._host[owner] = host
+            if host_bytes:
+                self._host[owner] = host_bytes
             else:
                 self._host.pop(owner, None)
             if size or owner in self._bytes:
@@ -212,8 +219,9 @@ class AllocatorView:
     def _close(self, r: Reservation) -> None:
         self.parent._close(r)
 
-    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None) -> None:
-        self.parent.register(self._own(owner), *objs, reservation=reservation)
+    def register(self, owner: Owner, *objs: Any, reservation: Reservation | None = None,
+                 host: bool = False) -> None:
+        self.parent.register(self._own(owner), *objs, reservation=reservation, host=host)
 
     def free(self, collection: str, partition: str | None = None,
              segment: str | None = None, part: str | None = None) -> None:

@@ -29,7 +29,8 @@ from .index import registry, scalar
 from .placement import place
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
-from .storage.segments import has_valid, read_arrow, shard_path
+from .storage.segments import (ShardRows, has_valid, read_arrow, read_tensor, shard_path,
+                               shard_tensor)
 from .transfer import Cancelled, HostToDevice
 
 _background: dict[int, "Resident"] = {}  # loads running in background threads, by id
@@ -133,10 +134,26 @@ class Loader:
         f = coll.schema.field(name)
         return self.device.type == "cpu" or (f is not None and f.is_fixed)
 
+    @staticmethod
+    def rows_place(coll: Collection, seg: SealedSegment, name: str) -> str:
+        """Where a load keeps the field ``name`` of ``seg``: "device", or where the vector
+        index the segment is ordered by keeps its rows (``VectorIndex.rows_place``)."""
+        if seg.layout_field != name:
+            return "device"
+        entry, index = coll.vector_index(name)
+        return index.rows_place(entry["engine_params"])
+
+    def _counts(self, coll: Collection, seg: SealedSegment, name: str) -> bool:
+        """Does this field of this segment count against the device once loaded?"""
+        place = self.rows_place(coll, seg, name)
+        if place == "device":
+            return self._on_device(coll, name)
+        return place == "host" and self.device.type == "cpu"
+
     def segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
         meta = coll.segment_meta(seg.id)["bytes"]
         total = seg.num_rows + sum(meta.get(name, 0) for name in fields
-                                   if self._on_device(coll, name))
+                                   if self._counts(coll, seg, name))
         if seg.layout_field in fields:
             total += seg.layout_nbytes()
         return total
@@ -272,10 +289,15 @@ class Loader:
             fixed = f is not None and f.is_fixed
             stem, sums = coll.stems[name], coll.file_sums(seg.id, name, fixed)
             try:
+                place = self.rows_place(coll, seg, name)
                 if not fixed:
                     arr = read_arrow(seg_dir, stem, sums)
                 else:
-                    t = h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled, sums=sums)
+                    if place == "device" or (place == "host" and device.type == "cpu"):
+                        t = h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled,
+                                     sums=sums)
+                    else:
+                        t = self._off_device(coll, seg, name, place)
                     v = None
                     if f.nullable and has_valid(seg_dir, stem):
                         v = h2d.load(seg_dir, stem, "valid", copied, cancelled, sums)
@@ -300,6 +322,18 @@ class Loader:
         if indexes:
             self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
+
+    @staticmethod
+    def _off_device(coll: Collection, seg: SealedSegment, name: str, place: str) -> Any:
+        """A vector column a quantised index keeps off the device: rows left on disk
+        ("disk"), or read into host memory, pinned for the refine gathers ("host")."""
+        seg_dir, stem = coll.segment_dir(seg.id), coll.stems[name]
+        sums = coll.file_sums(seg.id, name)
+        if place == "disk":
+            return ShardRows(shard_tensor(seg_dir, stem, sums=sums), coll.name,
+                             f"field {name} of segment {seg.id}")
+        t = read_tensor(seg_dir, stem, sums=sums)
+        return t.pin_memory() if torch.cuda.is_available() else t
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
         entry, index = res.collection.vector_index(seg.layout_field)
@@ -399,6 +433,9 @@ class Loader:
                                  device, self.allocator)
             res.segments[seg.id] = rs
             for name, (col, valid) in cols.items():
+                place = self.rows_place(coll, seg, name)
+                if place == "disk" or (place == "host" and device.type != "cpu"):
+                    col = self._off_device(coll, seg, name, place)
                 if isinstance(col, torch.Tensor):
                     rs.put(name, col, valid)
                 else:

@@ -24,6 +24,7 @@ from .columns import Batch
 from .expr import json_path
 from .index import scalar
 from .schema import DYNAMIC_FIELD, CollectionSchema
+from .storage.segments import ShardRows
 
 DELETED_PART = "$deleted"
 CACHE_PART = "$cache"  # typed columns of JSON paths used by filters
@@ -56,8 +57,19 @@ class ResidentSegment:
         return Owner(self.collection, self.partition, self.key, part)
 
     def put(self, name: str, col: Any, valid: torch.Tensor | None = None) -> None:
-        objs = [col] if valid is None else [col, valid]
-        self.budget.register(self.owner(name), *objs)
+        """A loaded column (a tensor or Arrow column; or a quantised index's rows kept off
+        the device: a CPU tensor in host memory, or ``ShardRows`` left on disk, which
+        hold no memory) and its validity."""
+        off_device = isinstance(col, ShardRows) or (
+            isinstance(col, torch.Tensor) and col.device.type == "cpu"
+            and self.device.type != "cpu")
+        if off_device:
+            if not isinstance(col, ShardRows):
+                self.budget.register(self.owner(name), col, host=True)
+            if valid is not None:
+                self.budget.register(self.owner(f"{name}/valid"), valid)
+        else:
+            self.budget.register(self.owner(name), *([col] if valid is None else [col, valid]))
         self.cols[name] = col
         if valid is not None:
             self.valid[name] = valid

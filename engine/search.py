@@ -28,6 +28,7 @@ from .loader import Resident
 from .resident import ResidentSegment
 from .schema import DYNAMIC_FIELD, CollectionSchema
 from .segment import match_keys
+from .storage.segments import ShardRows
 
 MAX_TOPK = 16384
 
@@ -81,7 +82,7 @@ def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Ten
     np_idx = None
     for name in spec.fields:
         col = seg.column(name)
-        if isinstance(col, torch.Tensor):
+        if isinstance(col, (torch.Tensor, ShardRows)):  # ShardRows: read from disk
             valid = seg.validity(name)
             columns[name] = column_to_python(schema.field(name), col[dev_idx].cpu(),
                                              None if valid is None else valid[dev_idx].cpu())
@@ -170,9 +171,11 @@ def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
     has = seg.validity(field_name)  # a nullable vector: null rows are never hits
     if has is not None:
         mask = has if mask is None else mask & has
-    x_sq = seg.norms(field_name) if plan.metric in ("L2", "COSINE") else None
-    return plan.index.scan(q, x, seg.layouts.get(field_name), plan.probe, limit, plan.metric,
-                           mask, plan.lo, plan.hi, x_sq)
+    layout = seg.layouts.get(field_name)
+    x_sq = seg.norms(field_name) if plan.metric in ("L2", "COSINE") \
+        and plan.index.uses_norms(layout) else None
+    return plan.index.scan(q, x, layout, plan.probe, limit, plan.metric, mask, plan.lo,
+                           plan.hi, x_sq)
 
 
 def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Plan,

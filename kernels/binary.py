@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .ref import _masked, _pad, chunked_topk, merge_pairs, probe_pairs
+from .ref import chunked_topk, scan_lists
 
 BINARY_METRICS = ("HAMMING", "JACCARD")
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
@@ -96,25 +96,6 @@ def binary_ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
     ``ref.ivf_search`` for float rows:
     queries grouped by list, so each probed list is read once per batch, its distances one
     matrix product of unpacked bits, then one merge. (nq, k) distances and rows, padded."""
-    nq, nprobe = probes.shape
-    order, uniq, counts = probe_pairs(probes)
-    starts = (torch.cumsum(counts, 0) - counts).tolist()
-    off = offsets.tolist()
-    width = min(k, max((off[u + 1] - off[u] for u in uniq.tolist()), default=0))
-    q_bits = unpack(q)[order // nprobe]  # each list's queries, contiguous
-    pair_ids, dists, rows = [], [], []
-    for lst, s, c in zip(uniq.tolist(), starts, counts.tolist()):
-        r0, r1 = off[lst], off[lst + 1]
-        if r1 == r0:
-            continue
-        d = _distance_to(q_bits[s:s + c], unpack(x[r0:r1]), metric)
-        _masked(d, None if mask is None else mask[r0:r1], lo, hi)
-        dd, ii = torch.topk(d, min(k, r1 - r0), dim=1, largest=False)
-        if dd.shape[1] < width:
-            dd, ii = _pad(dd, ii + r0, width)
-        else:
-            ii = ii + r0
-        pair_ids.append(order[s:s + c])
-        dists.append(dd)
-        rows.append(ii)
-    return merge_pairs(pair_ids, dists, rows, nq, nprobe, width, k, q.device)
+    return scan_lists(unpack(q), offsets, probes, k,
+                      lambda lst, r0, r1, qi, qs: _distance_to(qs, unpack(x[r0:r1]), metric),
+                      mask, lo, hi)

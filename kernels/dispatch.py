@@ -104,7 +104,24 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     return torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])
 
 
+def ivf_sq8_search(q: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor,
+                   base: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor, k: int,
+                   metric: str, mask: torch.Tensor | None = None, lo: float | None = None,
+                   hi: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    return ref.ivf_sq8_search(q, codes, scale, base, offsets, probes, k, metric, mask, lo, hi)
+
+
+def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
+                  codebooks: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
+                  k: int, metric: str, mask: torch.Tensor | None = None,
+                  lo: float | None = None, hi: float | None = None,
+                  cb_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    return ref.ivf_pq_search(q, codes, centroids, codebooks, offsets, probes, k, metric,
+                             mask, lo, hi, cb_sq)
+
+
 merge_topk = ref.merge_topk
+refine = ref.refine
 kmeans = ref.kmeans
 assign = ref.assign
 coarse_probe = ref.coarse_probe

@@ -305,7 +305,6 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     top-k, and the results are scattered into place once at the end.
     """
     nq, nprobe = probes.shape
-    dev = q.device
     qf = q.float()
     if metric == "COSINE":
         qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
@@ -318,6 +317,39 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
         if out is not None:
             return out
     exact = lo is not None or hi is not None  # range bounds need the true distance
+    cast = x.dtype != torch.float32
+    sq_row = x_sq[None, :] if x_sq is not None else None             # (1, n) view
+
+    def list_dist(r0: int, r1: int, qs: torch.Tensor) -> torch.Tensor:
+        xs = x[r0:r1].float() if cast else x[r0:r1]
+        if metric == "L2":  # ||x||^2 - 2 q.x ; ||q||^2 is added to the k winners only
+            d = torch.addmm(sq_row[:, r0:r1], qs, xs.T, alpha=-2.0)
+            return d.add_((qs ** 2).sum(1, keepdim=True)) if exact else d
+        if metric == "IP":
+            return (qs @ xs.T).neg_()
+        return (qs @ xs.T).div_(sq_row[:, r0:r1].sqrt().clamp_min(1e-30)).neg_()
+
+    d, i = scan_lists(qf, offsets, probes, k, lambda lst, r0, r1, qi, qs: list_dist(r0, r1, qs),
+                      mask, lo, hi)
+    if metric == "L2" and not exact:
+        d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
+    return d, i
+
+
+ListDistance = Callable[[int, int, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def scan_lists(q: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor, k: int,
+               list_dist: ListDistance, mask: torch.Tensor | None = None,
+               lo: float | None = None, hi: float | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The IVF scan every list-ordered index shares: the (query, probed list) pairs grouped
+    by list (``probe_pairs``), so each probed list is read once per batch;
+    ``list_dist(list, r0, r1, qi, qs)`` gives the (len(qi), r1 - r0) distances of the
+    queries ``qi`` (rows ``qs`` of ``q``) to the list's rows ``r0:r1``; each pair keeps
+    its best min(k, longest list), masked and range-bounded, and one merge gives each
+    query's top ``k`` (padded with +inf / -1)."""
+    nq, nprobe = probes.shape
     order, uniq, counts = probe_pairs(probes)
     qidx = order // nprobe                                            # query of each pair
     starts = (torch.cumsum(counts, 0) - counts).tolist()
@@ -326,37 +358,23 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     # best min(k, longest list) (not k, which may be 16384 against lists of a few hundred).
     width = min(k, max((off[u + 1] - off[u] for u in uniq.tolist()), default=0))
     pair_ids, dists, rows = [], [], []
-    cast = x.dtype != torch.float32
-    sq_row = x_sq[None, :] if x_sq is not None else None             # (1, n) view
-    q_pairs = qf[qidx]                   # (nq * nprobe, d): each list's queries, contiguous
+    q_pairs = q[qidx]                    # (nq * nprobe, ...): each list's queries, contiguous
     for lst, s, c in zip(uniq.tolist(), starts, counts.tolist()):
         r0, r1 = off[lst], off[lst + 1]
         if r1 == r0:
             continue
-        qs = q_pairs[s:s + c]
-        xs = x[r0:r1].float() if cast else x[r0:r1]
-        if metric == "L2":  # ||x||^2 - 2 q.x ; ||q||^2 is added to the k winners only
-            d = torch.addmm(sq_row[:, r0:r1], qs, xs.T, alpha=-2.0)
-        elif metric == "IP":
-            d = (qs @ xs.T).neg_()
-        else:
-            d = (qs @ xs.T).div_(sq_row[:, r0:r1].sqrt().clamp_min(1e-30)).neg_()
-        if exact and metric == "L2":
-            d.add_((qs ** 2).sum(1, keepdim=True))
-        if mask is not None or exact:
+        d = list_dist(lst, r0, r1, qidx[s:s + c], q_pairs[s:s + c])
+        if mask is not None or lo is not None or hi is not None:
             _masked(d, None if mask is None else mask[r0:r1], lo, hi)
         kk = min(k, r1 - r0)
         dd, ii = torch.topk(d, kk, dim=1, largest=False)
-        ii += r0                                                      # rows of x
+        ii += r0                                                      # rows of the index
         if kk < width:
             dd, ii = _pad(dd, ii, width)
         pair_ids.append(order[s:s + c])
         dists.append(dd)
         rows.append(ii)
-    d, i = merge_pairs(pair_ids, dists, rows, nq, nprobe, width, k, dev)
-    if metric == "L2" and not exact:
-        d = d.add_((qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
-    return d, i
+    return merge_pairs(pair_ids, dists, rows, nq, nprobe, width, k, q.device)
 
 
 def probe_pairs(probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -439,3 +457,111 @@ def binary_ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor,
         return d.masked_fill_(~probed[:, start:stop], _INF)
 
     return chunked_topk(block, q.shape[0], n, k, q.device, mask, lo, hi)
+
+
+def sq8_decode(codes: torch.Tensor, scale: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """(n, d) uint8 scalar-quantised rows -> (n, d) float32: ``code * scale + base`` per
+    dimension (``quant.sq8_train`` says what scale and base are)."""
+    return torch.addcmul(base, codes.float(), scale)
+
+
+def ivf_sq8_search(q: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor,
+                   base: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor, k: int,
+                   metric: str, mask: torch.Tensor | None = None, lo: float | None = None,
+                   hi: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ivf_search`` over scalar-quantised rows (IVF_SQ8): each probed list is decoded
+    once per batch and scanned as float rows (its squared norms from the decoded rows).
+    COSINE rows were normalised before they were encoded, so COSINE is IP on unit
+    queries."""
+    qf = q.float()
+    if metric == "COSINE":
+        qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+    def list_dist(lst: int, r0: int, r1: int, qi: torch.Tensor,
+                  qs: torch.Tensor) -> torch.Tensor:
+        xs = sq8_decode(codes[r0:r1], scale, base)
+        if metric != "L2":
+            return (qs @ xs.T).neg_()
+        d = torch.addmm((xs * xs).sum(1)[None, :], qs, xs.T, alpha=-2.0)
+        return d.add_((qs * qs).sum(1, keepdim=True)).clamp_min_(0.0)
+
+    return scan_lists(qf, offsets, probes, k, list_dist, mask, lo, hi)
+
+
+def pq_tables(r: torch.Tensor, codebooks: torch.Tensor, metric: str,
+              cb_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Asymmetric distance lookup tables: (c, d) query residuals (L2) or queries (IP) ->
+    (c, m, ksub) float32, entry [j, s] the contribution of sub-code s in subspace j
+    (L2: ``||cb||^2 - 2 r.cb``, the ``||r||^2`` term added per pair; IP: ``-q.cb``)."""
+    m, ksub, dsub = codebooks.shape
+    dots = torch.einsum("cmd,mkd->cmk", r.reshape(r.shape[0], m, dsub), codebooks)
+    if metric != "L2":
+        return dots.neg_()
+    if cb_sq is None:
+        cb_sq = (codebooks * codebooks).sum(-1)
+    return torch.add(cb_sq[None], dots, alpha=-2.0)
+
+
+def pq_lookup(tables: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(c, m, ksub) tables, (n, m) uint8 codes -> (c, n): the sum over subspaces of each
+    row's table entries."""
+    c, m, ksub = tables.shape
+    flat = codes.long() + torch.arange(m, device=codes.device) * ksub      # (n, m)
+    return tables.reshape(c, m * ksub)[:, flat.reshape(-1)].reshape(c, -1, m).sum(-1)
+
+
+def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
+                  codebooks: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
+                  k: int, metric: str, mask: torch.Tensor | None = None,
+                  lo: float | None = None, hi: float | None = None,
+                  cb_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ivf_search`` over residual product-quantised rows (IVF_PQ), by asymmetric distance:
+    a row of list ``l`` stands for ``centroid[l] + codebook[j][code_j]`` over subspaces
+    ``j``. L2: per (query, list) pair a table of the query's residual ``q - c_l``, the
+    distance ``||q - c_l||^2`` plus the row's table entries; IP (COSINE on unit rows and
+    queries): one table per query, ``-q.c_l`` minus the row's entries."""
+    qf = q.float()
+    if metric == "COSINE":
+        qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    cent = centroids.float()
+    ip_tables = pq_tables(qf, codebooks, "IP") if metric != "L2" else None
+
+    def list_dist(lst: int, r0: int, r1: int, qi: torch.Tensor,
+                  qs: torch.Tensor) -> torch.Tensor:
+        if metric == "L2":
+            r = qs - cent[lst]
+            d = pq_lookup(pq_tables(r, codebooks, "L2", cb_sq), codes[r0:r1])
+            return d.add_((r * r).sum(1, keepdim=True)).clamp_min_(0.0)
+        d = pq_lookup(ip_tables[qi], codes[r0:r1])
+        return d.sub_((qs @ cent[lst])[:, None])
+
+    return scan_lists(qf, offsets, probes, k, list_dist, mask, lo, hi)
+
+
+def refine(q: torch.Tensor, x: torch.Tensor, cand: torch.Tensor, k: int, metric: str,
+           lo: float | None = None, hi: float | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-rank candidates by exact distance: (nq, c) rows ``cand`` of ``x`` (-1: none) ->
+    the best ``k`` (nq, k), range-bounded and padded. ``x`` may sit in host memory while
+    the queries are on a device: only the candidates' rows are gathered and moved."""
+    nq, c = cand.shape
+    qf = q.float()
+    if metric == "COSINE":
+        qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    none = cand < 0
+    rows = x[cand.clamp_min(0).reshape(-1).to(x.device)].to(q.device).float()
+    rows = rows.reshape(nq, c, -1)
+    dots = torch.bmm(rows, qf[:, :, None])[:, :, 0]                    # (nq, c)
+    if metric == "L2":
+        d = ((rows * rows).sum(-1) - 2 * dots + (qf * qf).sum(1, keepdim=True)).clamp_min_(0.0)
+    elif metric == "IP":
+        d = -dots
+    else:
+        d = -dots / (rows * rows).sum(-1).sqrt().clamp_min(1e-30)
+    d = _masked(d.masked_fill_(none, _INF), None, lo, hi)
+    kk = min(k, c)
+    best, pos = torch.topk(d, kk, dim=1, largest=False)
+    idx = cand.gather(1, pos)
+    if kk < k:
+        best, idx = _pad(best, idx, k)
+    return best, torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)

@@ -38,6 +38,21 @@ class VectorIndex:
         """Build parameters, validated and normalised (ParamError if wrong)."""
         return dict(params)
 
+    def check_field(self, params: dict, dtype_name: str, dim: int) -> dict:
+        """``check_params``'s result checked against the field it indexes (its DataType
+        name and dim); ParamError if they do not go together."""
+        return params
+
+    def rows_place(self, params: dict) -> str:
+        """Where a load keeps the rows of a segment in this index's order: "device" (they
+        are scanned), "host" (host memory: they only re-rank) or "disk" (the index scans
+        codes of its own; the rows are read from their shard when a read returns them)."""
+        return "device"
+
+    def uses_norms(self, layout: Tensors | None) -> bool:
+        """Whether ``scan`` of a segment with this layout takes its rows' squared norms."""
+        return True
+
     def train_rows(self, params: dict) -> tuple[int, int]:
         """(fewest rows training needs, rows in the sample it trains on)."""
         return 0, 0

@@ -13,6 +13,7 @@ from .base import VectorIndex
 from .flat import BinFlat, Flat
 from .hnsw import Hnsw
 from .ivf import BinIvfFlat, IvfFlat
+from .quant import IvfPq, IvfSq8
 from .sparse import SparseInverted, SparseWand
 
 BINARY_METRIC_TYPES = ("HAMMING", "JACCARD")
@@ -29,6 +30,8 @@ def register(index: VectorIndex) -> None:
 
 register(Flat())
 register(IvfFlat())
+register(IvfSq8())
+register(IvfPq())
 register(Hnsw())
 register(BinFlat())
 register(BinIvfFlat())

@@ -75,7 +75,8 @@ class IndexSpec:
                                  f"field {self.field_name}; use one of {list(metrics)}")
             params = dict(self.params)
             if itype != "AUTOINDEX":
-                params = registry.get(itype).check_params(params)
+                index = registry.get(itype)
+                params = index.check_field(index.check_params(params), f.dtype.name, f.dim)
             return IndexSpec(self.field_name, self.index_name, itype, metric, params)
         if self.metric_type:
             raise ParamError(f"metric_type applies to vector fields; {self.field_name} is a "

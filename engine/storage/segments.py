@@ -25,11 +25,13 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import pyarrow as pa
 import torch
 from safetensors.torch import save_file
 
 from ..columns import Batch
+from ..errors import StorageError
 from . import checksum
 from .files import fsync_dir, fsync_path, write_atomic
 
@@ -195,6 +197,58 @@ def read_tensor(seg_dir: Path, stem: str, key: str = "data", chunk: int = 64 << 
         os.close(fd)
     return out
 
+
+
+class ShardRows:
+    """The rows of a (n, ...) shard tensor, left on disk and read on demand: ``rows[idx]``
+    (an int64 tensor of row numbers, on any device) returns those rows as a CPU tensor.
+    With checksums, each 4 MB block a read touches is verified whole the first time
+    (``verified`` remembers it), so what it returns is checked as a load's reads are.
+    A quantised index's rows, when a load leaves them out of memory (``index/quant.py``)."""
+
+    def __init__(self, st: ShardTensor, collection: str, what: str) -> None:
+        self.st, self.collection, self.what = st, collection, what
+        self.shape, self.dtype = st.shape, st.dtype
+        self.device = torch.device("cpu")
+        self.row_bytes = st.nbytes // st.shape[0] if st.shape and st.shape[0] else 0
+        self.verified: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx).reshape(-1).cpu().long()
+        out = torch.empty((idx.numel(), *self.shape[1:]), dtype=self.dtype)
+        if not idx.numel():
+            return out
+        st, rb = self.st, self.row_bytes
+        try:
+            if st.blocks is not None:
+                touched = torch.cat([idx * rb // _PIECE, ((idx + 1) * rb - 1) // _PIECE])
+                todo = [b for b in torch.unique(touched).tolist() if b not in self.verified]
+                if todo:
+                    self._verify(todo)
+            mm = np.memmap(st.path, dtype=np.uint8, mode="r", offset=st.offset,
+                           shape=(self.shape[0], rb))
+            rows = np.ascontiguousarray(mm[idx.numpy()])
+            del mm
+        except (OSError, ValueError) as e:  # CorruptFile is a ValueError
+            raise StorageError(self.collection, self.what, st.path, e,
+                               "The read was refused.") from e
+        byte_view(out).copy_(torch.from_numpy(rows).reshape(-1))
+        return out
+
+    def _verify(self, blocks: list[int]) -> None:
+        st = self.st
+        fd = os.open(st.path, os.O_RDONLY)
+        try:
+            for b in blocks:
+                size = min(_PIECE, st.nbytes - b * _PIECE)
+                buf = torch.empty(size, dtype=torch.uint8)
+                read_range(fd, st.offset + b * _PIECE, buf, st.path, st.blocks, b)
+                self.verified.add(b)
+        finally:
+            os.close(fd)
 
 
 def has_valid(seg_dir: Path, stem: str) -> bool:

@@ -124,3 +124,15 @@ def test_used_is_always_registered_plus_open_reservations(ops):
     for h in handles:
         h.close()
     assert a.reserved_bytes == 0
+
+
+def test_tensors_registered_as_host_are_host_parts_on_a_cuda_device():
+    a = DeviceAllocator(torch.device("cuda"), 1000)  # accounting only: nothing is copied
+    a.register(_owner("vec"), _t(100), host=True)   # a quantised index's refine rows
+    a.register(_owner("vec/codes"), _t(40))
+    info = a.collection_info("c")
+    assert info["parts"] == {"vec/codes": 40}
+    assert info["host_parts"] == {"vec": 100} and a.used_bytes == 40
+    cpu = DeviceAllocator(torch.device("cpu"), 1000)  # host memory is the CPU device's
+    cpu.register(_owner("vec"), _t(100), host=True)
+    assert cpu.used_bytes == 100 and "host_parts" not in cpu.collection_info("c")
