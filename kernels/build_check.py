@@ -18,14 +18,26 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-_SIG = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "off_ptr": "*i64",
+_IVF = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "off_ptr": "*i64",
         "probe_ptr": "*i64", "mask_ptr": "*i8", "out_ptr": "*i64", "nprobe": "i32",
         "d": "i32", "lo": "fp32", "hi": "fp32", "q_sq_ptr": "*fp32"}
+_SQ8 = {"q_ptr": "*fp32", "codes_ptr": "*u8", "scale_ptr": "*fp32", "base_ptr": "*fp32",
+        "off_ptr": "*i64", "probe_ptr": "*i64", "mask_ptr": "*i8", "out_ptr": "*i64",
+        "nprobe": "i32", "d": "i32", "lo": "fp32", "hi": "fp32", "q_sq_ptr": "*fp32"}
+_PQ = {"q_ptr": "*fp32", "codes_ptr": "*u8", "cent_ptr": "*fp32", "cb_ptr": "*fp32",
+       "cb_sq_ptr": "*fp32", "off_ptr": "*i64", "probe_ptr": "*i64", "mask_ptr": "*i8",
+       "out_ptr": "*i64", "nprobe": "i32", "d": "i32", "m": "i32", "lo": "fp32",
+       "hi": "fp32"}
+# kernel -> (module, function, signature, the module's warps constant)
+KERNELS = {"ivf": ("triton_ivf", "_ivf_scan_topk", _IVF, "NUM_WARPS"),
+           "sq8": ("triton_quant", "_sq8_scan_topk", _SQ8, "NUM_WARPS"),
+           "pq": ("triton_quant", "_pq_scan_topk", _PQ, "PQ_WARPS")}
 
 
 def variants(quick: bool = False) -> list[dict]:
     """The specialisations a search can launch (metric, mask, K; split 1 and > 1); with
-    ``quick``, four that between them take every branch of the kernel."""
+    ``quick``, a few that between them take every branch of each kernel. Each names its
+    ``kernel``."""
     from . import triton_ivf as t
     if quick:
         picks = [(0, True, 16, 1), (1, False, t.MAX_K, 8), (2, True, t.MAX_K, 1),
@@ -33,8 +45,16 @@ def variants(quick: bool = False) -> list[dict]:
     else:
         picks = [(m, h, k, s) for m in (0, 1, 2) for h in (False, True)
                  for k in (16, t.MAX_K) for s in (1, 8)]
-    return [{"METRIC": m, "HAS_MASK": h, "K": k, "SPLIT": s, "BLOCK": t.BLOCK,
-             "BLOCK_D": t.BLOCK_D} for m, h, k, s in picks]
+    out = [{"kernel": "ivf", "METRIC": m, "HAS_MASK": h, "K": k, "SPLIT": s,
+            "BLOCK": t.BLOCK, "BLOCK_D": t.BLOCK_D} for m, h, k, s in picks]
+    for l2, h, k, s in [(True, True, 16, 1), (False, False, t.MAX_K, 8)] if quick else \
+            [(l2, h, k, s) for l2 in (True, False) for h in (False, True)
+             for k in (16, t.MAX_K) for s in (1, 8)]:
+        out.append({"kernel": "sq8", "L2": l2, "HAS_MASK": h, "K": k, "SPLIT": s,
+                    "BLOCK": t.BLOCK, "BLOCK_D": t.BLOCK_D})
+        out.append({"kernel": "pq", "L2": l2, "HAS_MASK": h, "K": k, "SPLIT": s,
+                    "BLOCK": 64, "M": 16, "DSUB": 8, "BLOCK_D": t.BLOCK_D})
+    return out
 
 
 def _resources(cubin: bytes) -> dict:
@@ -50,20 +70,25 @@ def _resources(cubin: bytes) -> dict:
             "shared_bytes": int(found["SHARED"]), "local_bytes": int(found["LOCAL"])}
 
 
-def compile_variant(constexprs: dict, arch: int = 90) -> dict:
+def compile_variant(variant: dict, arch: int = 90) -> dict:
+    import importlib
+
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from . import triton_ivf as t
-    sig = dict(_SIG, **{name: "constexpr" for name in constexprs})
+    constexprs = {k: v for k, v in variant.items() if k != "kernel"}
+    module, fn, signature, warps = KERNELS[variant["kernel"]]
+    mod = importlib.import_module(f"kernels.{module}")
+    kernel_fn = getattr(mod, fn)
+    sig = dict(signature, **{name: "constexpr" for name in constexprs})
     # what a launch specialises on: 16-byte aligned tensors, and d a multiple of 16
-    attrs = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(_SIG.items())
+    attrs = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(signature.items())
              if ty.startswith("*") or name == "d"}
-    src = ASTSource(fn=t._ivf_scan_topk, signature=sig, constexprs=constexprs, attrs=attrs)
+    src = ASTSource(fn=kernel_fn, signature=sig, constexprs=constexprs, attrs=attrs)
     kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                            options={"num_warps": t.NUM_WARPS})
-    return dict(constexprs, arch=arch, **_resources(kernel.asm["cubin"]))
+                            options={"num_warps": getattr(mod, warps)})
+    return dict(variant, arch=arch, **_resources(kernel.asm["cubin"]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("unset TRITON_INTERPRET: the interpreter replaces compiled kernels")
     p = argparse.ArgumentParser(prog="python -m kernels.build_check")
     p.add_argument("--arch", type=int, default=90, help="compute capability x10 (90: Hopper)")
-    p.add_argument("--quick", action="store_true", help="four variants instead of all 24")
+    p.add_argument("--quick", action="store_true",
+                   help="a few variants of each kernel instead of all of them")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     rows = [compile_variant(v, args.arch) for v in variants(args.quick)]

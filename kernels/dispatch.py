@@ -2,8 +2,9 @@
 here and nowhere else.
 
 - CPU: the plain-torch reference (``ref``) for everything.
-- CUDA: the IVF list scan goes through the fused Triton kernel (``triton_ivf``) when Triton
-  imports and ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
+- CUDA: the IVF list scans (IVF_FLAT, IVF_SQ8, IVF_PQ) go through the fused Triton
+  kernels (``triton_ivf``, ``triton_quant``) when Triton imports and
+  ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
   in chunks. Large searches are sliced so their temporaries stay bounded (``FLAT_CELLS``,
   ``IVF_BYTES``). ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
 Asking for Triton explicitly (``HOTSET_KERNELS=triton``) where it is missing is an error
@@ -43,15 +44,23 @@ def _mode() -> str:
     return mode
 
 
+def _triton_module(name: str):
+    try:
+        return importlib.import_module(f"kernels.{name}")
+    except ImportError as e:
+        raise RuntimeError("HOTSET_KERNELS=triton needs Triton: pip install triton "
+                           f"(import failed: {e})") from None
+
+
 def _triton():
     global _triton_ivf
     if _triton_ivf is None:
-        try:
-            _triton_ivf = importlib.import_module("kernels.triton_ivf")
-        except ImportError as e:
-            raise RuntimeError("HOTSET_KERNELS=triton needs Triton: pip install triton "
-                               f"(import failed: {e})") from None
+        _triton_ivf = _triton_module("triton_ivf")
     return _triton_ivf
+
+
+def _triton_quant():
+    return _triton_module("triton_quant")  # cached by the import system after the first
 
 
 # Bounds on the temporary memory of one search, whatever nq and k (up to 16384 each):
@@ -89,18 +98,28 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
                lo: float | None = None, hi: float | None = None,
                x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
+    scan = _triton().ivf_search if _fused(x, probes, k) and x.is_floating_point() \
+        else ref.ivf_search
+    return _by_queries(lambda s: scan(q[s], x, offsets, probes[s], k, metric, mask, lo, hi,
+                                      x_sq), q, probes, k, q.shape[1], offsets)
+
+
+def _fused(x: torch.Tensor, probes: torch.Tensor, k: int) -> bool:
+    """Whether an IVF list scan over ``x`` goes through a fused Triton kernel."""
     mode = _mode()
-    want_triton = mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton"))
-    if want_triton and k <= 64 and probes.shape[1] <= GRID_Y_MAX and x.is_floating_point():
-        scan = _triton().ivf_search
-    else:
-        scan = ref.ivf_search
+    want = mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton"))
+    return want and k <= 64 and probes.shape[1] <= GRID_Y_MAX
+
+
+def _by_queries(scan, q: torch.Tensor, probes: torch.Tensor, k: int, width: int,
+                offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``scan(slice of queries)`` over the batch, in slices small enough that one pass's
+    temporaries stay under IVF_BYTES (``query_step``)."""
     nq = q.shape[0]
-    step = query_step(nq, probes.shape[1], k, q.shape[1], offsets)
+    step = query_step(nq, probes.shape[1], k, width, offsets)
     if step >= nq:
-        return scan(q, x, offsets, probes, k, metric, mask, lo, hi, x_sq)
-    parts = [scan(q[s:s + step], x, offsets, probes[s:s + step], k, metric, mask, lo, hi, x_sq)
-             for s in range(0, nq, step)]
+        return scan(slice(None))
+    parts = [scan(slice(s, s + step)) for s in range(0, nq, step)]
     return torch.cat([d for d, _ in parts]), torch.cat([i for _, i in parts])
 
 
@@ -108,7 +127,9 @@ def ivf_sq8_search(q: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor,
                    base: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor, k: int,
                    metric: str, mask: torch.Tensor | None = None, lo: float | None = None,
                    hi: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    return ref.ivf_sq8_search(q, codes, scale, base, offsets, probes, k, metric, mask, lo, hi)
+    scan = _triton_quant().ivf_sq8_search if _fused(codes, probes, k) else ref.ivf_sq8_search
+    return _by_queries(lambda s: scan(q[s], codes, scale, base, offsets, probes[s], k, metric,
+                                      mask, lo, hi), q, probes, k, codes.shape[1], offsets)
 
 
 def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
@@ -116,8 +137,10 @@ def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
                   k: int, metric: str, mask: torch.Tensor | None = None,
                   lo: float | None = None, hi: float | None = None,
                   cb_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    return ref.ivf_pq_search(q, codes, centroids, codebooks, offsets, probes, k, metric,
-                             mask, lo, hi, cb_sq)
+    scan = _triton_quant().ivf_pq_search if _fused(codes, probes, k) else ref.ivf_pq_search
+    return _by_queries(lambda s: scan(q[s], codes, centroids, codebooks, offsets, probes[s],
+                                      k, metric, mask, lo, hi, cb_sq),
+                       q, probes, k, q.shape[1], offsets)
 
 
 merge_topk = ref.merge_topk

@@ -22,6 +22,8 @@ for sm_90 offline and checks that nothing spills to local memory.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
@@ -76,15 +78,23 @@ def _ivf_scan_topk(q_ptr, x_ptr, xsq_ptr, off_ptr, probe_ptr, mask_ptr, out_ptr,
                 dist = tl.maximum(q_sq + xsq - 2.0 * acc, 0.0)
             else:
                 dist = -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
-        keep = inside & (dist >= lo) & (dist < hi)
-        if HAS_MASK:
-            keep = keep & (tl.load(mask_ptr + rows, mask=inside, other=0) != 0)
-        high = _ordered(dist.to(tl.int32, bitcast=True)).to(tl.int64) << 32
-        key = tl.where(keep, high | rows.to(tl.int64), 0x7F8000007FFFFFFF)
-        top = ~tl.topk(~key, K)  # the K smallest keys, ascending (~ reverses int order)
-        best = tl.sort(tl.minimum(best, tl.flip(top, 0)))
+        best = _fold(best, dist, inside, rows, mask_ptr, lo, hi, HAS_MASK, K)
     base = ((qi * nprobe + pj) * SPLIT + s) * K
     tl.store(out_ptr + base + tl.arange(0, K), best)
+
+
+@triton.jit
+def _fold(best, dist, inside, rows, mask_ptr, lo, hi, HAS_MASK: tl.constexpr,
+          K: tl.constexpr):
+    """Fold a block's distances into the running top-``K`` keys ``best`` (ascending):
+    rows outside the list, masked out or outside ``[lo, hi)`` never enter."""
+    keep = inside & (dist >= lo) & (dist < hi)
+    if HAS_MASK:
+        keep = keep & (tl.load(mask_ptr + rows, mask=inside, other=0) != 0)
+    high = _ordered(dist.to(tl.int32, bitcast=True)).to(tl.int64) << 32
+    key = tl.where(keep, high | rows.to(tl.int64), 0x7F8000007FFFFFFF)
+    top = ~tl.topk(~key, K)  # the K smallest keys, ascending (~ reverses int order)
+    return tl.sort(tl.minimum(best, tl.flip(top, 0)))
 
 
 def _split(pairs: int, longest: int, block: int, device: torch.device) -> int:
@@ -118,23 +128,50 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if x_sq is None:
         x_sq = torch.empty(1, device=x.device)
     q_sq = (qf * qf).sum(1).contiguous()
-    if split is None:
-        sizes = offsets[1:] - offsets[:-1]
-        longest = int(sizes.max()) if sizes.numel() else 0
-        split = _split(nq * nprobe, longest, block, x.device)
-    kk = 1 << max(0, (k - 1).bit_length())
-    kk = max(kk, 2)  # tl.topk/tl.sort need a run of at least two
-    block = max(block, kk)
-    out = torch.empty((nq, nprobe * split * kk), dtype=torch.int64, device=x.device)
-    mask_arg = mask.to(torch.int8).contiguous() if mask is not None else out
-    _ivf_scan_topk[(nq, nprobe, split)](
+    go = Launch.of(k, probes, offsets, mask, lo, hi, block, split, x.device)
+    _ivf_scan_topk[go.grid](
         qf, x.contiguous(), x_sq.float().contiguous(), offsets.contiguous(),
-        probes.contiguous(), mask_arg, out, nprobe, d,
-        float("-inf") if lo is None else float(lo), float("inf") if hi is None else float(hi),
-        q_sq, METRIC=_METRIC[metric], HAS_MASK=mask is not None, K=kk, SPLIT=split,
-        BLOCK=block, BLOCK_D=min(block_d, triton.next_power_of_2(d)), num_warps=num_warps)
-    keys, _ = torch.topk(out, min(k, out.shape[1]), dim=1, largest=False, sorted=True)
-    return decode_keys(keys)
+        probes.contiguous(), go.mask, go.out, nprobe, d, go.lo, go.hi,
+        q_sq, METRIC=_METRIC[metric], HAS_MASK=mask is not None, K=go.K, SPLIT=go.split,
+        BLOCK=go.block, BLOCK_D=min(block_d, triton.next_power_of_2(d)), num_warps=num_warps)
+    return go.result(k)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What every list-scan kernel's launch shares: the grid (query, probe, split), the
+    run length ``K`` (a power of two >= k), the block, the output keys, the mask and range
+    bounds as the kernel takes them; ``result`` merges the programs' keys."""
+
+    grid: tuple[int, int, int]
+    K: int
+    block: int
+    split: int
+    out: torch.Tensor
+    mask: torch.Tensor
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, k: int, probes: torch.Tensor, offsets: torch.Tensor,
+           mask: torch.Tensor | None, lo: float | None, hi: float | None, block: int,
+           split: int | None, device: torch.device) -> "Launch":
+        nq, nprobe = probes.shape
+        if split is None:
+            sizes = offsets[1:] - offsets[:-1]
+            longest = int(sizes.max()) if sizes.numel() else 0
+            split = _split(nq * nprobe, longest, block, device)
+        kk = max(1 << max(0, (k - 1).bit_length()), 2)  # tl.topk/tl.sort: a run of two
+        out = torch.empty((nq, nprobe * split * kk), dtype=torch.int64, device=device)
+        return cls((nq, nprobe, split), kk, max(block, kk), split, out,
+                   mask.to(torch.int8).contiguous() if mask is not None else out,
+                   float("-inf") if lo is None else float(lo),
+                   float("inf") if hi is None else float(hi))
+
+    def result(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, _ = torch.topk(self.out, min(k, self.out.shape[1]), dim=1, largest=False,
+                             sorted=True)
+        return decode_keys(keys)
 
 
 def decode_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,3 +102,30 @@ def test_triton_is_not_launched_past_the_grid_limit(monkeypatch):
     monkeypatch.setattr(dispatch, "GRID_Y_MAX", 4)
     with pytest.raises(AssertionError, match="grid limit"):
         dispatch.ivf_search(q, xs, offsets, probes, 5, "L2")
+
+
+def test_quantised_scans_go_to_triton_when_asked_and_slice_queries(monkeypatch):
+    from kernels import quant
+
+    cent, xs, offsets, q = _data(nq=9)
+    probes = ref.coarse_probe(q, cent, 3, "L2")
+    t = quant.sq8_train(xs)
+    codes = quant.sq8_encode(xs, t["vmin"], t["vdiff"])
+    want = ref.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 5, "L2")
+    seen = []
+
+    class Fused:
+        def ivf_sq8_search(self, q_, *a, **k):
+            seen.append(q_.shape[0])
+            return ref.ivf_sq8_search(q_, *a, **k)
+
+    monkeypatch.setattr(dispatch, "_triton_quant", lambda: Fused())
+    monkeypatch.setenv("HOTSET_KERNELS", "torch")
+    _same(dispatch.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 5, "L2"),
+          want)
+    assert seen == []
+    monkeypatch.setenv("HOTSET_KERNELS", "triton")
+    monkeypatch.setattr(dispatch, "IVF_BYTES", 4 * 3 * (5 * 12 + xs.shape[1] * 4))  # 4 queries
+    _same(dispatch.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 5, "L2"),
+          want)
+    assert seen == [4, 4, 1]

@@ -26,15 +26,17 @@ def _cuobjdump() -> Path | None:
 
 
 @pytest.mark.skipif(_cuobjdump() is None, reason="triton (with its CUDA tools) is not installed")
-def test_ivf_kernel_builds_for_hopper_without_spills():
+def test_list_scan_kernels_build_for_hopper_without_spills():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-m", "kernels.build_check", "--quick", "--json"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(rows) == 4
-    assert {r["METRIC"] for r in rows} == {0, 1, 2}
+    kinds = [r["kernel"] for r in rows]
+    assert kinds.count("ivf") == 4 and kinds.count("sq8") == 2 and kinds.count("pq") == 2
+    assert {r["METRIC"] for r in rows if r["kernel"] == "ivf"} == {0, 1, 2}
+    assert {r["L2"] for r in rows if r["kernel"] != "ivf"} == {True, False}
     for r in rows:
         assert r["arch"] == 90
         assert r["stack_bytes"] == 0 and r["local_bytes"] == 0, r
