@@ -136,24 +136,31 @@ class Loader:
 
     @staticmethod
     def rows_place(coll: Collection, seg: SealedSegment, name: str) -> str:
-        """Where a load keeps the field ``name`` of ``seg``: "device", or where the vector
-        index the segment is ordered by keeps its rows (``VectorIndex.rows_place``)."""
-        if seg.layout_field != name:
+        """Where a load keeps the field ``name`` of ``seg``: "device"; where the vector
+        index the segment is ordered by keeps its rows (``VectorIndex.rows_place``); or
+        "half": on the device in float16 (``resident_dtype``), the exact rows on disk."""
+        entry = coll.manifest.index_on(name)
+        index = registry.find(entry["engine_type"]) if entry else None
+        if index is None:
             return "device"
-        entry, index = coll.vector_index(name)
-        return index.rows_place(entry["engine_params"])
+        params = entry["engine_params"]
+        if seg.layout_field == name and index.rows_place(params) != "device":
+            return index.rows_place(params)
+        return "half" if params.get("resident_dtype") == "float16" else "device"
 
-    def _counts(self, coll: Collection, seg: SealedSegment, name: str) -> bool:
-        """Does this field of this segment count against the device once loaded?"""
+    def _counts(self, coll: Collection, seg: SealedSegment, name: str) -> float:
+        """The share of this field's bytes that counts against the device once loaded."""
         place = self.rows_place(coll, seg, name)
         if place == "device":
-            return self._on_device(coll, name)
-        return place == "host" and self.device.type == "cpu"
+            return 1.0 if self._on_device(coll, name) else 0.0
+        if place == "half":
+            return 0.5
+        return 1.0 if place == "host" and self.device.type == "cpu" else 0.0
 
     def segment_bytes(self, coll: Collection, seg: SealedSegment, fields: list[str]) -> int:
         meta = coll.segment_meta(seg.id)["bytes"]
-        total = seg.num_rows + sum(meta.get(name, 0) for name in fields
-                                   if self._counts(coll, seg, name))
+        total = seg.num_rows + sum(int(meta.get(name, 0) * self._counts(coll, seg, name))
+                                   for name in fields)
         if seg.layout_field in fields:
             total += seg.layout_nbytes()
         return total
@@ -297,7 +304,7 @@ class Loader:
                         t = h2d.load(seg_dir, stem, on_bytes=copied, cancelled=cancelled,
                                      sums=sums)
                     else:
-                        t = self._off_device(coll, seg, name, place)
+                        t = self._placed(coll, seg, name, place, rs, h2d)
                     v = None
                     if f.nullable and has_valid(seg_dir, stem):
                         v = h2d.load(seg_dir, stem, "valid", copied, cancelled, sums)
@@ -323,17 +330,27 @@ class Loader:
             self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
 
-    @staticmethod
-    def _off_device(coll: Collection, seg: SealedSegment, name: str, place: str) -> Any:
-        """A vector column a quantised index keeps off the device: rows left on disk
-        ("disk"), or read into host memory, pinned for the refine gathers ("host")."""
+    def _placed(self, coll: Collection, seg: SealedSegment, name: str, place: str,
+                rs: ResidentSegment, h2d: HostToDevice, rows: torch.Tensor | None = None
+                ) -> Any:
+        """A vector column kept otherwise than as stored (``rows_place``), from ``rows``
+        (cut from the growing buffers) or read from the shard: left on disk ("disk"), in
+        host memory, pinned for the refine gathers ("host"), or on the device in float16
+        ("half"). Where the scanned copy is not the stored rows, reads that return the
+        vector take them from the shard (``rs.exact``)."""
         seg_dir, stem = coll.segment_dir(seg.id), coll.stems[name]
         sums = coll.file_sums(seg.id, name)
+        on_disk = ShardRows(shard_tensor(seg_dir, stem, sums=sums), coll.name,
+                            f"field {name} of segment {seg.id}")
         if place == "disk":
-            return ShardRows(shard_tensor(seg_dir, stem, sums=sums), coll.name,
-                             f"field {name} of segment {seg.id}")
-        t = read_tensor(seg_dir, stem, sums=sums)
-        return t.pin_memory() if torch.cuda.is_available() else t
+            return on_disk
+        if rows is None:
+            rows = read_tensor(seg_dir, stem, sums=sums)
+        if place == "half":
+            rs.exact[name] = on_disk
+            return h2d.to_device(rows.to(torch.float16))
+        rows = rows.cpu()
+        return rows.pin_memory() if torch.cuda.is_available() else rows
 
     def _put_layout(self, res: Resident, rs: ResidentSegment, seg: SealedSegment) -> None:
         entry, index = res.collection.vector_index(seg.layout_field)
@@ -434,8 +451,8 @@ class Loader:
             res.segments[seg.id] = rs
             for name, (col, valid) in cols.items():
                 place = self.rows_place(coll, seg, name)
-                if place == "disk" or (place == "host" and device.type != "cpu"):
-                    col = self._off_device(coll, seg, name, place)
+                if place in ("disk", "half") or (place == "host" and device.type != "cpu"):
+                    col = self._placed(coll, seg, name, place, rs, self.h2d(device), col)
                 if isinstance(col, torch.Tensor):
                     rs.put(name, col, valid)
                 else:

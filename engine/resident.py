@@ -43,6 +43,8 @@ class ResidentSegment:
         self.allocator = allocator
         self.budget = budget if budget is not None else allocator  # what registrations draw
         self.cols: dict[str, Any] = {}
+        self.exact: dict[str, Any] = {}  # vector -> its stored rows, where ``cols`` scans
+                                         # another copy (float16 residency)
         self.valid: dict[str, torch.Tensor] = {}
         self.deleted = torch.zeros(0, dtype=torch.bool, device=device)
         self.any_deleted = False  # lets a scan skip the live mask altogether

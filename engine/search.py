@@ -81,7 +81,7 @@ def fetch_columns(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Ten
     dev_idx = idx.to(seg.device)
     np_idx = None
     for name in spec.fields:
-        col = seg.column(name)
+        col = seg.exact[name] if name in seg.exact else seg.column(name)  # stored rows
         if isinstance(col, (torch.Tensor, ShardRows)):  # ShardRows: read from disk
             valid = seg.validity(name)
             columns[name] = column_to_python(schema.field(name), col[dev_idx].cpu(),

@@ -33,6 +33,7 @@ class VectorIndex:
     layout_suffix = ""      # file suffix of a segment's layout ("" = no layout)
     part_labels: dict[str, str] = {}  # layout tensor -> its part name in memory_info
     lazy_layout = False     # the layout stays on disk until a load reads it (a graph)
+    half_rows = False       # takes resident_dtype="float16" (float rows scanned in halves)
 
     def check_params(self, params: dict) -> dict:
         """Build parameters, validated and normalised (ParamError if wrong)."""

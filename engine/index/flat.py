@@ -9,6 +9,7 @@ from .base import VectorIndex
 
 class Flat(VectorIndex):
     name = "FLAT"
+    half_rows = True
 
 
 class BinFlat(VectorIndex):

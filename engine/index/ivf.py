@@ -70,6 +70,7 @@ class IvfFlat(VectorIndex):
     """IVF_FLAT on float, half-precision and int8 vector fields."""
 
     name = "IVF_FLAT"
+    half_rows = True
     trains = True
     layout_suffix = "ivf"
     part_labels = {"offsets": "list_offsets"}
@@ -120,6 +121,7 @@ class BinIvfFlat(IvfFlat):
 
     name = "BIN_IVF_FLAT"
     kind = "binary"
+    half_rows = False
 
     def train(self, sample, params, metric, device) -> Tensors:
         packed = sample.to(device, torch.uint8)  # the sample comes widened to float32, exactly

@@ -58,6 +58,7 @@ class QuantIvf(IvfFlat):
     """What IVF_SQ8 and IVF_PQ share: list order, codes, refine."""
 
     lazy_layout = True
+    half_rows = False
     part_labels = {"offsets": "list_offsets", "codes": "codes"}
 
     def check_params(self, params: dict) -> dict:

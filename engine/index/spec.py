@@ -77,6 +77,7 @@ class IndexSpec:
             if itype != "AUTOINDEX":
                 index = registry.get(itype)
                 params = index.check_field(index.check_params(params), f.dtype.name, f.dim)
+                params = _resident_dtype(params, index, f.dtype.name)
             return IndexSpec(self.field_name, self.index_name, itype, metric, params)
         if self.metric_type:
             raise ParamError(f"metric_type applies to vector fields; {self.field_name} is a "
@@ -93,6 +94,26 @@ class IndexSpec:
     def from_dict(cls, d: dict) -> "IndexSpec":
         return cls(d["field_name"], d["index_name"], d["index_type"], d["metric_type"],
                    dict(d["params"]))
+
+
+RESIDENT_DTYPES = ("float32", "float16")
+
+
+def _resident_dtype(params: dict, index: registry.VectorIndex, dtype_name: str) -> dict:
+    """Hotset's ``resident_dtype`` (not a Milvus parameter): "float16" keeps a
+    FLOAT_VECTOR field's sealed rows on the device in half precision (half the bytes; the
+    stored rows stay float32 and are what reads return); "float32" is the default."""
+    if "resident_dtype" not in params:
+        return params
+    rd = params["resident_dtype"]
+    if not index.half_rows or dtype_name != "FLOAT_VECTOR":
+        raise ParamError(f"resident_dtype is Hotset's option for FLAT and IVF_FLAT on "
+                         f"FLOAT_VECTOR fields; not for {index.name} on {dtype_name}: "
+                         "leave it out")
+    if rd not in RESIDENT_DTYPES:
+        raise ParamError(f"resident_dtype must be one of {list(RESIDENT_DTYPES)}, got {rd!r}")
+    return params if rd == "float16" else {k: v for k, v in params.items()
+                                           if k != "resident_dtype"}
 
 
 class IndexParams:
