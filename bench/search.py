@@ -1,7 +1,9 @@
 """``python -m bench search``: IVF_FLAT (and FLAT) recall@k and QPS, next to faiss-cpu
 ``IndexIVFFlat`` with the same nlist/nprobe on the same data in the same run (``--index
-HNSW``: HNSW next to faiss's ``IndexHNSWFlat`` with the same M / efConstruction, swept
-over ``--ef``, build times side by side); on CUDA also
+IVF_SQ8``: next to ``IndexIVFScalarQuantizer`` QT_8bit; ``--index IVF_PQ --m``: next to
+``IndexIVFPQ``, with ``--refine-k`` wrapped in ``IndexRefineFlat``; ``--index HNSW``:
+next to ``IndexHNSWFlat`` with the same M / efConstruction, swept over ``--ef``), build
+times and resident bytes per vector (``memory_info``) reported; on CUDA also
 next to plain torch brute force (matmul + topk), the GPU's memory bandwidth, and (with
 ``--cpu-baseline``) the same engine on this host's CPU, same data, same run.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -38,20 +41,53 @@ def _recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
 
 
 def _faiss_index(data: np.ndarray, nlist: int, sample: np.ndarray, args=None):
+    """faiss's index of the same type and parameters as ours, with its IVF part (whose
+    nprobe a run sets) and coarse quantiser kept alive beside it; None without
+    faiss-cpu."""
     try:
         import faiss
     except ImportError:
         return None
-    if args is not None and args.index == "HNSW":
-        index = faiss.IndexHNSWFlat(data.shape[1], args.M)
+    kind = "IVF_FLAT" if args is None else args.index
+    d = data.shape[1]
+    if kind == "HNSW":
+        index = faiss.IndexHNSWFlat(d, args.M)
         index.hnsw.efConstruction = args.ef_construction
         index.add(data)
-        return index
-    quant = faiss.IndexFlatL2(data.shape[1])
-    index = faiss.IndexIVFFlat(quant, data.shape[1], nlist)
+        return SimpleNamespace(index=index, ivf=None)
+    quant = faiss.IndexFlatL2(d)
+    if kind == "IVF_SQ8":  # ours codes the rows themselves: by_residual off
+        index = faiss.IndexIVFScalarQuantizer(quant, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                              faiss.METRIC_L2, False)
+    elif kind == "IVF_PQ":
+        index = faiss.IndexIVFPQ(quant, d, nlist, args.m, 8)
+    else:
+        index = faiss.IndexIVFFlat(quant, d, nlist)
     index.train(sample)
+    if kind == "IVF_PQ" and args.refine_k:
+        index = faiss.IndexRefineFlat(index)
+        index.k_factor = args.refine_k
     index.add(data)
-    return index
+    return SimpleNamespace(index=index, ivf=faiss.extract_index_ivf(index), quant=quant)
+
+
+def _index_params(args) -> dict:
+    """Our index's params for ``args.index``."""
+    if args.index == "HNSW":
+        return {"M": args.M, "efConstruction": args.ef_construction}
+    params = {"nlist": args.nlist}
+    if args.index == "IVF_PQ":
+        params.update({"m": args.m, **({"refine": True} if args.refine_k else {})})
+    return params
+
+
+def _search_params(args, knob: str, value: int) -> dict | None:
+    if not value:
+        return None
+    params = {knob: value}
+    if args.index == "IVF_PQ" and args.refine_k:
+        params["refine_k"] = args.refine_k
+    return {"params": params}
 
 
 def run(args) -> None:
@@ -72,18 +108,21 @@ def run(args) -> None:
         client.flush(NAME)
         params = MilvusClient.prepare_index_params()
         hnsw = args.index == "HNSW"
-        if hnsw:
-            params.add_index("vector", "HNSW", metric_type="L2",
-                             params={"M": args.M, "efConstruction": args.ef_construction})
-        elif args.nlist:
-            params.add_index("vector", "IVF_FLAT", metric_type="L2",
-                             params={"nlist": args.nlist})
+        if hnsw or args.nlist:
+            params.add_index("vector", args.index, metric_type="L2",
+                             params=_index_params(args))
         else:
             params.add_index("vector", "FLAT", metric_type="L2")
         t0 = time.perf_counter()
         client.create_index(NAME, params)
         build_s = time.perf_counter() - t0
         client.load_collection(NAME)
+        held = client.memory_info(NAME)
+        per_vector = {"resident_bytes_per_vector": held["bytes"] / args.rows,
+                      "vector_bytes_per_vector": sum(
+                          b for part, b in held["parts"].items()
+                          if part == "vector" or part in ("vector/codes", "vector/graph"))
+                      / args.rows}
         x = torch.from_numpy(data).to(dev)
         q = torch.from_numpy(queries).to(dev)
         sync(dev)
@@ -105,7 +144,7 @@ def run(args) -> None:
             nq = min(args.nq, args.single_nq) if batch == 1 else args.nq
             qs = queries[:nq]
             for nprobe in nprobes:
-                sp = {"params": {knob: nprobe}} if nprobe else None
+                sp = _search_params(args, knob, nprobe)
 
                 def ours(b: np.ndarray) -> list[list[int]]:
                     return [[h["id"] for h in hits] for hits in
@@ -121,12 +160,12 @@ def run(args) -> None:
                            "recall@10": row["recall@10"], "qps": row["qps"]}
                 if fidx is not None:
                     if hnsw:
-                        fidx.hnsw.efSearch = nprobe
+                        fidx.index.hnsw.efSearch = nprobe
                     else:
-                        fidx.nprobe = nprobe
+                        fidx.ivf.nprobe = nprobe
 
                     def theirs(b: np.ndarray) -> list[list[int]]:
-                        return fidx.search(b, k)[1].tolist()
+                        return fidx.index.search(b, k)[1].tolist()
 
                     ffound, fel = run_batches(theirs, qs, batch)
                     row.update({"faiss_recall": _recall(ffound, truth, k), "faiss_qps": nq / fel,
@@ -144,9 +183,13 @@ def run(args) -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     emit("search", rows, args.json, {"rows": args.rows, "dim": args.dim, "device": str(dev),
-                                     "build_s": build_s, "faiss_build_s": faiss_build_s})
+                                     "build_s": build_s, "faiss_build_s": faiss_build_s,
+                                     **per_vector})
     if not args.json:
-        print(f"index build {build_s:.1f} s (faiss {faiss_build_s:.1f} s); device {dev}")
+        print(f"index build {build_s:.1f} s (faiss {faiss_build_s:.1f} s); device {dev}; "
+              f"resident {per_vector['resident_bytes_per_vector']:.1f} bytes a vector, "
+              f"{per_vector['vector_bytes_per_vector']:.1f} of them the vector's "
+              "(rows, codes or graph)")
     if args.plot:
         _plot(rows, args.plot)
 
@@ -222,7 +265,12 @@ def add_parser(sub) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--nlist", type=int, default=1024, help="0: FLAT")
     p.add_argument("--nprobe", type=int_list, default=[8, 32, 128])
-    p.add_argument("--index", choices=["IVF_FLAT", "HNSW"], default="IVF_FLAT")
+    p.add_argument("--index", choices=["IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW"],
+                   default="IVF_FLAT")
+    p.add_argument("--m", type=int, default=16, help="IVF_PQ sub-vectors")
+    p.add_argument("--refine-k", type=float, default=0,
+                   help="IVF_PQ: refine=True and this refine_k (faiss: IndexRefineFlat "
+                        "with this k_factor); 0: no refine")
     p.add_argument("--M", type=int, default=16, help="HNSW M")
     p.add_argument("--ef-construction", type=int, default=200, help="HNSW efConstruction")
     p.add_argument("--ef", type=int_list, default=[16, 64, 256], help="HNSW search ef")

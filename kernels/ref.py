@@ -525,7 +525,10 @@ def pq_lookup(tables: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     row's table entries."""
     c, m, ksub = tables.shape
     flat = codes.long() + torch.arange(m, device=codes.device) * ksub      # (n, m)
-    return tables.reshape(c, m * ksub)[:, flat.reshape(-1)].reshape(c, -1, m).sum(-1)
+    # entries gathered as rows of the (m * ksub, c) transposed table: one contiguous run
+    # of c per (row, subspace), several times faster on the CPU than gathering columns
+    rows = tables.reshape(c, m * ksub).T.contiguous().index_select(0, flat.reshape(-1))
+    return rows.reshape(-1, m, c).sum(1).T
 
 
 def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,

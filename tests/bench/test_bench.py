@@ -66,6 +66,19 @@ def test_bench_search_hnsw_sweeps_ef_next_to_faiss():
     assert rows[64]["faiss_recall"] > 0.9 and rows[64]["qps_vs_faiss"] > 0
 
 
+@pytest.mark.parametrize("index, extra, per_vector", [
+    ("IVF_SQ8", [], 16), ("IVF_PQ", ["--m", "4"], 4),
+    ("IVF_PQ", ["--m", "4", "--refine-k", "4"], 4 + 64)])
+def test_bench_search_quantised_next_to_faiss(index, extra, per_vector):
+    pytest.importorskip("faiss")
+    got = _bench("search", "--rows", "5000", "--dim", "16", "--nq", "40", "--nlist", "16",
+                 "--nprobe", "2,16", "--index", index, *extra, "--device", "cpu")
+    rows = {r["nprobe"]: r for r in got["results"]}
+    assert rows[16]["index"] == index and rows[16]["qps_vs_faiss"] > 0
+    assert abs(rows[16]["recall@10"] - rows[16]["faiss_recall"]) < 0.1
+    assert got["vector_bytes_per_vector"] == per_vector  # codes (and refine rows)
+
+
 def test_bench_load_reports_ratio_to_copy_limit():
     got = _bench("load", "--rows", "3000", "--dim", "16", "--repeat", "1", "--device", "cpu")
     by = {r["what"]: r for r in got["results"]}
