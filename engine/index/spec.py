@@ -1,7 +1,8 @@
 """Index specifications (what ``prepare_index_params().add_index`` builds).
 
-Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``) and ``AUTOINDEX`` (Hotset picks by
-size when the index is created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
+Vector indexes: ``FLAT`` (exact), ``IVF_FLAT`` (``nlist``), ``IVF_SQ8`` / ``IVF_PQ``
+(``quant.py``), ``HNSW`` and ``AUTOINDEX`` (Hotset picks by size when the index is
+created: FLAT under a million rows, else IVF_FLAT with nlist 1024),
 with metric ``L2``, ``IP`` or ``COSINE``; on a BINARY_VECTOR field ``BIN_FLAT``, ``BIN_IVF_FLAT`` (and
 ``AUTOINDEX``, which is BIN_FLAT) with ``HAMMING`` or ``JACCARD``; on a SPARSE_FLOAT_VECTOR
 field ``SPARSE_INVERTED_INDEX`` / ``SPARSE_WAND`` (and ``AUTOINDEX``) with ``IP``. Scalar fields and JSON paths take Milvus's scalar

@@ -72,6 +72,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("`BINARY_VECTOR` fields (BIN_FLAT, BIN_IVF_FLAT; HAMMING, JACCARD)", WORKS, WORKS,
      WORKS),
     ("`HNSW` (`M`, `efConstruction`; search `ef`)", WORKS, WORKS, WORKS),
+    ("`IVF_SQ8`, `IVF_PQ` (`m`; `refine`, search `refine_k`): codes resident, rows on "
+     "disk or in host memory", WORKS, WORKS, WORKS),
     ("Nullable vector fields (null rows are in no search result)", WORKS, WORKS, WORKS),
     ("`SPARSE_FLOAT_VECTOR` fields (`SPARSE_INVERTED_INDEX`, `SPARSE_WAND`; IP), alone and "
      "in `hybrid_search`", WORKS, WORKS, WORKS),
@@ -374,6 +376,21 @@ CHECKS = [
              ("entities/search", {"collectionName": "hn", "data": [[0, 0]], "limit": 2,
                                   "searchParams": {"params": {"ef": 16}}}),
              ("collections/drop", {"collectionName": "hn"})])),
+    (lambda e: outcome(lambda: _quantised(e, engine.DataType.FLOAT_VECTOR)),
+         lambda g: outcome(lambda: _quantised(g, PyDataType.FLOAT_VECTOR)),
+         lambda s: _rest_steps(s, [
+             ("collections/create", {"collectionName": "pq", "schema": {"fields": [
+                 {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                 {"fieldName": "v", "dataType": "FloatVector",
+                  "elementTypeParams": {"dim": 4}}]},
+                 "indexParams": [{"fieldName": "v", "metricType": "L2", "indexType": "IVF_PQ",
+                                  "params": {"nlist": 1, "m": 2, "refine": "true"}}]}),
+             ("entities/insert", {"collectionName": "pq", "data": [
+                 {"id": i, "v": [float(i), 0, 0, 0]} for i in range(300)]}),
+             ("entities/search", {"collectionName": "pq", "data": [[10.2, 0, 0, 0]],
+                                  "limit": 2, "outputFields": ["v"],
+                                  "searchParams": {"params": {"refine_k": 8}}}),
+             ("collections/drop", {"collectionName": "pq"})])),
     (lambda e: outcome(lambda: _nullable_vector(e, engine.DataType.FLOAT_VECTOR)),
          lambda g: outcome(lambda: _nullable_vector(g, PyDataType.FLOAT_VECTOR)),
          lambda s: _rest_steps(s, [
@@ -477,6 +494,26 @@ def _hnsw(c, float_vector) -> None:
     assert [h["id"] for h in hits] == [10, 11, 9]
     assert c.describe_index("hn", "v")["index_type"] == "HNSW"
     c.drop_collection("hn")
+
+
+def _quantised(c, float_vector) -> None:
+    for itype, params, sp in (("IVF_SQ8", {"nlist": 2}, {"nprobe": 2}),
+                              ("IVF_PQ", {"nlist": 2, "m": 2, "refine": True},
+                               {"nprobe": 2, "refine_k": 8})):
+        s = c.create_schema()
+        s.add_field("id", engine.DataType.INT64, is_primary=True)
+        s.add_field("v", float_vector, dim=4)
+        p = c.prepare_index_params()
+        p.add_index("v", itype, metric_type="L2", params=params)
+        c.create_collection("pq", schema=s, index_params=p)
+        c.insert("pq", [{"id": i, "v": [float(i), 0.0, 0.0, 0.0]} for i in range(300)])
+        c.flush("pq")  # sealed while loaded: coded
+        hits = c.search("pq", [[10.2, 0.0, 0.0, 0.0]], limit=2, output_fields=["v"],
+                        search_params={"params": sp})[0]
+        assert [h["id"] for h in hits] == [10, 11], hits
+        assert [float(x) for x in hits[0]["entity"]["v"]] == [10.0, 0.0, 0.0, 0.0]
+        assert c.describe_index("pq", "v")["index_type"] == itype
+        c.drop_collection("pq")
 
 
 def _nullable_vector(c, float_vector) -> None:
