@@ -58,6 +58,12 @@ gpu-check:
 		--dict-rows 0 --peer-rows 0
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --index HNSW --rows 200000 --dim 128 \
 		--nq 1000 --batch 1,1000 --ef 16,64,256 --device cuda
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --index IVF_SQ8 --rows 1000000 \
+		--dim 128 --nq 1000 --batch 1000 --nprobe 8,32,128 --device cuda
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --index IVF_PQ --m 16 --rows 1000000 \
+		--dim 128 --nq 1000 --batch 1000 --nprobe 8,32,128 --device cuda
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --index IVF_PQ --m 16 --refine-k 4 \
+		--rows 1000000 --dim 128 --nq 1000 --batch 1000 --nprobe 32 --device cuda
 
 wheels:
 	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl lark xxhash faiss-cpu
