@@ -3,9 +3,8 @@ device. ``kernels.dispatch`` picks the implementation for a device; ``kernels.re
 plain-torch reference (the CPU path and the test oracle)."""
 from .binary import (binary_assign, binary_flat_search, binary_ivf_search, binary_kmeans,
                      binary_probe)
-from .hnsw import hnsw_search
-from .dispatch import (assign, available_backends, coarse_probe, flat_search, ivf_pq_search,
-                       ivf_search, ivf_sq8_search, kmeans, merge_topk, refine)
+from .dispatch import (assign, available_backends, coarse_probe, flat_search, hnsw_search,
+                       ivf_pq_search, ivf_search, ivf_sq8_search, kmeans, merge_topk, refine)
 
 __all__ = ["flat_search", "ivf_search", "merge_topk", "kmeans", "assign", "coarse_probe",
            "available_backends", "binary_flat_search", "binary_ivf_search", "binary_kmeans",

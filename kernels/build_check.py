@@ -28,10 +28,14 @@ _PQ = {"q_ptr": "*fp32", "codes_ptr": "*u8", "cent_ptr": "*fp32", "cb_ptr": "*fp
        "cb_sq_ptr": "*fp32", "off_ptr": "*i64", "probe_ptr": "*i64", "mask_ptr": "*i8",
        "out_ptr": "*i64", "nprobe": "i32", "d": "i32", "m": "i32", "lo": "fp32",
        "hi": "fp32"}
+_HNSW = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "nbr_ptr": "*i32",
+         "start_ptr": "*i64", "start_d_ptr": "*fp32", "mask_ptr": "*i8", "out_ptr": "*i64",
+         "d": "i32", "R": "i32", "ef": "i32", "max_rounds": "i32"}
 # kernel -> (module, function, signature, the module's warps constant)
 KERNELS = {"ivf": ("triton_ivf", "_ivf_scan_topk", _IVF, "NUM_WARPS"),
            "sq8": ("triton_quant", "_sq8_scan_topk", _SQ8, "NUM_WARPS"),
-           "pq": ("triton_quant", "_pq_scan_topk", _PQ, "PQ_WARPS")}
+           "pq": ("triton_quant", "_pq_scan_topk", _PQ, "PQ_WARPS"),
+           "hnsw": ("triton_hnsw", "_hnsw_beam", _HNSW, "NUM_WARPS")}
 
 
 def variants(quick: bool = False) -> list[dict]:
@@ -54,6 +58,12 @@ def variants(quick: bool = False) -> list[dict]:
                     "BLOCK": t.BLOCK, "BLOCK_D": t.BLOCK_D})
         out.append({"kernel": "pq", "L2": l2, "HAS_MASK": h, "K": k, "SPLIT": s,
                     "BLOCK": 64, "M": 16, "DSUB": 8, "BLOCK_D": t.BLOCK_D})
+    # HNSW: the widest beam and lanes it takes (M = 16 at width 4, M = 30 at width 2)
+    for m, h, ef, w in [(0, True, 128, 4), (2, False, 64, 2)] if quick else \
+            [(m, h, ef, w) for m in (0, 1, 2) for h in (False, True) for ef in (64, 128)
+             for w in (2, 4)]:
+        out.append({"kernel": "hnsw", "METRIC": m, "HAS_MASK": h, "EF": ef, "W": w,
+                    "NB": 128, "BLOCK_D": t.BLOCK_D})
     return out
 
 

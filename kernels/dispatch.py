@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from . import ref
+from . import hnsw, ref
 
 _triton_ivf = None
 
@@ -61,6 +61,28 @@ def _triton():
 
 def _triton_quant():
     return _triton_module("triton_quant")  # cached by the import system after the first
+
+
+def _triton_hnsw():
+    return _triton_module("triton_hnsw")
+
+
+def hnsw_search(q: torch.Tensor, x: torch.Tensor, graph: dict, k: int, ef: int, metric: str,
+                mask: torch.Tensor | None = None, lo: float | None = None,
+                hi: float | None = None, x_sq: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """HNSW beam search: on CUDA (or ``HOTSET_KERNELS=triton``) the Triton kernel when its
+    beam fits in registers (``triton_hnsw.fits``: ef <= 128), at the widest width its
+    lanes allow; otherwise the plain-torch twin."""
+    mode = _mode()
+    if mode == "triton" or (mode == "auto" and x.is_cuda and _installed("triton")):
+        th = _triton_hnsw()
+        r = graph["neighbors"].shape[1]
+        width = th.width_for(r)
+        if th.fits(max(ef, k), width, r):
+            return th.hnsw_search(q, x, graph, k, ef, metric, mask, lo, hi, x_sq,
+                                  width=width)
+    return hnsw.hnsw_search(q, x, graph, k, ef, metric, mask, lo, hi, x_sq)
 
 
 # Bounds on the temporary memory of one search, whatever nq and k (up to 16384 each):

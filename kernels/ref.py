@@ -538,19 +538,32 @@ def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
                   cb_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``ivf_search`` over residual product-quantised rows (IVF_PQ), by asymmetric distance:
     a row of list ``l`` stands for ``centroid[l] + codebook[j][code_j]`` over subspaces
-    ``j``. L2: per (query, list) pair a table of the query's residual ``q - c_l``, the
-    distance ``||q - c_l||^2`` plus the row's table entries; IP (COSINE on unit rows and
-    queries): one table per query, ``-q.c_l`` minus the row's entries."""
+    ``j``. A list scanned for more queries than a sub-vector has dimensions is decoded once
+    (its rows' residuals gathered from the codebooks, fewer values than the tables would
+    take) and multiplied; otherwise by lookup tables: L2 per (query, list) pair a table of
+    the query's residual ``q - c_l``, the distance ``||q - c_l||^2`` plus the row's table
+    entries; IP (COSINE on unit rows and queries) one table per query, ``-q.c_l`` minus
+    the row's entries."""
     qf = q.float()
     if metric == "COSINE":
         qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-30)
     cent = centroids.float()
+    m, ksub, dsub = codebooks.shape
     ip_tables = pq_tables(qf, codebooks, "IP") if metric != "L2" else None
+    entries = codebooks.reshape(m * ksub, dsub)
+    shift = torch.arange(m, device=codes.device) * ksub
 
     def list_dist(lst: int, r0: int, r1: int, qi: torch.Tensor,
                   qs: torch.Tensor) -> torch.Tensor:
-        if metric == "L2":
-            r = qs - cent[lst]
+        r = qs - cent[lst] if metric == "L2" else qs
+        if qs.shape[0] > dsub:  # many queries: decode the list once and multiply
+            rows = entries.index_select(0, (codes[r0:r1].long() + shift).reshape(-1))
+            rows = rows.reshape(r1 - r0, m * dsub)                    # residuals r^
+            if metric == "L2":  # ||r - r^||^2
+                d = torch.addmm((rows * rows).sum(1)[None, :], r, rows.T, alpha=-2.0)
+                return d.add_((r * r).sum(1, keepdim=True)).clamp_min_(0.0)
+            return (r @ rows.T).add_((qs @ cent[lst])[:, None]).neg_()
+        if metric == "L2":  # few queries: per-pair lookup tables
             d = pq_lookup(pq_tables(r, codebooks, "L2", cb_sq), codes[r0:r1])
             return d.add_((r * r).sum(1, keepdim=True)).clamp_min_(0.0)
         d = pq_lookup(ip_tables[qi], codes[r0:r1])

@@ -8,8 +8,10 @@ faiss as tensors (``kernels/hnsw.py`` says which) and is stored beside the segme
 shards (``<stem>.hnsw.safetensors``); rows keep their order and no second copy of the
 vectors exists. The graph stays on disk until a load makes it resident through the
 allocator (part ``<field>/graph``). On the CPU the graph is handed back to faiss
-(``FaissGraph``) and faiss searches it; on other devices ``kernels.hnsw_search`` does, with
-Milvus's search parameter ``ef`` (a beam of at least ``limit``) either way.
+(``FaissGraph``) and faiss searches it; on other devices ``kernels.hnsw_search`` does (on
+CUDA the Triton kernel ``kernels/triton_hnsw.py`` for beams up to 128, else its
+plain-torch twin), with Milvus's search parameter ``ef`` (a beam of at least ``limit``)
+either way.
 
 Segments sealed before the index existed are given their graph when it is created (the
 collection must be released: their layout files are written then), and the growing rows

@@ -278,3 +278,22 @@ def test_half_precision_fields_take_quantised_indexes(tmp_path):
     found = _ids(c.search("q", queries, limit=10, search_params={
         "params": {"nprobe": 8, "refine_k": 4}}))
     assert _recall(found, truth) >= 0.9
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+def test_pq_decoded_lists_equal_lookup_tables(metric):
+    """A list scanned for many queries is decoded and multiplied, for few by lookup
+    tables: one query at a time (tables) gives what the whole batch (decoded) gives."""
+    data, queries = manifold(2000, 40, dim=16)
+    x = torch.from_numpy(data)
+    cent, lab, perm, offsets = _list_order(x, 4, metric)
+    res = quant.residuals(x[perm], cent, lab)
+    cb = quant.pq_train(res, 8)                  # dsub 2: most lists see more queries
+    codes = quant.pq_encode(res, cb)
+    q = torch.from_numpy(queries)
+    probes = ref.coarse_probe(q, cent, 2, metric)
+    d, i = ref.ivf_pq_search(q, codes, cent, cb, offsets, probes, 5, metric)
+    for r in range(0, 40, 7):
+        d1, i1 = ref.ivf_pq_search(q[r:r + 1], codes, cent, cb, offsets, probes[r:r + 1], 5,
+                                   metric)
+        torch.testing.assert_close(d1[0], d[r], rtol=1e-4, atol=1e-4)
