@@ -203,7 +203,10 @@ class QuantIvf(IvfFlat):
     def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):
         if probe is None or not layout:
             return super().scan(queries, x, layout, None, limit, metric, mask, lo, hi, x_sq)
-        scan = self._faiss_scan if "faiss" in layout else self.scan_codes
+        scan = self.scan_codes
+        if "faiss" in layout:
+            def scan(q, layout, probe, k, metric, mask, lo, hi):
+                return layout["faiss"].search(q, probe.lists, k, mask, lo, hi)
         if probe.refine_k is None:
             return scan(queries, layout, probe, limit, metric, mask, lo, hi)
         wide = min(max(limit, math.ceil(limit * probe.refine_k)), 16384)
@@ -213,10 +216,6 @@ class QuantIvf(IvfFlat):
     def scan_codes(self, queries, layout, probe, limit, metric, mask, lo, hi
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
-
-    @staticmethod
-    def _faiss_scan(queries, layout, probe, limit, metric, mask, lo, hi):
-        return layout["faiss"].search(queries, probe.lists, limit, mask, lo, hi)
 
 
 class IvfSq8(QuantIvf):
