@@ -357,8 +357,7 @@ class Loader:
         layout = {k: self.h2d(rs.device).to_device(t) for k, t in seg.layout_tensors().items()}
         res.copied += sum(t.numel() * t.element_size() for t in layout.values())
         layout = index.resident_layout(layout, rs.column(seg.layout_field),
-                                       entry["metric_type"], rs.device,
-                                       res.collection.trained.get(seg.layout_field, {}))
+                                       entry["metric_type"], rs.device)
         rs.put_layout(seg.layout_field, layout, index.part_labels)
 
     @staticmethod

@@ -76,11 +76,10 @@ class VectorIndex:
         return {}
 
     def resident_layout(self, layout: dict, column: Any, metric: str,
-                        device: torch.device, trained: Tensors) -> dict:
+                        device: torch.device) -> dict:
         """What a load keeps resident of a segment's layout (already on ``device``), given
-        the segment's resident rows and the trained parts: the layout itself unless the
-        index searches another form of it (on the CPU, faiss's index: HNSW's graph,
-        IVF_SQ8's and IVF_PQ's coded lists)."""
+        the segment's resident rows: the layout itself unless the index searches another
+        form of it (HNSW on the CPU: faiss's index)."""
         return layout
 
     def resident_parts(self, trained: Tensors, device: torch.device) -> Tensors:

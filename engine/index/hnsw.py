@@ -29,7 +29,6 @@ import kernels
 
 from ..errors import ParamError
 from .base import Tensors, VectorIndex
-from .faiss_cpu import faiss_module, results, with_selector
 from .ivf import _as_int
 
 DEFAULT_M = 30            # Milvus's defaults
@@ -47,6 +46,14 @@ def _int_param(params: dict, name: str, default: int, lo: int, hi: int) -> int:
     return v
 
 
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # faiss-cpu is a dependency; a broken install says so
+        raise ParamError("HNSW needs faiss-cpu: pip install faiss-cpu") from None
+    return faiss
+
+
 def _rows(vectors: torch.Tensor, metric: str) -> np.ndarray:
     """The rows as faiss takes them: float32, normalised for COSINE."""
     x = np.ascontiguousarray(vectors.float().cpu().numpy())
@@ -62,7 +69,7 @@ def _new_index(faiss, d: int, m: int, metric: str):
 
 def build_graph(vectors: torch.Tensor, m: int, ef_construction: int, metric: str) -> Tensors:
     """The HNSW graph of ``vectors`` (n, d), built by faiss, as tensors."""
-    faiss = faiss_module()
+    faiss = _faiss()
     x = _rows(vectors, metric)
     index = _new_index(faiss, x.shape[1], m, metric)
     index.hnsw.efConstruction = ef_construction
@@ -99,7 +106,7 @@ class FaissGraph:
     shows the copy (part ``<field>/graph``)."""
 
     def __init__(self, graph: Tensors, x: torch.Tensor, metric: str) -> None:
-        faiss = faiss_module()
+        faiss = _faiss()
         rows = _rows(x, metric)
         n, d = rows.shape
         index = _new_index(faiss, d, int(graph["neighbors"].shape[1]) // 2, metric)
@@ -131,13 +138,24 @@ class FaissGraph:
 
     def search(self, q: torch.Tensor, k: int, ef: int, mask: torch.Tensor | None,
                lo: float | None, hi: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        faiss = faiss_module()
+        faiss = _faiss()
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(ef, k)
-        alive = with_selector(params, self.n, mask)
+        if mask is not None:
+            bits = np.packbits(mask.cpu().numpy(), bitorder="little")
+            sel = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bits))
+            params.sel = sel  # bits and sel stay alive until the search returns
         d, i = self.index.search(_rows(q, self.metric), k, params=params)
-        del alive
-        return results(d, i, self.metric, lo, hi)
+        d = torch.from_numpy(d if self.metric == "L2" else -d)
+        i = torch.from_numpy(i.astype(np.int64))
+        d = d.masked_fill(i < 0, float("inf"))
+        if lo is not None:
+            d = d.masked_fill(d < lo, float("inf"))
+        if hi is not None:
+            d = d.masked_fill(d >= hi, float("inf"))
+        d, order = torch.sort(d, dim=1)
+        i = i.gather(1, order)
+        return d, torch.where(torch.isinf(d), torch.full_like(i, -1), i)
 
 
 class Hnsw(VectorIndex):
@@ -167,8 +185,7 @@ class Hnsw(VectorIndex):
         """The beam width: ``ef`` from the search parameters (at least the limit)."""
         return _int_param(search, "ef", DEFAULT_EF, 1, 1 << 31)
 
-    def resident_layout(self, layout: dict, column, metric: str, device: torch.device,
-                        trained=None) -> dict:
+    def resident_layout(self, layout: dict, column, metric: str, device: torch.device) -> dict:
         """On the CPU, the graph as faiss's own index (``FaissGraph``); elsewhere the
         tensors, for ``kernels.hnsw_search``."""
         if device.type != "cpu":

@@ -6,8 +6,6 @@ per sealed segment (in list order, beside ``offsets`` in ``<stem>.sq8|pq.safeten
   sample (``kernels.quant``); the scan decodes in registers (Triton) or per list (torch);
 - IVF_PQ (``m``, ``nbits`` = 8): ``m`` bytes a row, residual product quantisation with
   codebooks trained per subspace; scanned by asymmetric distance (lookup tables).
-On the CPU a load hands each segment's coded lists to faiss (``FaissIvf``), which scans
-them several times faster than torch can, with the same answer.
 A load makes the codes resident (part ``<field>/codes``) instead of the rows, which is
 the point: a collection several times larger than device memory as IVF_FLAT fits. The
 rows themselves (``rows_place``):
@@ -24,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-import numpy as np
 import torch
 
 import kernels
@@ -32,7 +29,6 @@ from kernels import quant
 
 from ..errors import ParamError
 from .base import Tensors
-from .faiss_cpu import faiss_module, results, with_selector
 from .ivf import DEFAULT_NPROBE, IvfFlat, _as_int, by_list, check_nprobe
 
 REFINE_TYPES = {"FLOAT_VECTOR": "FP32", "FLOAT16_VECTOR": "FP16", "BFLOAT16_VECTOR": "BF16",
@@ -58,81 +54,12 @@ def _flag(params: dict, name: str) -> bool:
     return v
 
 
-class FaissIvf:
-    """A segment's coded lists handed to faiss for scanning on the CPU, where faiss's SIMD
-    scan (SQ8 decoding, PQ lookup tables) is many times faster than torch's gathers: an
-    ``IndexIVFScalarQuantizer`` (QT_8bit, rows not residual) or ``IndexIVFPQ`` (residual)
-    made from the trained parts as they are (the same centroids, ranges or codebooks) and
-    filled with the segment's own codes, a list's ids its row numbers. It scans the lists
-    Hotset's coarse probe picked (``search_preassigned``), so it answers what
-    ``kernels.ivf_sq8_search`` / ``ivf_pq_search`` answer. faiss keeps the codes and an
-    int64 id per row in its lists: ``nbytes`` counts both (part ``<field>/codes``)."""
-
-    def __init__(self, kind: str, layout: Tensors, trained: Tensors, metric: str) -> None:
-        faiss = faiss_module()
-        cent = np.ascontiguousarray(trained["centroids"].float().cpu().numpy())
-        nlist, d = cent.shape
-        ip = metric != "L2"
-        kind_metric = faiss.METRIC_INNER_PRODUCT if ip else faiss.METRIC_L2
-        quantizer = faiss.IndexFlatIP(d) if ip else faiss.IndexFlatL2(d)
-        quantizer.add(cent)
-        if kind == "pq":
-            cb = trained["codebooks"].float().cpu().numpy()
-            index = faiss.IndexIVFPQ(quantizer, d, nlist, cb.shape[0], 8, kind_metric)
-            faiss.copy_array_to_vector(cb.ravel(), index.pq.centroids)
-        else:
-            index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist,
-                                                  faiss.ScalarQuantizer.QT_8bit, kind_metric,
-                                                  False)
-            faiss.copy_array_to_vector(np.concatenate(
-                [trained["vmin"].float().cpu().numpy(), trained["vdiff"].float().cpu().numpy()]),
-                index.sq.trained)
-        index.is_trained = True
-        codes = np.ascontiguousarray(layout["codes"].cpu().numpy())
-        off = layout["offsets"].tolist()
-        ids = np.arange(codes.shape[0], dtype=np.int64)
-        for lst in np.flatnonzero(np.diff(off)).tolist():  # a load step, once per list
-            r0, r1 = off[lst], off[lst + 1]
-            index.invlists.add_entries(lst, r1 - r0, faiss.swig_ptr(ids[r0:r1]),
-                                       faiss.swig_ptr(codes[r0:r1]))
-        index.ntotal = codes.shape[0]
-        self.index, self.quantizer, self.metric, self.n = index, quantizer, metric, len(ids)
-        self.centroids = trained["centroids"].float().cpu()
-        self.nbytes = codes.nbytes + ids.nbytes
-
-    def search(self, q: torch.Tensor, lists: torch.Tensor, k: int, mask: torch.Tensor | None,
-               lo: float | None, hi: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        faiss = faiss_module()
-        x = quant.unit_rows(q, self.metric).cpu()
-        lists = lists.cpu()
-        near = self.centroids[lists]                                    # (nq, nprobe, d)
-        if self.metric == "L2":  # what faiss's own coarse search would have handed over
-            coarse = ((x[:, None, :] - near) ** 2).sum(-1)
-        else:
-            coarse = (near @ x[:, :, None])[:, :, 0]
-        params = faiss.SearchParametersIVF()
-        params.nprobe = lists.shape[1]
-        alive = with_selector(params, self.n, mask)
-        n = x.shape[0]
-        xs = np.ascontiguousarray(x.numpy(), dtype=np.float32)
-        iq = np.ascontiguousarray(lists.numpy(), dtype=np.int64)
-        dq = np.ascontiguousarray(coarse.numpy(), dtype=np.float32)
-        d = np.empty((n, k), dtype=np.float32)
-        i = np.empty((n, k), dtype=np.int64)
-        # the C entry point: faiss's Python wrapper of search_preassigned takes no params
-        self.index.search_preassigned_c(n, faiss.swig_ptr(xs), k, faiss.swig_ptr(iq),
-                                        faiss.swig_ptr(dq), faiss.swig_ptr(d),
-                                        faiss.swig_ptr(i), False, params)
-        del alive
-        return results(d, i, self.metric, lo, hi)
-
-
 class QuantIvf(IvfFlat):
     """What IVF_SQ8 and IVF_PQ share: list order, codes, refine."""
 
     lazy_layout = True
     half_rows = False
-    part_labels = {"offsets": "list_offsets", "codes": "codes", "faiss": "codes"}
+    part_labels = {"offsets": "list_offsets", "codes": "codes"}
 
     def check_params(self, params: dict) -> dict:
         out = super().check_params(params)
@@ -170,13 +97,6 @@ class QuantIvf(IvfFlat):
                device: torch.device) -> torch.Tensor:
         raise NotImplementedError
 
-    def resident_layout(self, layout, column, metric, device, trained):
-        """On the CPU, the coded lists as faiss's own index (``FaissIvf``)."""
-        if device.type != "cpu" or not trained:
-            return layout
-        kind = "pq" if "codebooks" in trained else "sq8"
-        return {"offsets": layout["offsets"], "faiss": FaissIvf(kind, layout, trained, metric)}
-
     def probe(self, queries, resident, build, search, metric):
         cent = resident.get("centroids")
         if cent is None:
@@ -203,14 +123,10 @@ class QuantIvf(IvfFlat):
     def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):
         if probe is None or not layout:
             return super().scan(queries, x, layout, None, limit, metric, mask, lo, hi, x_sq)
-        scan = self.scan_codes
-        if "faiss" in layout:
-            def scan(q, layout, probe, k, metric, mask, lo, hi):
-                return layout["faiss"].search(q, probe.lists, k, mask, lo, hi)
         if probe.refine_k is None:
-            return scan(queries, layout, probe, limit, metric, mask, lo, hi)
+            return self.scan_codes(queries, layout, probe, limit, metric, mask, lo, hi)
         wide = min(max(limit, math.ceil(limit * probe.refine_k)), 16384)
-        _, cand = scan(queries, layout, probe, wide, metric, mask, None, None)
+        _, cand = self.scan_codes(queries, layout, probe, wide, metric, mask, None, None)
         return kernels.refine(queries, x, cand, limit, metric, lo, hi)
 
     def scan_codes(self, queries, layout, probe, limit, metric, mask, lo, hi

@@ -145,7 +145,7 @@ def test_end_to_end_persistence_deletes_filters_partial_load(tmp_path, itype, pa
     c.delete("q", filter="id < 1000")
     c.load_collection("q")
     info = c.memory_info("q")["parts"]
-    assert info["v/codes"] == 4000 * (per_row + 8)  # on the CPU faiss's lists: + an id a row
+    assert info["v/codes"] == 4000 * per_row
     assert ("v" in info) == bool(params.get("refine"))  # rows resident only to refine
     sp = {"params": {"nprobe": 8, **({"refine_k": 3} if params.get("refine") else {})}}
     found = c.search("q", queries, limit=10, search_params=sp, filter="tag != 3",
@@ -263,7 +263,7 @@ def test_a_collection_too_large_as_ivf_flat_loads_as_ivf_pq(tmp_path):
     c.load_collection("pq")
     info = c.memory_info("pq")
     assert info["bytes"] < limit / 4  # codes, keys, tag and the deleted mask
-    assert info["parts"]["v/codes"] == 20000 * (8 + 8) and "v" not in info["parts"]
+    assert info["parts"]["v/codes"] == 20000 * 8 and "v" not in info["parts"]
     assert len(c.search("pq", queries, limit=5)[0]) == 5
 
 
@@ -297,39 +297,3 @@ def test_pq_decoded_lists_equal_lookup_tables(metric):
         d1, i1 = ref.ivf_pq_search(q[r:r + 1], codes, cent, cb, offsets, probes[r:r + 1], 5,
                                    metric)
         torch.testing.assert_close(d1[0], d[r], rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("kind", ["sq8", "pq"])
-@pytest.mark.parametrize("metric", ["L2", "IP", "COSINE"])
-def test_cpu_scan_is_faiss_on_the_same_codes(kind, metric):
-    """On the CPU faiss scans the segment's own codes (FaissIvf): the answer of the torch
-    scan the other devices run, filters and range included."""
-    from engine.index.quant import FaissIvf
-
-    data, queries = manifold(3000, 20, dim=16)
-    x = quant.unit_rows(torch.from_numpy(data), metric)
-    cent, lab, perm, offsets = _list_order(x, 8, metric)
-    q = torch.from_numpy(queries)
-    probes = ref.coarse_probe(q, cent, 3, metric)
-    mask = torch.rand(3000, generator=torch.Generator().manual_seed(2)) > 0.2
-    if kind == "sq8":
-        t = quant.sq8_train(x)
-        codes = quant.sq8_encode(x[perm], t["vmin"], t["vdiff"])
-        trained = {"centroids": cent, **t}
-        want = ref.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 10,
-                                  metric, mask)
-    else:
-        res = quant.residuals(x[perm], cent, lab)
-        cb = quant.pq_train(res, 4)
-        codes = quant.pq_encode(res, cb)
-        trained = {"centroids": cent, "codebooks": cb}
-        want = ref.ivf_pq_search(q[:2], codes, cent, cb, offsets, probes[:2], 10, metric,
-                                 mask)  # few queries: the lookup tables
-        want = tuple(torch.cat([w, v]) for w, v in zip(want, ref.ivf_pq_search(
-            q[2:], codes, cent, cb, offsets, probes[2:], 10, metric, mask)))
-    scan = FaissIvf(kind, {"offsets": offsets, "codes": codes}, trained, metric)
-    assert scan.nbytes == codes.numel() + 3000 * 8  # codes plus faiss's int64 ids
-    d, i = scan.search(q, probes, 10, mask, None, None)
-    torch.testing.assert_close(d, want[0], rtol=1e-4, atol=1e-3)
-    assert ((i == want[1]) | torch.isclose(d, want[0], rtol=1e-4, atol=1e-3)).all()
-    assert bool(mask[i[i >= 0]].all())
