@@ -68,7 +68,7 @@ class IndexSpec:
             metrics, default = METRICS_OF[kind]
             metric = self.metric_type or default
             if metric == "BM25" and kind == "sparse":
-                raise ParamError(f"metric type BM25 needs a BM25 function that tokenises a "
+                raise ParamError("metric type BM25 needs a BM25 function that tokenises a "
                                  "text field, which Hotset does not have: index sparse "
                                  "vectors you compute with metric IP")
             if metric not in metrics:

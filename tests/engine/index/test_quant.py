@@ -109,9 +109,9 @@ def test_refine_reranks_by_exact_distance():
 
 
 @pytest.mark.parametrize("itype, params, faiss_index", [
-    ("IVF_SQ8", {"nlist": 64}, "sq8"), ("IVF_PQ", {"nlist": 64, "m": 8}, "pq")])
+    ("IVF_SQ8", {"nlist": 48}, "sq8"), ("IVF_PQ", {"nlist": 48, "m": 8}, "pq")])
 def test_recall_on_manifold_next_to_faiss(tmp_path, itype, params, faiss_index):
-    data, queries = manifold(20000, 200, dim=DIM)
+    data, queries = manifold(12000, 200, dim=DIM)
     c = MilvusClient(str(tmp_path / "d"), device="cpu")
     _make(c, itype, params, rows=data)
     c.load_collection("q")
@@ -121,10 +121,10 @@ def test_recall_on_manifold_next_to_faiss(tmp_path, itype, params, faiss_index):
                                  search_params={"params": {"nprobe": 16}})), truth)
     quantizer = faiss.IndexFlatL2(DIM)
     if faiss_index == "sq8":
-        index = faiss.IndexIVFScalarQuantizer(quantizer, DIM, 64, faiss.ScalarQuantizer.QT_8bit,
+        index = faiss.IndexIVFScalarQuantizer(quantizer, DIM, 48, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_L2, False)
     else:
-        index = faiss.IndexIVFPQ(quantizer, DIM, 64, 8, 8)
+        index = faiss.IndexIVFPQ(quantizer, DIM, 48, 8, 8)
     index.train(data)
     index.add(data)
     index.nprobe = 16
@@ -251,19 +251,19 @@ def test_refine_k_needs_refine(tmp_path):
 
 
 def test_a_collection_too_large_as_ivf_flat_loads_as_ivf_pq(tmp_path):
-    data, queries = manifold(20000, 5, dim=64)
+    data, queries = manifold(10000, 5, dim=64)
     # IVF_FLAT keeps 256 bytes a row resident; IVF_PQ m=8 keeps 8 (plus pk and mask)
-    limit = 20000 * (64 * 4) // 2
+    limit = 10000 * (64 * 4) // 2
     c = MilvusClient(str(tmp_path / "d"), device="cpu", memory_limit=limit)
-    _make(c, "IVF_FLAT", {"nlist": 32}, rows=data, dim=64, name="flat")
+    _make(c, "IVF_FLAT", {"nlist": 16}, rows=data, dim=64, name="flat")
     with pytest.raises(InsufficientMemory):
         c.load_collection("flat")
     assert c.memory_info("flat") == {"bytes": 0, "parts": {}}
-    _make(c, "IVF_PQ", {"nlist": 32, "m": 8}, rows=data, dim=64, name="pq")
+    _make(c, "IVF_PQ", {"nlist": 16, "m": 8}, rows=data, dim=64, name="pq")
     c.load_collection("pq")
     info = c.memory_info("pq")
-    assert info["bytes"] < limit / 4  # codes, keys, tag and the deleted mask
-    assert info["parts"]["v/codes"] == 20000 * 8 and "v" not in info["parts"]
+    assert info["bytes"] < limit / 3  # codes, keys, tag, mask and the codebooks
+    assert info["parts"]["v/codes"] == 10000 * 8 and "v" not in info["parts"]
     assert len(c.search("pq", queries, limit=5)[0]) == 5
 
 
