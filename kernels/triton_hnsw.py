@@ -22,7 +22,7 @@ import triton.language as tl
 
 from . import hnsw as twin
 from .ref import _pad
-from .triton_ivf import BLOCK_D, _ordered, decode_keys
+from .triton_ivf import BLOCK_D, _distance, _ordered, decode_keys
 
 MAX_EF = 128
 MAX_LANES = 128
@@ -65,8 +65,8 @@ def _hnsw_beam(q_ptr, x_ptr, xsq_ptr, nbr_ptr, start_ptr, start_d_ptr, mask_ptr,
     if HAS_MASK:
         keep0 = keep0 & (tl.load(mask_ptr + start) != 0)
     res = tl.where(slot == 0, tl.where(keep0, start_key, inf_key), inf_key)
+    q_sq = 0.0
     if METRIC == 0:
-        q_sq = 0.0
         for d0 in range(0, d, BLOCK_D):
             cols = d0 + tl.arange(0, BLOCK_D)
             qv = tl.load(q_ptr + qi * d + cols, mask=cols < d, other=0.0)
@@ -106,11 +106,8 @@ def _hnsw_beam(q_ptr, x_ptr, xsq_ptr, nbr_ptr, start_ptr, start_d_ptr, mask_ptr,
         if METRIC == 1:
             dist = -acc
         else:
-            xsq = tl.load(xsq_ptr + safe, mask=valid, other=1.0)
-            if METRIC == 0:
-                dist = tl.maximum(q_sq + xsq - 2.0 * acc, 0.0)
-            else:
-                dist = -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
+            dist = _distance(acc, tl.load(xsq_ptr + safe, mask=valid, other=1.0), q_sq,
+                             METRIC)
         key = tl.where(valid, _key(dist, nb), 0x7F800000FFFFFFFF)
         beam = _merge(beam, key, EF, ef)
         keep = valid

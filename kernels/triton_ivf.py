@@ -50,12 +50,8 @@ def _ivf_scan_topk(q_ptr, x_ptr, xsq_ptr, off_ptr, probe_ptr, mask_ptr, out_ptr,
     qi = tl.program_id(0)
     pj = tl.program_id(1)
     s = tl.program_id(2)
-    lst = tl.load(probe_ptr + qi * nprobe + pj)
-    r0_64 = tl.load(off_ptr + lst)
-    r0 = r0_64.to(tl.int32)
-    r1 = tl.load(off_ptr + lst + 1).to(tl.int32)
-    if METRIC == 0:
-        q_sq = tl.load(q_sq_ptr + qi)
+    lst, r0_64, r0, r1 = _probed_list(probe_ptr, off_ptr, qi, pj, nprobe)
+    q_sq = tl.load(q_sq_ptr + qi) if METRIC == 0 else 0.0
     lane = tl.arange(0, BLOCK)
     best = tl.full((K,), 0x7F8000007FFFFFFF, tl.int64)  # distance +inf, row 2^31 - 1
     for start in range(r0 + s * BLOCK, r1, SPLIT * BLOCK):
@@ -73,14 +69,29 @@ def _ivf_scan_topk(q_ptr, x_ptr, xsq_ptr, off_ptr, probe_ptr, mask_ptr, out_ptr,
         if METRIC == 1:
             dist = -acc
         else:
-            xsq = tl.load(xsq_ptr + rows, mask=inside, other=1.0)
-            if METRIC == 0:
-                dist = tl.maximum(q_sq + xsq - 2.0 * acc, 0.0)
-            else:
-                dist = -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
+            dist = _distance(acc, tl.load(xsq_ptr + rows, mask=inside, other=1.0), q_sq,
+                             METRIC)
         best = _fold(best, dist, inside, rows, mask_ptr, lo, hi, HAS_MASK, K)
     base = ((qi * nprobe + pj) * SPLIT + s) * K
     tl.store(out_ptr + base + tl.arange(0, K), best)
+
+
+@triton.jit
+def _probed_list(probe_ptr, off_ptr, qi, pj, nprobe):
+    """The list a (query, probe) program scans: its number, first row (64-bit and 32-bit)
+    and end row."""
+    lst = tl.load(probe_ptr + qi * nprobe + pj)
+    r0_64 = tl.load(off_ptr + lst)
+    return lst, r0_64, r0_64.to(tl.int32), tl.load(off_ptr + lst + 1).to(tl.int32)
+
+
+@triton.jit
+def _distance(acc, xsq, q_sq, METRIC: tl.constexpr):
+    """L2 (METRIC 0) or COSINE (2) distance from the dot products ``acc`` and the rows'
+    squared norms ``xsq`` (IP is ``-acc``)."""
+    if METRIC == 0:
+        return tl.maximum(q_sq + xsq - 2.0 * acc, 0.0)
+    return -acc / tl.maximum(tl.sqrt(xsq), 1e-30)
 
 
 @triton.jit

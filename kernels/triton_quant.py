@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_ivf import BLOCK, BLOCK_D, MAX_K, NUM_WARPS, Launch, _fold
+from .triton_ivf import BLOCK, BLOCK_D, MAX_K, NUM_WARPS, Launch, _fold, _probed_list
 
 KSUB = 256
 PQ_WARPS = 8  # the (M, 256) table in registers: 16 a thread at M = 16 (4 warps: 137 in all)
@@ -35,10 +35,7 @@ def _sq8_scan_topk(q_ptr, codes_ptr, scale_ptr, base_ptr, off_ptr, probe_ptr, ma
     qi = tl.program_id(0)
     pj = tl.program_id(1)
     s = tl.program_id(2)
-    lst = tl.load(probe_ptr + qi * nprobe + pj)
-    r0_64 = tl.load(off_ptr + lst)
-    r0 = r0_64.to(tl.int32)
-    r1 = tl.load(off_ptr + lst + 1).to(tl.int32)
+    lst, r0_64, r0, r1 = _probed_list(probe_ptr, off_ptr, qi, pj, nprobe)
     lane = tl.arange(0, BLOCK)
     best = tl.full((K,), 0x7F8000007FFFFFFF, tl.int64)
     for start in range(r0 + s * BLOCK, r1, SPLIT * BLOCK):
@@ -76,10 +73,7 @@ def _pq_scan_topk(q_ptr, codes_ptr, cent_ptr, cb_ptr, cb_sq_ptr, off_ptr, probe_
     qi = tl.program_id(0)
     pj = tl.program_id(1)
     s = tl.program_id(2)
-    lst = tl.load(probe_ptr + qi * nprobe + pj)
-    r0_64 = tl.load(off_ptr + lst)
-    r0 = r0_64.to(tl.int32)
-    r1 = tl.load(off_ptr + lst + 1).to(tl.int32)
+    lst, r0_64, r0, r1 = _probed_list(probe_ptr, off_ptr, qi, pj, nprobe)
     sub = tl.arange(0, M)
     ent = tl.arange(0, 256)
     live = sub < m
