@@ -50,6 +50,9 @@ gpu-check:
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 1000
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 10000 \
+		--nprobe 32 --repeat 3
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench roofline
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 --dim 128 --nq 1000 \
 		--batch 1,1000 --device cuda --no-faiss --cpu-baseline
 	-HOTSET_KERNELS=torch PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench search --rows 1000000 \

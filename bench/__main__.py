@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search|kernels|filter|serve|grpc> ...``"""
+"""``python -m bench <insert|load|search|kernels|filter|serve|grpc|roofline> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import filter, grpc, insert, kernels, load, search, serve
+from . import filter, grpc, insert, kernels, load, roofline, search, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     filter.add_parser(sub)
     serve.add_parser(sub)
     grpc.add_parser(sub)
+    roofline.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

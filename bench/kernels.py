@@ -1,7 +1,8 @@
 """``python -m bench kernels``: the IVF list-scan kernels alone, on CUDA, for tuning.
 
 On list-ordered manifold data (k-means lists, as an index build makes them), times the fused
-Triton scan at several (block, block_d, num_warps) settings and the plain-torch path
+per-pair Triton scan at several (block, block_d, num_warps) settings, the list-grouped
+tensor-core scan (TF32 and exact float32), and the plain-torch path
 (``ref.ivf_search``, grouped by list) for each nprobe, and reports the bytes each query-by-
 query scan reads (exact: the probed lists' sizes) per second as a fraction of the device's
 practical peak (a device-to-device copy, bytes read + written), measured in the same run.
@@ -44,7 +45,7 @@ def run(args) -> None:
         raise SystemExit("bench kernels times CUDA kernels: this machine's torch sees no GPU")
     if dev.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("--device cpu is a smoke test: set TRITON_INTERPRET=1")
-    from kernels import triton_ivf
+    from kernels import triton_grouped, triton_ivf
 
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu (interpreter)"
     x, x_sq, offsets, cent, q = _layout(args, dev)
@@ -62,6 +63,13 @@ def run(args) -> None:
                           lambda b=block, bd=block_d, w=warps: triton_ivf.ivf_search(
                               q, x, offsets, probes, args.k, "L2", x_sq=x_sq, block=b,
                               block_d=bd, num_warps=w)))
+        bq, br = args.grouped_tile
+        # the list-grouped kernel on the tensor cores (the interpreter has one precision)
+        for precision in ("tf32", "ieee") if dev.type == "cuda" else ("ieee",):
+            cases.append((f"triton grouped {precision}",
+                          lambda p=precision: triton_grouped.ivf_search(
+                              q, x, offsets, probes, args.k, "L2", x_sq=x_sq, precision=p,
+                              bq=bq, br=br)))
         for label, fn in cases:
             got = fn()[1]
             hits = sum(len(set(a) & set(b)) for a, b in zip(got.tolist(), want.tolist()))
@@ -86,6 +94,8 @@ def add_parser(sub) -> None:
     p.add_argument("--nprobe", type=int_list, default=[8, 32, 128])
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--grouped-tile", type=int_list, default=[32, 64],
+                   help="the grouped kernel's queries and rows a block (BQ,BR)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

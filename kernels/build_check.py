@@ -31,11 +31,16 @@ _PQ = {"q_ptr": "*fp32", "codes_ptr": "*u8", "cent_ptr": "*fp32", "cb_ptr": "*fp
 _HNSW = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "nbr_ptr": "*i32",
          "start_ptr": "*i64", "start_d_ptr": "*fp32", "mask_ptr": "*i8", "out_ptr": "*i64",
          "d": "i32", "R": "i32", "ef": "i32", "max_rounds": "i32"}
+_GROUPED = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "qsq_ptr": "*fp32",
+            "off_ptr": "*i64", "tile_list_ptr": "*i64", "tile_start_ptr": "*i64",
+            "tile_count_ptr": "*i64", "pair_q_ptr": "*i64", "pair_id_ptr": "*i64",
+            "mask_ptr": "*i8", "out_ptr": "*i64", "d": "i32", "lo": "fp32", "hi": "fp32"}
 # kernel -> (module, function, signature, the module's warps constant)
 KERNELS = {"ivf": ("triton_ivf", "_ivf_scan_topk", _IVF, "NUM_WARPS"),
            "sq8": ("triton_quant", "_sq8_scan_topk", _SQ8, "NUM_WARPS"),
            "pq": ("triton_quant", "_pq_scan_topk", _PQ, "PQ_WARPS"),
-           "hnsw": ("triton_hnsw", "_hnsw_beam", _HNSW, "NUM_WARPS")}
+           "hnsw": ("triton_hnsw", "_hnsw_beam", _HNSW, "NUM_WARPS"),
+           "grouped": ("triton_grouped", "_grouped_scan_topk", _GROUPED, "NUM_WARPS")}
 
 
 def variants(quick: bool = False) -> list[dict]:
@@ -64,6 +69,12 @@ def variants(quick: bool = False) -> list[dict]:
              for w in (2, 4)]:
         out.append({"kernel": "hnsw", "METRIC": m, "HAS_MASK": h, "EF": ef, "W": w,
                     "NB": 128, "BLOCK_D": t.BLOCK_D})
+    from . import triton_grouped as g
+    for m, h, k, half in [(0, True, 16, False), (2, False, t.MAX_K, True)] if quick else \
+            [(m, h, k, half) for m in (0, 1, 2) for h in (False, True)
+             for k in (16, t.MAX_K) for half in (False, True)]:
+        out.append({"kernel": "grouped", "METRIC": m, "HAS_MASK": h, "K": k, "BQ": g.BQ,
+                    "BR": g.BR, "BD": g.BD, "HALF": half, "IEEE": False})
     return out
 
 
@@ -91,6 +102,8 @@ def compile_variant(variant: dict, arch: int = 90) -> dict:
     module, fn, signature, warps = KERNELS[variant["kernel"]]
     mod = importlib.import_module(f"kernels.{module}")
     kernel_fn = getattr(mod, fn)
+    if constexprs.get("HALF"):  # float16 rows
+        signature = dict(signature, x_ptr="*fp16")
     sig = dict(signature, **{name: "constexpr" for name in constexprs})
     # what a launch specialises on: 16-byte aligned tensors, and d a multiple of 16
     attrs = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(signature.items())

@@ -4,7 +4,8 @@ here and nowhere else.
 - CPU: the plain-torch reference (``ref``) for everything.
 - CUDA: the IVF list scans (IVF_FLAT, IVF_SQ8, IVF_PQ) go through the fused Triton
   kernels (``triton_ivf``, ``triton_quant``) when Triton imports and
-  ``k <= triton_ivf.MAX_K``; exact (FLAT) search is cuBLAS matmul + torch.topk
+  ``k <= triton_ivf.MAX_K``; a float IVF_FLAT batch with many queries a list through the
+  list-grouped tensor-core kernel (``triton_grouped``, ``GROUPED_MIN_PER_LIST``); exact (FLAT) search is cuBLAS matmul + torch.topk
   in chunks. Large searches are sliced so their temporaries stay bounded (``FLAT_CELLS``,
   ``IVF_BYTES``). ``HOTSET_KERNELS=torch`` forces the plain-torch path (for A/B benchmarks).
 Asking for Triton explicitly (``HOTSET_KERNELS=triton``) where it is missing is an error
@@ -94,6 +95,11 @@ FLAT_CELLS = 1 << 26     # 256 MB of float32 distances (CPU)
 FLAT_CELLS_CUDA = 1 << 28  # 1 GB: up to 1024 queries keep the 2^18-row blocks cuBLAS likes
 IVF_BYTES = 256 << 20
 GRID_Y_MAX = 65535       # a CUDA grid's second dimension (the Triton kernel's nprobe)
+# From this many queries per list (batch x nprobe / nlist) the list-grouped kernel
+# (tensor cores, each list read once per tile of queries) replaces the per-pair one. A
+# default until the crossover is measured on a device: below a tile's worth of queries a
+# list the grouped kernel reads as much as the per-pair one and pays its grouping.
+GROUPED_MIN_PER_LIST = 16
 
 
 def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
@@ -120,8 +126,11 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
                lo: float | None = None, hi: float | None = None,
                x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     # (nq, d), (n, d) list-ordered, (nlist+1,), (nq, nprobe) -> (nq, k), (nq, k)
-    scan = _triton().ivf_search if _fused(x, probes, k) and x.is_floating_point() \
-        else ref.ivf_search
+    scan = ref.ivf_search
+    if _fused(x, probes, k) and x.is_floating_point():
+        per_list = q.shape[0] * probes.shape[1] / max(offsets.numel() - 1, 1)
+        scan = _triton_module("triton_grouped").ivf_search \
+            if per_list >= GROUPED_MIN_PER_LIST else _triton().ivf_search
     return _by_queries(lambda s: scan(q[s], x, offsets, probes[s], k, metric, mask, lo, hi,
                                       x_sq), q, probes, k, q.shape[1], offsets)
 

@@ -120,11 +120,27 @@ def test_bench_kernels_sweep_agrees_with_ref_under_the_interpreter():
     """The tuning sweep runs (on CPU through the Triton interpreter) and every setting
     finds what the plain-torch path finds."""
     got = _bench("kernels", "--rows", "600", "--dim", "16", "--nq", "3", "--nlist", "8",
-                 "--nprobe", "2", "--repeat", "1", "--device", "cpu")
+                 "--nprobe", "2", "--repeat", "1", "--grouped-tile", "16,16", "--device",
+                 "cpu")
     kinds = [r["kernel"] for r in got["results"]]
-    assert kinds[0] == "torch (ref)" and len(kinds) == 6
+    assert kinds[0] == "torch (ref)" and len(kinds) == 7
+    assert kinds[-1] == "triton grouped ieee"  # (tf32 too on CUDA)
     for r in got["results"]:
         assert r["agrees_with_ref"] == 1.0 and r["GB_per_s"] > 0
+
+
+def test_roofline_counts_the_reads_each_scan_makes():
+    from bench.roofline import bounds
+
+    one = bounds(1_000_000, 128, 1024, 32, 1, 3.35e12, 495e12, 67e12)
+    big = bounds(1_000_000, 128, 1024, 32, 10_000, 3.35e12, 495e12, 67e12)
+    # one query: both read its 32 lists once (32/1024 of 512 MB)
+    assert abs(one["per-pair GB"] - 0.016) < 1e-3 and one["grouped GB"] <= one["per-pair GB"]
+    # 10,000 queries: 312 a list, read in 10 tiles of 32 instead of 312 times
+    assert abs(big["per-pair GB"] / big["grouped GB"] - 312.5 / 10) < 0.1
+    assert big["grouped QPS bound"] > 1e6 and big["per-pair bound by"] == "memory"
+    got = _bench("roofline", "--nprobe", "8", "--batch", "1,100")
+    assert len(got["results"]) == 4 and got["bandwidth_TBps"] == 3.35
 
 
 def test_cpu_baseline_reopens_the_collection_on_the_cpu(tmp_path):

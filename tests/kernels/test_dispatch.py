@@ -129,3 +129,28 @@ def test_quantised_scans_go_to_triton_when_asked_and_slice_queries(monkeypatch):
     _same(dispatch.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 5, "L2"),
           want)
     assert seen == [4, 4, 1]
+
+
+def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch):
+    cent, xs, offsets, q = _data(nq=40)
+    probes = ref.coarse_probe(q, cent, 3, "L2")
+    want = ref.ivf_search(q, xs, offsets, probes, 5, "L2")
+    used = []
+
+    def fake(name):
+        class Scan:
+            @staticmethod
+            def ivf_search(*a, **k):
+                used.append(name)
+                return ref.ivf_search(*a, **k)
+        return Scan
+
+    monkeypatch.setattr(dispatch, "_triton_module", fake)
+    monkeypatch.setattr(dispatch, "_triton", lambda: fake("triton_ivf"))
+    monkeypatch.setenv("HOTSET_KERNELS", "triton")
+    per_list = 40 * 3 / (offsets.numel() - 1)
+    monkeypatch.setattr(dispatch, "GROUPED_MIN_PER_LIST", per_list)
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
+    monkeypatch.setattr(dispatch, "GROUPED_MIN_PER_LIST", per_list + 1)
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
+    assert used == ["triton_grouped", "triton_ivf"]

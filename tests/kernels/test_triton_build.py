@@ -37,9 +37,10 @@ def test_list_scan_kernels_build_for_hopper_without_spills():
     rows = json.loads(out.stdout.strip().splitlines()[-1])
     kinds = [r["kernel"] for r in rows]
     assert kinds.count("ivf") == 4 and kinds.count("sq8") == 2 and kinds.count("pq") == 2
-    assert kinds.count("hnsw") == 2
+    assert kinds.count("hnsw") == 2 and kinds.count("grouped") == 2
     assert {r["METRIC"] for r in rows if r["kernel"] == "ivf"} == {0, 1, 2}
     assert {r["L2"] for r in rows if r["kernel"] in ("sq8", "pq")} == {True, False}
+    assert {r["HALF"] for r in rows if r["kernel"] == "grouped"} == {True, False}
     for r in rows:
         assert r["arch"] == 90
         assert r["stack_bytes"] == 0 and r["local_bytes"] == 0, r

@@ -49,7 +49,7 @@ def test_triton_sq8_equals_ref(device, metric, k):
 
 
 @pytest.mark.parametrize("device", _devices())
-@pytest.mark.parametrize("metric, m", [("L2", 4), ("IP", 3), ("COSINE", 4), ("L2", 3)])
+@pytest.mark.parametrize("metric, m", [("L2", 4), ("IP", 3), ("COSINE", 4)])
 def test_triton_pq_equals_ref(device, metric, m):  # m = 3: padded to 4 subspaces
     x, lab, offsets, cent, q = _coded(600, 12, 6, metric)
     res = quant.residuals(x, cent, lab)
