@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: $(VENV)/.installed
 	$(PY) -m engine demo --data $(DATA)
 
+# Two processes (CI has two cores); each test file stays in one of them (its module
+# fixtures, servers and data directories are its own).
 test: $(VENV)/.installed ecosystem
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Real client stacks for tests/ecosystem/, each in its own environment (langchain-milvus
 # needs pymilvus 3, llama-index-vector-stores-milvus pymilvus < 3); the Node SDK where node
