@@ -9,6 +9,7 @@ import torch
 from bench.datasets import manifold
 from engine import DataType, MilvusClient
 from engine.errors import InsufficientMemory, ParamError, StorageError
+from engine.index.ivf import by_list
 from kernels import quant, ref
 
 from ...conftest import column_file
@@ -44,9 +45,7 @@ def _recall(found, truth) -> float:
 def _list_order(x, nlist, metric):
     cent = ref.kmeans(x, nlist, metric)
     lab = ref.assign(x, cent, metric)
-    perm = torch.argsort(lab, stable=True)
-    offsets = torch.zeros(nlist + 1, dtype=torch.int64)
-    offsets[1:] = torch.cumsum(torch.bincount(lab, minlength=nlist), 0)
+    perm, offsets = by_list(lab, nlist)  # as an index build lays a segment out
     return cent, lab[perm], perm, offsets
 
 
