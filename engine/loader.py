@@ -136,17 +136,13 @@ class Loader:
 
     @staticmethod
     def rows_place(coll: Collection, seg: SealedSegment, name: str) -> str:
-        """Where a load keeps the field ``name`` of ``seg``: "device"; where the vector
-        index the segment is ordered by keeps its rows (``VectorIndex.rows_place``); or
-        "half": on the device in float16 (``resident_dtype``), the exact rows on disk."""
+        """Where a load keeps the field ``name`` of ``seg``: as its vector index says
+        (``VectorIndex.rows_place``), "device" for every other field."""
         entry = coll.manifest.index_on(name)
         index = registry.find(entry["engine_type"]) if entry else None
         if index is None:
             return "device"
-        params = entry["engine_params"]
-        if seg.layout_field == name and index.rows_place(params) != "device":
-            return index.rows_place(params)
-        return "half" if params.get("resident_dtype") == "float16" else "device"
+        return index.rows_place(entry["engine_params"], seg.layout_field == name)
 
     def _counts(self, coll: Collection, seg: SealedSegment, name: str) -> float:
         """The share of this field's bytes that counts against the device once loaded."""
@@ -340,14 +336,15 @@ class Loader:
         vector take them from the shard (``rs.exact``)."""
         seg_dir, stem = coll.segment_dir(seg.id), coll.stems[name]
         sums = coll.file_sums(seg.id, name)
-        on_disk = ShardRows(shard_tensor(seg_dir, stem, sums=sums), coll.name,
-                            f"field {name} of segment {seg.id}")
-        if place == "disk":
-            return on_disk
+        if place in ("disk", "half"):  # reads of the vector come from the shard
+            on_disk = ShardRows(shard_tensor(seg_dir, stem, sums=sums), coll.name,
+                                f"field {name} of segment {seg.id}")
+            if place == "disk":
+                return on_disk
+            rs.exact[name] = on_disk
         if rows is None:
             rows = read_tensor(seg_dir, stem, sums=sums)
         if place == "half":
-            rs.exact[name] = on_disk
             return h2d.to_device(rows.to(torch.float16))
         rows = rows.cpu()
         return rows.pin_memory() if torch.cuda.is_available() else rows

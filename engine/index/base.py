@@ -44,11 +44,14 @@ class VectorIndex:
         name and dim); ParamError if they do not go together."""
         return params
 
-    def rows_place(self, params: dict) -> str:
-        """Where a load keeps the rows of a segment in this index's order: "device" (they
-        are scanned), "host" (host memory: they only re-rank) or "disk" (the index scans
+    def rows_place(self, params: dict, ordered: bool) -> str:
+        """Where a load keeps a sealed segment's rows of the field (``ordered``: the
+        segment is laid out in this index's order): "device" (they are scanned), "half"
+        (scanned as float16 on the device, ``resident_dtype``; reads take the stored rows
+        from the shard), "host" (host memory: they only re-rank) or "disk" (the index scans
         codes of its own; the rows are read from their shard when a read returns them)."""
-        return "device"
+        return "half" if self.half_rows and params.get("resident_dtype") == "float16" \
+            else "device"
 
     def uses_norms(self, layout: Tensors | None) -> bool:
         """Whether ``scan`` of a segment with this layout takes its rows' squared norms."""

@@ -78,7 +78,9 @@ class QuantIvf(IvfFlat):
                              "refine_type out or give that one")
         return params
 
-    def rows_place(self, params: dict) -> str:
+    def rows_place(self, params: dict, ordered: bool) -> str:
+        if not ordered:  # sealed before training: scanned exactly
+            return "device"
         return "host" if params.get("refine") else "disk"
 
     def uses_norms(self, layout: Tensors | None) -> bool:
