@@ -99,11 +99,12 @@ class IvfFlat(VectorIndex):
         return (cent.numel() + cent.shape[0]) * 4
 
     def probe(self, queries, resident, build, search, metric):
+        # checked first: refused even while untrained segments are scanned exactly
+        nprobe = check_nprobe(search, build.get("nlist", DEFAULT_NLIST),
+                              build.get("nprobe", DEFAULT_NPROBE))
         cent = resident.get("centroids")
         if cent is None:
             return None
-        nlist = cent.shape[0]
-        nprobe = check_nprobe(search, nlist, build.get("nprobe", DEFAULT_NPROBE))
         return kernels.coarse_probe(queries, cent, nprobe, metric,
                                     resident.get("centroid_norms"))
 
@@ -140,10 +141,11 @@ class BinIvfFlat(IvfFlat):
         return trained["centroids"].numel()
 
     def probe(self, queries, resident, build, search, metric):
+        nprobe = check_nprobe(search, build.get("nlist", DEFAULT_NLIST),
+                              build.get("nprobe", DEFAULT_NPROBE))
         cent = resident.get("centroids")
         if cent is None:
             return None
-        nprobe = check_nprobe(search, cent.shape[0], build.get("nprobe", DEFAULT_NPROBE))
         return kernels.binary_probe(queries, cent, nprobe, metric)
 
     def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):

@@ -29,7 +29,7 @@ from kernels import quant
 
 from ..errors import ParamError
 from .base import Tensors
-from .ivf import DEFAULT_NPROBE, IvfFlat, _as_int, by_list, check_nprobe
+from .ivf import DEFAULT_NLIST, DEFAULT_NPROBE, IvfFlat, _as_int, by_list, check_nprobe
 
 REFINE_TYPES = {"FLOAT_VECTOR": "FP32", "FLOAT16_VECTOR": "FP16", "BFLOAT16_VECTOR": "BF16",
                 "INT8_VECTOR": "INT8"}
@@ -100,9 +100,10 @@ class QuantIvf(IvfFlat):
         raise NotImplementedError
 
     def probe(self, queries, resident, build, search, metric):
-        cent = resident.get("centroids")
-        if cent is None:
-            return None
+        """Search params are checked first: refused even while the index is untrained
+        and every segment is scanned exactly."""
+        nprobe = check_nprobe(search, build.get("nlist", DEFAULT_NLIST),
+                              build.get("nprobe", DEFAULT_NPROBE))
         refine_k = None
         if build.get("refine"):
             refine_k = search.get("refine_k", 1)
@@ -117,9 +118,11 @@ class QuantIvf(IvfFlat):
         elif "refine_k" in search:
             raise ParamError(f"refine_k applies to an index built with refine=true; this "
                              f"{self.name} index has none: leave refine_k out")
-        lists = kernels.coarse_probe(queries, cent, check_nprobe(
-            search, cent.shape[0], build.get("nprobe", DEFAULT_NPROBE)), metric,
-            resident.get("centroid_norms"))
+        cent = resident.get("centroids")
+        if cent is None:
+            return None
+        lists = kernels.coarse_probe(queries, cent, nprobe, metric,
+                                     resident.get("centroid_norms"))
         return QuantProbe(lists, resident, refine_k)
 
     def scan(self, queries, x, layout, probe, limit, metric, mask, lo, hi, x_sq):

@@ -237,6 +237,13 @@ def test_refine_k_needs_refine(tmp_path):
     c.load_collection("q")
     with pytest.raises(ParamError, match="refine_k applies"):
         c.search("q", data[:1], limit=3, search_params={"params": {"refine_k": 2}})
+    _make(c, "IVF_SQ8", {"nlist": 4}, name="untrained")  # no sealed rows: nothing trained
+    c.insert("untrained", {"id": np.arange(3), "tag": np.zeros(3, np.int64), "v": data[:3]})
+    c.load_collection("untrained")
+    with pytest.raises(ParamError, match="refine_k applies"):
+        c.search("untrained", data[:1], limit=3, search_params={"params": {"refine_k": 2}})
+    with pytest.raises(ParamError, match="nprobe"):
+        c.search("untrained", data[:1], limit=3, search_params={"params": {"nprobe": 0}})
     c.release_collection("q")
     c.drop_index("q", "v")
     p = c.prepare_index_params()
