@@ -34,7 +34,8 @@ _HNSW = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "nbr_ptr": "*i3
 _GROUPED = {"q_ptr": "*fp32", "x_ptr": "*fp32", "xsq_ptr": "*fp32", "qsq_ptr": "*fp32",
             "off_ptr": "*i64", "tile_list_ptr": "*i64", "tile_start_ptr": "*i64",
             "tile_count_ptr": "*i64", "pair_q_ptr": "*i64", "pair_id_ptr": "*i64",
-            "mask_ptr": "*i8", "out_ptr": "*i64", "d": "i32", "lo": "fp32", "hi": "fp32"}
+            "mask_ptr": "*i8", "out_ptr": "*i64", "a_ptr": "*fp32", "b_ptr": "*fp32",
+            "d": "i32", "lo": "fp32", "hi": "fp32"}
 # kernel -> (module, function, signature, the module's warps constant)
 KERNELS = {"ivf": ("triton_ivf", "_ivf_scan_topk", _IVF, "NUM_WARPS"),
            "sq8": ("triton_quant", "_sq8_scan_topk", _SQ8, "NUM_WARPS"),
@@ -74,7 +75,15 @@ def variants(quick: bool = False) -> list[dict]:
             [(m, h, k, half) for m in (0, 1, 2) for h in (False, True)
              for k in (16, t.MAX_K) for half in (False, True)]:
         out.append({"kernel": "grouped", "METRIC": m, "HAS_MASK": h, "K": k, "BQ": g.BQ,
-                    "BR": g.BR, "BD": g.BD, "HALF": half, "IEEE": False})
+                    "BR": g.BR, "BD": g.BD, "HALF": half, "IEEE": False, "DECODE": 0,
+                    "M": 1, "DSUB": 1})
+    # the grouped kernel on IVF_SQ8 (DECODE 1) and IVF_PQ (DECODE 2: m = 16, dsub = 8) codes
+    for dec, m, h, k in [(1, 0, True, 16), (2, 1, False, t.MAX_K)] if quick else \
+            [(dec, m, h, k) for dec in (1, 2) for m in (0, 1) for h in (False, True)
+             for k in (16, t.MAX_K)]:
+        out.append({"kernel": "grouped", "METRIC": m, "HAS_MASK": h, "K": k, "BQ": g.BQ,
+                    "BR": g.BR, "BD": g.BD, "HALF": False, "IEEE": False, "DECODE": dec,
+                    "M": 16 if dec == 2 else 1, "DSUB": 8 if dec == 2 else 1})
     return out
 
 
@@ -91,6 +100,15 @@ def _resources(cubin: bytes) -> dict:
             "shared_bytes": int(found["SHARED"]), "local_bytes": int(found["LOCAL"])}
 
 
+def _options(mod, warps: str, constexprs: dict) -> dict:
+    """The compile options a launch of the variant passes (warps; the decoding grouped
+    variants' register cap, which ptxas otherwise sets at 128 and spills under)."""
+    opts = {"num_warps": getattr(mod, warps)}
+    if constexprs.get("DECODE"):
+        opts["maxnreg"] = mod.DECODE_MAXNREG
+    return opts
+
+
 def compile_variant(variant: dict, arch: int = 90) -> dict:
     import importlib
 
@@ -104,13 +122,15 @@ def compile_variant(variant: dict, arch: int = 90) -> dict:
     kernel_fn = getattr(mod, fn)
     if constexprs.get("HALF"):  # float16 rows
         signature = dict(signature, x_ptr="*fp16")
+    if constexprs.get("DECODE"):  # uint8 codes
+        signature = dict(signature, x_ptr="*u8")
     sig = dict(signature, **{name: "constexpr" for name in constexprs})
     # what a launch specialises on: 16-byte aligned tensors, and d a multiple of 16
     attrs = {(i,): [["tt.divisibility", 16]] for i, (name, ty) in enumerate(signature.items())
              if ty.startswith("*") or name == "d"}
     src = ASTSource(fn=kernel_fn, signature=sig, constexprs=constexprs, attrs=attrs)
     kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32),
-                            options={"num_warps": getattr(mod, warps)})
+                            options=_options(mod, warps, constexprs))
     return dict(variant, arch=arch, **_resources(kernel.asm["cubin"]))
 
 

@@ -22,6 +22,7 @@ for sm_90 offline and checks that nothing spills to local memory.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -108,14 +109,26 @@ def _fold(best, dist, inside, rows, mask_ptr, lo, hi, HAS_MASK: tl.constexpr,
     return tl.sort(tl.minimum(best, tl.flip(top, 0)))
 
 
-def _split(pairs: int, longest: int, block: int, device: torch.device) -> int:
+SKEW = 4  # a long list is taken to be up to this many times the mean list
+
+
+def _split(pairs: int, rows: int, lists: int, block: int, device: torch.device) -> int:
     """Blocks of one list shared out between programs when there are too few (query, list)
-    pairs to fill the device: about four programs per multiprocessor."""
+    pairs to fill the device: about four programs per multiprocessor, no more than a long
+    list (``SKEW`` x the mean, from shapes alone: reading the longest list's size would
+    be a host sync on every call) has blocks. Programs past their list's end write no
+    candidate."""
     if device.type != "cuda":
         return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    sms = _multiprocessors(device)
     want = max(1, (4 * sms) // max(pairs, 1))
-    return int(min(want, triton.cdiv(max(longest, 1), block), 64))
+    long_list = triton.cdiv(max(SKEW * rows // max(lists, 1), 1), block)
+    return int(min(want, long_list, 64))
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: torch.Tensor,
@@ -139,7 +152,7 @@ def ivf_search(q: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, probes: 
     if x_sq is None:
         x_sq = torch.empty(1, device=x.device)
     q_sq = (qf * qf).sum(1).contiguous()
-    go = Launch.of(k, probes, offsets, mask, lo, hi, block, split, x.device)
+    go = Launch.of(k, probes, offsets, n, mask, lo, hi, block, split, x.device)
     _ivf_scan_topk[go.grid](
         qf, x.contiguous(), x_sq.float().contiguous(), offsets.contiguous(),
         probes.contiguous(), go.mask, go.out, nprobe, d, go.lo, go.hi,
@@ -164,14 +177,13 @@ class Launch:
     hi: float
 
     @classmethod
-    def of(cls, k: int, probes: torch.Tensor, offsets: torch.Tensor,
+    def of(cls, k: int, probes: torch.Tensor, offsets: torch.Tensor, rows: int,
            mask: torch.Tensor | None, lo: float | None, hi: float | None, block: int,
            split: int | None, device: torch.device) -> "Launch":
+        """Everything from shapes: no host sync (``rows``: the rows the lists hold)."""
         nq, nprobe = probes.shape
         if split is None:
-            sizes = offsets[1:] - offsets[:-1]
-            longest = int(sizes.max()) if sizes.numel() else 0
-            split = _split(nq * nprobe, longest, block, device)
+            split = _split(nq * nprobe, rows, offsets.numel() - 1, block, device)
         kk = max(1 << max(0, (k - 1).bit_length()), 2)  # tl.topk/tl.sort: a run of two
         out = torch.empty((nq, nprobe * split * kk), dtype=torch.int64, device=device)
         return cls((nq, nprobe, split), kk, max(block, kk), split, out,

@@ -136,7 +136,8 @@ def ivf_sq8_search(q: torch.Tensor, codes: torch.Tensor, scale: torch.Tensor,
     n, d = codes.shape
     assert n < 2**31 - 1, "row numbers travel in 31 bits"
     qf = _unit(q, metric)
-    go = Launch.of(k, probes, offsets, mask, lo, hi, block, split, codes.device)
+    go = Launch.of(k, probes, offsets, codes.shape[0], mask, lo, hi, block, split,
+                   codes.device)
     _sq8_scan_topk[go.grid](
         qf, codes.contiguous(), scale.float().contiguous(), base.float().contiguous(),
         offsets.contiguous(), probes.contiguous(), go.mask, go.out, probes.shape[1], d,
@@ -162,7 +163,8 @@ def ivf_pq_search(q: torch.Tensor, codes: torch.Tensor, centroids: torch.Tensor,
     qf = _unit(q, metric)
     if cb_sq is None:
         cb_sq = (codebooks.float() ** 2).sum(-1)
-    go = Launch.of(k, probes, offsets, mask, lo, hi, block, split, codes.device)
+    go = Launch.of(k, probes, offsets, codes.shape[0], mask, lo, hi, block, split,
+                   codes.device)
     _pq_scan_topk[go.grid](
         qf, codes.contiguous(), centroids.float().contiguous(),
         codebooks.float().contiguous(), cb_sq.float().contiguous(), offsets.contiguous(),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +10,9 @@ import torch
 
 if not torch.cuda.is_available():  # CPU machines run Triton kernels through its interpreter;
     os.environ.setdefault("TRITON_INTERPRET", "1")  # set before anything imports triton
+# the kernel dispatch's defaults, not a crossover table this machine measured earlier
+os.environ["HOTSET_KERNEL_TABLE"] = os.path.join(tempfile.mkdtemp(prefix="hotset-kt-"),
+                                                 "kernels.json")
 
 from engine import DataType, MilvusClient  # noqa: E402
 

@@ -131,7 +131,17 @@ def test_quantised_scans_go_to_triton_when_asked_and_slice_queries(monkeypatch):
     assert seen == [4, 4, 1]
 
 
-def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch):
+@pytest.fixture
+def cpu_table(monkeypatch, tmp_path):
+    """Writes a crossover table for the "cpu" device (the interpreter's), read afresh."""
+    from kernels import crossover
+
+    monkeypatch.setenv("HOTSET_KERNEL_TABLE", str(tmp_path / "kernels.json"))
+    yield lambda **measured: crossover.save("cpu", measured, {"measured_on": "test"})
+    crossover.thresholds.cache_clear()
+
+
+def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch, cpu_table):
     cent, xs, offsets, q = _data(nq=40)
     probes = ref.coarse_probe(q, cent, 3, "L2")
     want = ref.ivf_search(q, xs, offsets, probes, 5, "L2")
@@ -143,14 +153,71 @@ def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch):
             def ivf_search(*a, **k):
                 used.append(name)
                 return ref.ivf_search(*a, **k)
+
+            @staticmethod
+            def flat_search(q_, x_, k_, metric, *a, **kw):
+                used.append(name + " flat")
+                return ref.flat_search(q_, x_, k_, metric, *a[:1], lo=a[1], hi=a[2],
+                                       x_sq=a[3])
         return Scan
 
     monkeypatch.setattr(dispatch, "_triton_module", fake)
     monkeypatch.setattr(dispatch, "_triton", lambda: fake("triton_ivf"))
     monkeypatch.setenv("HOTSET_KERNELS", "triton")
     per_list = 40 * 3 / (offsets.numel() - 1)
-    monkeypatch.setattr(dispatch, "GROUPED_MIN_PER_LIST", per_list)
+    cpu_table(ivf_flat=per_list, flat=41)
     _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
-    monkeypatch.setattr(dispatch, "GROUPED_MIN_PER_LIST", per_list + 1)
+    _same(dispatch.flat_search(q, xs, 5, "L2"), ref.flat_search(q, xs, 5, "L2"))
+    cpu_table(ivf_flat=per_list + 1, flat=40)
     _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
-    assert used == ["triton_grouped", "triton_ivf"]
+    _same(dispatch.flat_search(q, xs, 5, "L2"), ref.flat_search(q, xs, 5, "L2"))
+    assert used == ["triton_grouped", "triton_ivf", "triton_grouped flat"]
+
+
+# aten ops that wait for the device on CUDA: a scalar read, or an output whose size
+# depends on the data
+_SYNCING = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2",
+            "repeat_interleave.Tensor")
+
+
+@pytest.mark.skipif(__import__("os").environ.get("TRITON_INTERPRET") != "1",
+                    reason="runs the Triton kernels under the interpreter")
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+def test_a_small_search_never_waits_for_the_device(monkeypatch, metric):
+    """The path a batch-1 search takes on CUDA (coarse probe, per-pair scan of IVF_FLAT,
+    IVF_SQ8 and IVF_PQ, FLAT through the grouped kernel, the merge of two segments) asks
+    the device nothing back: what lets it run from a CUDA graph. Watched at the aten level
+    while it runs on the CPU under the interpreter."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from kernels import quant
+
+    cent, xs, offsets, q = _data(nq=1, metric=metric)
+    x_sq = (xs * xs).sum(1)
+    mask = torch.arange(xs.shape[0]) % 3 != 0
+    t = quant.sq8_train(xs)
+    codes = quant.sq8_encode(xs, t["vmin"], t["vdiff"])
+    lab = torch.repeat_interleave(torch.arange(cent.shape[0]), offsets[1:] - offsets[:-1])
+    res = quant.residuals(xs, cent, lab)
+    cb = quant.pq_train(res, 4)
+    pq_codes = quant.pq_encode(res, cb)
+    monkeypatch.setenv("HOTSET_KERNELS", "triton")
+    seen = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    with Watch():
+        probes = dispatch.coarse_probe(q, cent, 3, metric)
+        a = dispatch.ivf_search(q, xs, offsets, probes, 10, metric, mask, x_sq=x_sq)
+        b = dispatch.ivf_sq8_search(q, codes, t["scale"], t["base"], offsets, probes, 10,
+                                    metric, mask)
+        c = dispatch.ivf_pq_search(q, pq_codes, cent, cb, offsets, probes, 10, metric, mask)
+        d = dispatch.flat_search(q, xs, 10, metric, mask, x_sq=x_sq)
+        dispatch.merge_topk(*a, *d, 10)
+    assert seen and not [op for op in seen if any(s in op for s in _SYNCING)]
+    _same(a, ref.ivf_search(q, xs, offsets, probes, 10, metric, mask))
+    _same(d, ref.flat_search(q, xs, 10, metric, mask))
+    assert b[1].shape == c[1].shape == (1, 10)
