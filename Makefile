@@ -51,7 +51,8 @@ gpu-check:
 	PYTHONPATH=$(GPU_PATH) $(PYTHON) -m engine gpu-info
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -q tests
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench load --rows 1000000 --dim 128 --device cuda
-	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 1000
+	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 1000 \
+		--latency 1000 --crossover
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench kernels --rows 1000000 --dim 128 --nq 10000 \
 		--nprobe 32 --repeat 3
 	-PYTHONPATH=$(GPU_PATH) $(PYTHON) -m bench roofline

@@ -116,17 +116,26 @@ def test_bench_grpc_runs_through_pymilvus():
     assert all(r["server"] == "Hotset (gRPC)" and r["qps"] > 0 for r in got["results"])
 
 
-def test_bench_kernels_sweep_agrees_with_ref_under_the_interpreter():
-    """The tuning sweep runs (on CPU through the Triton interpreter) and every setting
-    finds what the plain-torch path finds."""
+def test_bench_kernels_sweep_agrees_with_ref_under_the_interpreter(tmp_path, monkeypatch):
+    """The tuning sweep runs (on CPU through the Triton interpreter), every setting finds
+    what the plain-torch path finds, batch-1 latency is measured with and without graphs,
+    and --crossover writes the dispatch table for the device."""
+    table = tmp_path / "kernels.json"
+    monkeypatch.setenv("HOTSET_KERNEL_TABLE", str(table))
     got = _bench("kernels", "--rows", "600", "--dim", "16", "--nq", "3", "--nlist", "8",
-                 "--nprobe", "2", "--repeat", "1", "--grouped-tile", "16,16", "--device",
-                 "cpu")
+                 "--nprobe", "2", "--repeat", "1", "--grouped-tile", "16,16", "--k", "2",
+                 "--device", "cpu", "--latency", "3", "--crossover", "--crossover-max", "16")
     kinds = [r["kernel"] for r in got["results"]]
-    assert kinds[0] == "torch (ref)" and len(kinds) == 7
-    assert kinds[-1] == "triton grouped ieee"  # (tf32 too on CUDA)
+    assert kinds[0] == "torch (ref)" and len(kinds) == 9
+    assert kinds[6] == "triton grouped ieee"  # (tf32 too on CUDA)
+    assert kinds[7:] == ["torch matmul+topk (FLAT)", "triton grouped (FLAT)"]
     for r in got["results"]:
-        assert r["agrees_with_ref"] == 1.0 and r["GB_per_s"] > 0
+        assert r["agrees_with_ref"] == 1.0 and r["GB_per_s"] > 0 and r["of_bound"] > 0
+    lat = got["latency"]
+    assert len(lat) == 5 and all(0 < r["p50_us"] <= r["p99_us"] for r in lat)
+    saved = json.loads(table.read_text())["devices"]["cpu"]
+    assert set(got["crossover"]) == {"table", "ivf_flat", "ivf_sq8", "ivf_pq", "flat"}
+    assert all(saved[k] == got["crossover"][k] > 0 for k in ("ivf_flat", "flat"))
 
 
 def test_roofline_counts_the_reads_each_scan_makes():
