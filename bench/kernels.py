@@ -100,8 +100,8 @@ def _sweep(args, dev, x, x_sq, offsets, cent, q, peak) -> list[dict]:
     for label, fn in (("torch matmul+topk (FLAT)", lambda: dispatch.matmul_flat_search(
                           q, x, args.k, "L2", x_sq=x_sq)),
                       ("triton grouped (FLAT)", lambda: triton_grouped.flat_search(
-                          q, x, args.k, "L2", x_sq=x_sq, bq=bq, br=br, precision="tf32"
-                          if dev.type == "cuda" else "ieee"))):
+                          q, x, args.k, "L2", x_sq=x_sq, bq=bq, br=br,
+                          precision="ieee"))):
         agree = _recall(fn()[1], want)
         s = best_seconds(fn, args.repeat, dev)
         rows.append({"kernel": label, "nprobe": None, "ms": s * 1e3, "qps": args.nq / s,
@@ -213,7 +213,8 @@ def _crossover(args, dev, x, x_sq, offsets, cent) -> dict:
     for b in [1, *ladder]:
         q = queries[:b]
         points.append((b, best_seconds(lambda: triton_grouped.flat_search(
-                           q, x, args.k, "L2", x_sq=x_sq, **tile), args.repeat, dev),
+                           q, x, args.k, "L2", x_sq=x_sq, precision="ieee", **tile),
+                           args.repeat, dev),
                        best_seconds(lambda: dispatch.matmul_flat_search(
                            q, x, args.k, "L2", x_sq=x_sq), args.repeat, dev)))
     found["flat"] = _first_win(points)

@@ -50,6 +50,17 @@ def _mode() -> str:
     return mode
 
 
+def ivf_precision() -> str:
+    """The grouped IVF scans' products on float32 rows: TF32 on the tensor cores
+    (``HOTSET_TF32=1``, the default: an approximate index's distances to ~1e-3 relative)
+    or exact float32 (``HOTSET_TF32=0``). FLAT is always exact."""
+    mode = os.environ.get("HOTSET_TF32", "1")
+    if mode not in ("0", "1"):
+        raise ValueError(f"HOTSET_TF32={mode!r}: use 1 (TF32 products in the grouped IVF "
+                         "scans) or 0 (exact float32)")
+    return "tf32" if mode == "1" else "ieee"
+
+
 def _graphs_on() -> bool:
     mode = os.environ.get("HOTSET_CUDA_GRAPHS", "1")
     if mode not in ("0", "1"):
@@ -138,7 +149,9 @@ def flat_search(q: torch.Tensor, x: torch.Tensor, k: int, metric: str,
     nq = q.shape[0]
     if _wants_triton(x) and k <= 64 and x.is_floating_point() \
             and grouped("flat", x.device, nq):
-        scan = _triton_module("triton_grouped").flat_search  # temporaries bounded by its cut
+        # exact float32 products (FLAT is exact); temporaries bounded by the kernel's cut
+        scan = functools.partial(_triton_module("triton_grouped").flat_search,
+                                 precision="ieee")
         if _graphed(x, nq):
             return GRAPHS.run("flat", lambda q_, m_: scan(q_, x, k, metric, m_, lo, hi, x_sq),
                               (q, mask), (x, x_sq), (k, metric, lo, hi))
@@ -218,7 +231,8 @@ def _pick(kind: str, rows: torch.Tensor, probes: torch.Tensor, offsets: torch.Te
     if not _fused(rows, probes, k):
         return torch_twin, False
     if grouped(kind, rows.device, _per_list(probes, offsets)):  # grouping reads counts
-        return getattr(_triton_module("triton_grouped"), torch_twin.__name__), False
+        scan = getattr(_triton_module("triton_grouped"), torch_twin.__name__)
+        return functools.partial(scan, precision=ivf_precision()), False
     return per_pair(), _graphed(rows, probes.shape[0])
 
 

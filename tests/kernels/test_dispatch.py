@@ -150,13 +150,13 @@ def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch, cpu_table)
     def fake(name):
         class Scan:
             @staticmethod
-            def ivf_search(*a, **k):
-                used.append(name)
-                return ref.ivf_search(*a, **k)
+            def ivf_search(*a, precision=None):
+                used.append((name, precision))
+                return ref.ivf_search(*a)
 
             @staticmethod
-            def flat_search(q_, x_, k_, metric, *a, **kw):
-                used.append(name + " flat")
+            def flat_search(q_, x_, k_, metric, *a, precision=None):
+                used.append((name + " flat", precision))
                 return ref.flat_search(q_, x_, k_, metric, *a[:1], lo=a[1], hi=a[2],
                                        x_sq=a[3])
         return Scan
@@ -171,7 +171,15 @@ def test_large_batches_per_list_go_to_the_grouped_kernel(monkeypatch, cpu_table)
     cpu_table(ivf_flat=per_list + 1, flat=40)
     _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
     _same(dispatch.flat_search(q, xs, 5, "L2"), ref.flat_search(q, xs, 5, "L2"))
-    assert used == ["triton_grouped", "triton_ivf", "triton_grouped flat"]
+    monkeypatch.setenv("HOTSET_TF32", "0")
+    cpu_table(ivf_flat=0)
+    _same(dispatch.ivf_search(q, xs, offsets, probes, 5, "L2"), want)
+    # TF32 in the grouped IVF scan unless turned off; FLAT always exact
+    assert used == [("triton_grouped", "tf32"), ("triton_ivf", None),
+                    ("triton_grouped flat", "ieee"), ("triton_grouped", "ieee")]
+    monkeypatch.setenv("HOTSET_TF32", "yes")
+    with pytest.raises(ValueError, match="HOTSET_TF32"):
+        dispatch.ivf_search(q, xs, offsets, probes, 5, "L2")
 
 
 # aten ops that wait for the device on CUDA: a scalar read, or an output whose size
