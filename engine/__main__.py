@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         props = torch.cuda.get_device_properties(0)
         print(f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, torch {torch.__version__}, "
               f"CUDA {torch.version.cuda}")
+        from kernels import crossover
+
+        print(crossover.describe(props.name))
     return 0
 
 

@@ -80,3 +80,15 @@ def save(device_name: str, measured: dict[str, float], about: dict) -> Path:
     tmp.replace(path)
     thresholds.cache_clear()
     return path
+
+
+def describe(device_name: str) -> str:
+    """One line: the thresholds a device searches with and where they come from (a bad
+    table raises here, so a server started on one fails at startup, not mid-search)."""
+    used = thresholds(device_name)
+    path = table_path()
+    measured = path.exists() and device_name in _read(path)["devices"]
+    where = f"measured, from {path}" if measured else \
+        f"defaults (no measurement for it in {path}: python -m bench kernels --crossover)"
+    shown = ", ".join(f"{k} {v:g}" for k, v in used.items())
+    return f"kernel crossover for {device_name}: grouped from {shown}; {where}"

@@ -54,6 +54,13 @@ def serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     client = MilvusClient(args.data, device=args.device, memory_limit=args.memory_limit)
+    if client.device.type == "cuda":
+        import torch
+
+        from kernels import crossover
+
+        logging.getLogger("hotset.serve").info(
+            crossover.describe(torch.cuda.get_device_name(client.device)))
     grpc_server, grpc_port = start_grpc(client, 0, token=args.token)
     app = create_app(client, token=args.token, max_body=args.max_body,
                      before_close=lambda: grpc_server.stop(grace=5).wait())

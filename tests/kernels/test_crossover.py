@@ -50,3 +50,13 @@ def test_an_unusable_table_is_an_error_naming_it(table, text, match):
     with pytest.raises(ValueError, match=match) as e:
         crossover.thresholds("cpu")
     assert str(table) in str(e.value) and "bench kernels --crossover" in str(e.value)
+
+
+def test_describe_says_where_the_thresholds_come_from(table):
+    assert "defaults (no measurement" in crossover.describe("NVIDIA H200")
+    crossover.save("NVIDIA H200", {"ivf_flat": 6.0}, {})
+    line = crossover.describe("NVIDIA H200")
+    assert "ivf_flat 6" in line and f"measured, from {table}" in line
+    table.write_text("{")
+    with pytest.raises(ValueError, match="cannot be read"):
+        crossover.describe("NVIDIA H200")
