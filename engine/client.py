@@ -24,13 +24,17 @@ class MilvusClient:
 
     ``uri`` is a data directory (created if missing). ``device`` is ``"auto"``, ``"cpu"`` or
     ``"cuda:N"``; ``memory_limit`` caps the bytes the device allocator hands out.
+    ``devices`` (instead of ``device``) serves from several in-process workers, one per
+    entry (``["cuda:0", "cuda:1"]``, or ``["cpu", "cpu"]``): sealed segments are placed
+    across them by bytes, each with ``memory_limit`` of its own (``engine/workers.py``).
     ``verify_checksums=False`` skips checking segment files against their checksums when
     they are read (a benchmark's comparison; damage then goes unnoticed).
     """
 
     def __init__(self, uri: str = "./data", user: str = "", password: str = "",
                  db_name: str = "", token: str = "", timeout: float | None = None, *,
-                 device: str = "auto", memory_limit: int | None = None,
+                 device: str = "auto", devices: list[str] | None = None,
+                 memory_limit: int | None = None,
                  segment_max_bytes: int = DEFAULT_SEAL_BYTES, verify_checksums: bool = True,
                  **kwargs: Any) -> None:
         if str(uri).startswith(("http://", "https://", "tcp://", "grpc://")):
@@ -38,8 +42,15 @@ class MilvusClient:
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
                 "(e.g. uri='./data'). To serve one over the network run "
                 "`python -m engine serve --data ./data` and connect with pymilvus")
-        self.device = resolve_device(device)
-        self._dbs = Databases(uri, self.device, memory_limit, segment_max_bytes,
+        if devices is not None:
+            if isinstance(devices, str) or not list(devices):
+                raise ParamError(f"devices must be a non-empty list of devices, got "
+                                 f"{devices!r}: e.g. devices=['cuda:0', 'cuda:1']")
+            resolved = [resolve_device(d) for d in devices]
+        else:
+            resolved = [resolve_device(device)]
+        self.device = resolved[0]
+        self._dbs = Databases(uri, resolved, memory_limit, segment_max_bytes,
                               verify_checksums)
         try:
             self._db = self._dbs.get(db_name)

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import hybrid, reads, writes
 from . import search as _search
-from .allocator import DeviceAllocator
+from .workers import Workers
 from .catalog import DataDir
 from .collection import Collection, read_manifest
 from .errors import (AliasConflict, AliasNotFound, CollectionNotFound,
@@ -52,18 +52,20 @@ def _no_partitions_by_hand(coll: Collection, create: bool = False) -> None:
 
 
 class Database:
-    def __init__(self, root: Any, device: Any, memory_limit: int | None, seal_bytes: int,
-                 verify: bool, name: str = "default", allocator: Any = None) -> None:
-        """``name`` is the database this is (``databases.py`` opens the others, each with a
-        view of the default database's allocator: one device, one budget)."""
+    def __init__(self, root: Any, workers: Workers, seal_bytes: int, verify: bool,
+                 name: str = "default") -> None:
+        """``name`` is the database this is; ``workers`` the devices it serves from
+        (``databases.py`` opens the others, each with a view of the default database's
+        workers: one device, one budget)."""
         self.lock = RWLock()
-        self.device = device
+        self.workers = workers
+        self.device = workers.coordinator.device
         self.name = name
         self.properties: dict[str, str] = {}  # set by databases.py; enforced here
         self._dir = DataDir(root)
         try:
-            self.allocator = allocator or DeviceAllocator(device, memory_limit)
-            self.residency = Residency(self.allocator, self.lock)
+            self.allocator = workers.coordinator.allocator
+            self.residency = Residency(workers, self.lock)
             self.seal_bytes = int(seal_bytes)
             self.verify = bool(verify)
             self.collections: dict[str, Collection] = {}
@@ -567,9 +569,9 @@ class Database:
 
     def memory_info(self, name: str | None) -> dict:
         if name is None:
-            return self.allocator.memory_info()
+            return self.workers.memory_info()
         check_name("collection", name)
-        return self.allocator.collection_info(self.resolve(name))
+        return self.workers.collection_info(self.resolve(name))
 
     # -- aliases --------------------------------------------------------------------------
     def _aliases_of(self, name: str) -> list[str]:

@@ -3,9 +3,9 @@
 ``default`` is the data directory itself; every other database is a folder of the same
 layout under ``databases/<id>/``, listed (with its properties) in the root catalog
 (``catalog.py``). Each is a :class:`Database` with its own catalog, lock and load states;
-all share the default database's device allocator through an ``AllocatorView``, so one
-device has one budget and ``memory_info()`` names another database's collections
-``<database>/<collection>``.
+all share the default database's workers (devices), each allocator through an
+``AllocatorView``, so one device has one budget and ``memory_info()`` names another
+database's collections ``<database>/<collection>``.
 
 Properties Hotset honours: ``database.max.collections`` (a create past it is refused),
 ``database.force.deny.writing`` and ``database.force.deny.reading`` (those calls are
@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .allocator import AllocatorView
+from .workers import Workers
 from .collection import Collection, read_manifest
 from .database import Database
 from .errors import DatabaseNotFound, MilvusException, ParamError, WriteFailed
@@ -34,10 +34,10 @@ PROPERTIES = ("database.max.collections", "database.force.deny.writing",
 
 
 class Databases:
-    def __init__(self, root: Any, device: Any, memory_limit: int | None, seal_bytes: int,
+    def __init__(self, root: Any, devices: list, memory_limit: int | None, seal_bytes: int,
                  verify: bool) -> None:
-        self.default = Database(root, device, memory_limit, seal_bytes, verify)
-        self._args = (device, seal_bytes, verify)
+        self.default = Database(root, Workers.local(devices, memory_limit), seal_bytes, verify)
+        self._args = (seal_bytes, verify)
         self._lock = threading.Lock()  # the table of databases; each has its own lock
         self._dbs: dict[str, Database] = {DEFAULT: self.default}
         self._folders: dict[str, Path] = {}
@@ -54,9 +54,8 @@ class Databases:
             raise
 
     def _open(self, name: str, folder: Path) -> Database:
-        device, seal_bytes, verify = self._args
-        return Database(folder, device, None, seal_bytes, verify, name=name,
-                        allocator=AllocatorView(self.default.allocator, name))
+        seal_bytes, verify = self._args
+        return Database(folder, self.default.workers.view(name), seal_bytes, verify, name=name)
 
     # -- lookups ----------------------------------------------------------------------------
     def get(self, name: str | None) -> Database:

@@ -27,6 +27,7 @@ from .columns import absent_column
 from .errors import MilvusException, StorageError
 from .index import registry, scalar
 from .placement import place
+from .workers import Worker, Workers
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
 from .storage.segments import (ShardRows, has_valid, read_arrow, read_tensor, shard_path,
@@ -69,11 +70,12 @@ class LoadCancelled(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LoadPlan:
-    """What a load will make resident: the device of each sealed segment (placement) and
-    the bytes of everything it copies."""
+    """What a load will make resident: the worker of each sealed segment (placement), the
+    bytes of everything it copies, and those bytes per worker (what it reserves on each)."""
 
-    placement: dict[int, torch.device]
+    placement: dict[int, Worker]
     nbytes: int
+    per_worker: dict[str, int]
 
 
 @dataclass
@@ -90,7 +92,8 @@ class Resident:
     index_parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # per field
     state: LoadState = LoadState.Loading
     plan: LoadPlan | None = None
-    reservation: Reservation | None = None  # open while the load copies
+    reservation: Reservation | None = None  # the coordinator's, open while the load copies
+    reservations: dict[str, Reservation] = field(default_factory=dict)  # per worker
     copied: int = 0
     cancelled: bool = False
     error: BaseException | None = None
@@ -116,9 +119,10 @@ class Resident:
 
 
 class Loader:
-    def __init__(self, allocator: DeviceAllocator, lock: Any) -> None:
-        self.allocator = allocator
-        self.device = allocator.device
+    def __init__(self, workers: Workers, lock: Any) -> None:
+        self.workers = workers
+        self.allocator = workers.coordinator.allocator  # index parts and growing rows
+        self.device = workers.coordinator.device
         self.lock = lock
         self._h2d: dict[torch.device, HostToDevice] = {}
 
@@ -161,19 +165,53 @@ class Loader:
             total += seg.layout_nbytes()
         return total
 
-    def plan(self, res: Resident) -> LoadPlan:
+    def plan(self, res: Resident, holds: bool = False) -> LoadPlan:
+        """Bytes of every part and where each sealed segment goes (InsufficientMemory when
+        it cannot be placed). ``holds``: the collection's present copy is dropped before
+        this one is made (its bytes count as free)."""
         coll = res.collection
-        total = 0
+        central = 0  # on the coordinator: trained parts and growing rows
         for name, parts in coll.trained.items():
             if name in res.fields:
-                total += coll.vector_index(name)[1].resident_bytes(parts)
-        segs = [s for s in coll.sealed if s.partition in res.partitions]
-        total += sum(self.segment_bytes(coll, s, res.fields) for s in segs)
+                central += coll.vector_index(name)[1].resident_bytes(parts)
         for part, g in coll.growing.items():
             if part in res.partitions and g.num_rows:
-                total += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data(),
-                                                       self.device.type == "cpu")
-        return LoadPlan(place(segs, [self.device]), total)
+                central += ResidentGrowing.planned_bytes(coll.schema, res.fields, g.data(),
+                                                         self.device.type == "cpu")
+        sizes = {s.id: self.segment_bytes(coll, s, res.fields)
+                 for s in coll.sealed if s.partition in res.partitions}
+        ws = list(self.workers)
+        free = [w.free_bytes + (w.allocator.collection_info(coll.name)["bytes"] if holds
+                                else 0) for w in ws]
+        placed = place(sizes, free, 1, [central] + [0] * (len(ws) - 1),
+                       [w.name for w in ws], f"collection {coll.name}"
+                       if len(res.partitions) == len(coll.partitions)
+                       else f"partitions {sorted(res.partitions)} of {coll.name}")
+        per = {w.name: 0 for w in ws}
+        per[ws[0].name] = central
+        for seg_id, (w, *_) in placed.items():
+            per[ws[w].name] += sizes[seg_id]
+        return LoadPlan({seg_id: ws[w] for seg_id, (w, *_) in placed.items()},
+                        central + sum(sizes.values()), per)
+
+    def reserve(self, res: Resident) -> None:
+        """Reserve the plan on every worker, all or nothing (1400 and none held)."""
+        held: dict[str, Reservation] = {}
+        try:
+            for w in self.workers:
+                held[w.name] = w.allocator.reserve(res.plan.per_worker[w.name],
+                                                   f"collection {res.collection.name}")
+        except BaseException:
+            for r in held.values():
+                r.close()
+            raise
+        res.reservations = held
+        res.reservation = held[self.workers.coordinator.name]
+
+    @staticmethod
+    def close_reservations(res: Resident) -> None:
+        for r in res.reservations.values():
+            r.close()
 
     # -- load -----------------------------------------------------------------------------
     def start(self, res: Resident) -> None:
@@ -239,20 +277,28 @@ class Loader:
             if not isinstance(e, (LoadCancelled, MilvusException, Exception)):
                 raise
         finally:
-            if res.reservation is not None:
-                res.reservation.close()
+            self.close_reservations(res)
             res.done.set()
 
     def drop_segment(self, res: Resident, seg: SealedSegment) -> None:
         res.segments.pop(seg.id, None)
-        self.allocator.free(res.collection.name, seg.partition, str(seg.id))
+        self.workers.free(res.collection.name, seg.partition, str(seg.id))
+
+    def roomiest(self, need: int) -> Worker:
+        """Where a segment made resident after the load's plan goes (a seal, a refresh):
+        the worker with the most free bytes (the first, on a tie); the coordinator when
+        none has ``need``, whose allocator then refuses it (1400)."""
+        w = max(self.workers, key=lambda w: w.free_bytes)
+        return w if w.free_bytes >= need else self.workers.coordinator
 
     def load_segment(self, res: Resident, seg: SealedSegment) -> None:
-        """Make one more sealed segment of a Loaded collection resident (refresh_load)."""
+        """Make one more sealed segment of a Loaded collection resident (refresh_load), on
+        the roomiest worker."""
         need = self.segment_bytes(res.collection, seg, res.fields)
-        with self.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") as r:
+        w = self.roomiest(need)
+        with w.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") as r:
             try:
-                self._load_sealed(res, seg, r, self.device)
+                self._load_sealed(res, seg, r, w)
             except BaseException:
                 self.drop_segment(res, seg)
                 raise
@@ -262,14 +308,18 @@ class Loader:
             raise LoadCancelled()
 
     def _load_sealed(self, res: Resident, seg: SealedSegment, budget: Reservation | None = None,
-                     device: torch.device | None = None, indexes: bool = True) -> None:
+                     worker: Worker | None = None, indexes: bool = True) -> None:
         coll = res.collection
         seg_dir = coll.segment_dir(seg.id)
-        if device is None:
-            device = res.plan.placement.get(seg.id, self.device) if res.plan else self.device
+        if worker is None:  # as planned; a segment sealed after planning: the coordinator
+            worker = res.plan.placement.get(seg.id) if res.plan else None
+            worker = worker or self.workers.coordinator
+        if budget is None:
+            budget = res.reservations.get(worker.name, res.reservation)
+        device = worker.device
         h2d = self.h2d(device)
         rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
-                             device, self.allocator, budget or res.reservation)
+                             device, worker.allocator, budget)
         res.segments[seg.id] = rs
         sizes = coll.segment_meta(seg.id)["bytes"]
 
@@ -443,8 +493,13 @@ class Loader:
             self.allocator.free(coll.name, part, "growing")
         res.growing.clear()
         for seg, device, cols in staged:
+            worker = self.roomiest(self.segment_bytes(coll, seg, res.fields))
+            if worker.device != device:  # sealed rows leave the coordinator
+                cols = {name: tuple(t.to(worker.device) if isinstance(t, torch.Tensor) else t
+                                    for t in pair) for name, pair in cols.items()}
+                device = worker.device
             rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
-                                 device, self.allocator)
+                                 device, worker.allocator)
             res.segments[seg.id] = rs
             for name, (col, valid) in cols.items():
                 place = self.rows_place(coll, seg, name)
@@ -467,7 +522,8 @@ class Loader:
         host memory for one operation on a collection that is not loaded (a delete by
         filter). It has an allocator of its own: nothing of it is counted as resident, and
         it is gone when the caller drops it. The caller holds the database's lock."""
-        loader = Loader(DeviceAllocator(torch.device("cpu")), lock=None)
+        loader = Loader(Workers([Worker("cpu", DeviceAllocator(torch.device("cpu")))]),
+                        lock=None)
         res = Resident(coll, fields, None, False, set(partitions))
         for seg in coll.sealed:
             if seg.partition in partitions:
@@ -483,7 +539,7 @@ class Loader:
         res.segments.clear()
         res.growing.clear()
         res.index_parts.clear()
-        self.allocator.free(res.collection.name)
+        self.workers.free(res.collection.name)
 
     def release(self, res: Resident) -> None:
         res.cancelled = True
@@ -492,6 +548,7 @@ class Loader:
         self.drop(res)
         res.state = LoadState.NotLoad
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            for w in self.workers:
+                torch.cuda.synchronize(w.device)
             torch.cuda.empty_cache()
 

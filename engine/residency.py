@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .allocator import DeviceAllocator, Reservation
+from .allocator import Reservation
 from .changes import Change, Deleted, Inserted, Rewritten, Sealed, Trained
 from .collection import Collection
 from .columns import Batch, without_replaced
@@ -28,13 +28,15 @@ from .index import scalar
 from .resident import device_bytes, loaded_names
 from .segment import SealedSegment
 from .storage.manifest import NOT_LOADED, LoadIntent
+from .workers import Workers
 
 
 class Residency:
-    def __init__(self, allocator: DeviceAllocator, lock: Any) -> None:
-        self.allocator = allocator
+    def __init__(self, workers: Workers, lock: Any) -> None:
+        self.workers = workers
+        self.allocator = workers.coordinator.allocator  # growing rows and index parts
         self.lock = lock
-        self.loader = Loader(allocator, lock)
+        self.loader = Loader(workers, lock)
         self._resident: dict[str, Resident] = {}
         self._errors: dict[str, MilvusException] = {}
 
@@ -148,11 +150,7 @@ class Residency:
         planned first and refused (1400, what is loaded stays loaded) unless it fits in
         what is free plus what the collection holds now; then the copy is reloaded."""
         bigger = Resident(coll, res.fields, res.load_fields, res.skip_dynamic, partitions)
-        need = self.loader.plan(bigger).nbytes
-        room = self.allocator.free_bytes + self.allocator.collection_info(coll.name)["bytes"]
-        if need > room:
-            raise InsufficientMemory(str(self.allocator.device), need, room,
-                                     f"partitions {sorted(partitions)} of {coll.name}")
+        self.loader.plan(bigger, holds=True)  # 1400 unless it fits once the copy is dropped
         fields, skip = res.load_fields, res.skip_dynamic
         self._drop(coll.name)
         return self._start(coll, fields, skip, listed, _async=False)
@@ -164,14 +162,14 @@ class Residency:
         parts = set(partitions) if partitions else set(coll.partitions)
         res = Resident(coll, names, fields, skip_dynamic, parts)
         res.plan = self.loader.plan(res)
-        res.reservation = self.allocator.reserve(res.plan.nbytes, f"collection {coll.name}")
+        self.loader.reserve(res)
         self._resident[coll.name] = res
         try:  # a restored load has its intent already: nothing is written
             coll.set_load_intent(LoadIntent(True, fields, skip_dynamic,
                                             tuple(sorted(parts)) if partitions else None))
         except WriteFailed:
             del self._resident[coll.name]
-            res.reservation.close()
+            self.loader.close_reservations(res)
             raise
         if _async:
             self.loader.start(res)
@@ -246,7 +244,7 @@ class Residency:
             for seg_id in [k for k, s in list(res.segments.items()) if s.partition == p]:
                 res.segments.pop(seg_id, None)
             res.growing.pop(p, None)
-            self.allocator.free(coll.name, p)
+            self.workers.free(coll.name, p)
 
     def partition_added(self, coll: Collection, name: str) -> None:
         res = self._resident.get(coll.name)
@@ -340,13 +338,21 @@ class Residency:
         index is saved). A copy still loading builds them as it loads each later segment."""
         res = self._resident.get(coll.name)
         if res is None or res.state != LoadState.Loaded:
-            return StagedIndexes([], None)
+            return StagedIndexes([], {})
         targets = self.loader.scalar_targets(res, entries)
         built = [(rs, name, t, scalar.build(t, rs))
                  for rs in res.segments.values() for name, t in targets]
-        need = sum(device_bytes(o, rs.device) for rs, _, _, b in built
-                   for o in scalar.objects_of(b))
-        return StagedIndexes(built, self.allocator.reserve(need, f"new indexes of {coll.name}"))
+        staged = StagedIndexes(built, {})
+        try:  # each worker reserves what its segments' indexes take, all or nothing
+            for w in self.workers:
+                need = sum(device_bytes(o, rs.device) for rs, _, _, b in built
+                           if rs.allocator is w.allocator for o in scalar.objects_of(b))
+                staged.reservations[w.name] = w.allocator.reserve(
+                    need, f"new indexes of {coll.name}")
+        except BaseException:
+            staged.__exit__()
+            raise
+        return staged
 
     def _reload(self, coll: Collection, res: Resident, why: str) -> None:
         """The resident copy no longer matches the disk (``why``): drop it and load it
@@ -377,19 +383,21 @@ class Residency:
 
 
 class StagedIndexes:
-    """Indexes built for resident segments, with their bytes reserved: ``commit`` makes
-    them resident once the index is saved; leaving the ``with`` block returns what is left."""
+    """Indexes built for resident segments, with their bytes reserved on each segment's
+    worker: ``commit`` makes them resident once the index is saved; leaving the ``with``
+    block returns what is left."""
 
-    def __init__(self, built: list, reservation: Reservation | None) -> None:
-        self.built, self.reservation = built, reservation
+    def __init__(self, built: list, reservations: dict[str, Reservation]) -> None:
+        self.built, self.reservations = built, reservations
 
     def commit(self) -> None:
+        by_allocator = {id(r.allocator): r for r in self.reservations.values()}
         for rs, name, t, b in self.built:
-            rs.put_index(name, t, b, self.reservation)
+            rs.put_index(name, t, b, by_allocator.get(id(rs.allocator)))
 
     def __enter__(self) -> "StagedIndexes":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.reservation is not None:
-            self.reservation.close()
+        for r in self.reservations.values():
+            r.close()

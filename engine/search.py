@@ -9,6 +9,7 @@ field, with the dynamic field's keys flattened into the row as Milvus does.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 from dataclasses import dataclass
@@ -165,8 +166,28 @@ def range_bounds(metric: str, params: dict) -> tuple[float | None, float | None]
     return (None if rfilter is None else -float(rfilter)), -float(radius)
 
 
+def _on(obj: Any, device: torch.device) -> Any:
+    """``obj`` (a tensor, or a probe made of tensors) on ``device``: what a worker scans
+    with when the coordinator made it elsewhere (nothing moves when the devices match)."""
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.device == device else obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _on(v, device) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _on(getattr(obj, f.name), device)
+                                           for f in dataclasses.fields(obj)})
+    return obj
+
+
 def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+    """One segment's top-k, scanned on its worker's device, returned on ``q``'s (the
+    coordinator's) for the merge."""
+    home = q.device if isinstance(q, torch.Tensor) else None
+    if home is not None and home != seg.device:
+        d, i = _scan(q.to(seg.device), seg, field_name, limit, mask,
+                     dataclasses.replace(plan, probe=_on(plan.probe, seg.device)))
+        return d.to(home), i.to(home)
     x = seg.column(field_name)
     has = seg.validity(field_name)  # a nullable vector: null rows are never hits
     if has is not None:
