@@ -423,12 +423,9 @@ class Database:
     def load_partitions(self, name: str, partitions: list[str], load_fields: Any,
                         skip_dynamic: bool, replica_number: Any) -> None:
         partitions = check_names("partition", partitions)
-        if replica_number not in (None, 1):
-            raise ParamError(f"replica_number={replica_number} needs that many devices; this "
-                             "engine serves a collection from one device")
         with self.lock:
             res = self.residency.load_partitions(self.get(name), partitions, load_fields,
-                                                 skip_dynamic)
+                                                 skip_dynamic, replica_number)
         self.residency.finish(res)
 
     def release(self, name: str) -> None:

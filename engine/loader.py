@@ -26,7 +26,7 @@ from .collection import Collection
 from .columns import absent_column
 from .errors import MilvusException, StorageError
 from .index import registry, scalar
-from .placement import place
+from .placement import place, roomiest
 from .workers import Worker, Workers
 from .resident import ResidentGrowing, ResidentSegment
 from .segment import SealedSegment
@@ -73,7 +73,7 @@ class LoadPlan:
     """What a load will make resident: the worker of each sealed segment (placement), the
     bytes of everything it copies, and those bytes per worker (what it reserves on each)."""
 
-    placement: dict[int, Worker]
+    placement: dict[int, tuple[Worker, ...]]  # the first copy is the one searches prefer
     nbytes: int
     per_worker: dict[str, int]
 
@@ -87,7 +87,9 @@ class Resident:
     load_fields: tuple | None    # as the user gave it, normalised (sorted) or None
     skip_dynamic: bool
     partitions: set[str]
+    replica_number: int = 1      # copies of each sealed segment, on distinct workers
     segments: dict[int, ResidentSegment] = field(default_factory=dict)
+    replicas: dict[int, list[ResidentSegment]] = field(default_factory=dict)  # the others
     growing: dict[str, ResidentGrowing] = field(default_factory=dict)
     index_parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # per field
     state: LoadState = LoadState.Loading
@@ -109,10 +111,29 @@ class Resident:
             return 100 if self.state == LoadState.Loaded else 0
         return min(99, int(100 * self.copied / self.planned))
 
+    def copies(self, seg_id: int) -> list[ResidentSegment]:
+        """Every resident copy of a sealed segment (none when it is not resident)."""
+        first = self.segments.get(seg_id)
+        return [] if first is None else [first, *self.replicas.get(seg_id, [])]
+
+    def every_copy(self) -> list[ResidentSegment]:
+        return [c for seg_id in list(self.segments) for c in self.copies(seg_id)]
+
+    def forget_segment(self, seg_id: int) -> None:
+        self.segments.pop(seg_id, None)
+        self.replicas.pop(seg_id, None)
+
     def all_segments(self, partitions: set[str] | None = None,
                      growing: bool = True) -> list[ResidentSegment]:
+        """One copy of each resident segment: with replicas, each call takes the next
+        copy of every segment, so successive searches spread over the workers."""
         parts = self.partitions if partitions is None else partitions
-        segs: list[ResidentSegment] = [s for s in self.segments.values() if s.partition in parts]
+        turn = self._turn = getattr(self, "_turn", -1) + 1
+        segs: list[ResidentSegment] = []
+        for seg_id, s in list(self.segments.items()):
+            if s.partition in parts:
+                copies = [s, *self.replicas.get(seg_id, [])]
+                segs.append(copies[turn % len(copies)])
         if growing:
             segs += [g for p, g in self.growing.items() if p in parts and g.num_rows]
         return segs
@@ -183,16 +204,17 @@ class Loader:
         ws = list(self.workers)
         free = [w.free_bytes + (w.allocator.collection_info(coll.name)["bytes"] if holds
                                 else 0) for w in ws]
-        placed = place(sizes, free, 1, [central] + [0] * (len(ws) - 1),
+        placed = place(sizes, free, res.replica_number, [central] + [0] * (len(ws) - 1),
                        [w.name for w in ws], f"collection {coll.name}"
                        if len(res.partitions) == len(coll.partitions)
                        else f"partitions {sorted(res.partitions)} of {coll.name}")
         per = {w.name: 0 for w in ws}
         per[ws[0].name] = central
-        for seg_id, (w, *_) in placed.items():
-            per[ws[w].name] += sizes[seg_id]
-        return LoadPlan({seg_id: ws[w] for seg_id, (w, *_) in placed.items()},
-                        central + sum(sizes.values()), per)
+        for seg_id, where in placed.items():
+            for w in where:
+                per[ws[w].name] += sizes[seg_id]
+        return LoadPlan({seg_id: tuple(ws[w] for w in where)
+                         for seg_id, where in placed.items()}, sum(per.values()), per)
 
     def reserve(self, res: Resident) -> None:
         """Reserve the plan on every worker, all or nothing (1400 and none held)."""
@@ -249,7 +271,8 @@ class Loader:
                     raise LoadCancelled()
                 if seg.partition not in res.partitions:
                     continue  # its partition was released while this load ran
-                self._load_sealed(res, seg)
+                for i, w in enumerate(res.plan.placement[seg.id]):
+                    self._load_sealed(res, seg, worker=w, replica=i > 0)
                 if seg.partition not in res.partitions:  # released while it was copied
                     self.drop_segment(res, seg)
             self._acquire(res)
@@ -259,11 +282,11 @@ class Loader:
                 for seg in coll.sealed:
                     if seg.partition not in res.partitions:
                         continue
-                    if seg.id not in res.segments:
-                        self._load_sealed(res, seg)
+                    if seg.id not in res.segments:  # sealed after the plan
+                        self.load_segment(res, seg)
                     else:
-                        rs = res.segments[seg.id]
-                        rs.put_deleted(self.h2d(rs.device).to_device(seg.deleted.clone()))
+                        for rs in res.copies(seg.id):
+                            rs.put_deleted(self.h2d(rs.device).to_device(seg.deleted.clone()))
                 for part, g in coll.growing.items():
                     if part in res.partitions:
                         self._load_growing(res, part, g)
@@ -281,46 +304,52 @@ class Loader:
             res.done.set()
 
     def drop_segment(self, res: Resident, seg: SealedSegment) -> None:
-        res.segments.pop(seg.id, None)
+        res.forget_segment(seg.id)
         self.workers.free(res.collection.name, seg.partition, str(seg.id))
 
-    def roomiest(self, need: int) -> Worker:
+    def roomiest(self, need: int, copies: int = 1) -> list[Worker]:
         """Where a segment made resident after the load's plan goes (a seal, a refresh):
-        the worker with the most free bytes (the first, on a tie); the coordinator when
-        none has ``need``, whose allocator then refuses it (1400)."""
-        w = max(self.workers, key=lambda w: w.free_bytes)
-        return w if w.free_bytes >= need else self.workers.coordinator
+        the ``copies`` distinct workers with the most free bytes (the first listed, on a
+        tie); 1400 naming each worker's free bytes when fewer have ``need``."""
+        ws = list(self.workers)
+        return [ws[i] for i in roomiest(need, [w.free_bytes for w in ws], copies,
+                                        [w.name for w in ws])]
 
     def load_segment(self, res: Resident, seg: SealedSegment) -> None:
-        """Make one more sealed segment of a Loaded collection resident (refresh_load), on
-        the roomiest worker."""
+        """Make one more sealed segment of a Loaded collection resident (a refresh, a
+        segment sealed while it loaded): its copies, read from disk onto the roomiest
+        workers."""
         need = self.segment_bytes(res.collection, seg, res.fields)
-        w = self.roomiest(need)
-        with w.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") as r:
-            try:
-                self._load_sealed(res, seg, r, w)
-            except BaseException:
-                self.drop_segment(res, seg)
-                raise
+        workers = self.roomiest(need, res.replica_number)
+        try:
+            for i, w in enumerate(workers):
+                with w.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") \
+                        as r:
+                    self._load_sealed(res, seg, r, w, replica=i > 0)
+        except BaseException:
+            self.drop_segment(res, seg)
+            raise
 
     def _acquire(self, res: Resident) -> None:
         if not self.lock.acquire(abandon=lambda: res.cancelled):  # a release may hold it
             raise LoadCancelled()
 
     def _load_sealed(self, res: Resident, seg: SealedSegment, budget: Reservation | None = None,
-                     worker: Worker | None = None, indexes: bool = True) -> None:
+                     worker: Worker | None = None, indexes: bool = True,
+                     replica: bool = False) -> None:
         coll = res.collection
         seg_dir = coll.segment_dir(seg.id)
-        if worker is None:  # as planned; a segment sealed after planning: the coordinator
-            worker = res.plan.placement.get(seg.id) if res.plan else None
-            worker = worker or self.workers.coordinator
+        worker = worker or self.workers.coordinator
         if budget is None:
             budget = res.reservations.get(worker.name, res.reservation)
         device = worker.device
         h2d = self.h2d(device)
         rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
                              device, worker.allocator, budget)
-        res.segments[seg.id] = rs
+        if replica:
+            res.replicas.setdefault(seg.id, []).append(rs)
+        else:
+            res.segments[seg.id] = rs
         sizes = coll.segment_meta(seg.id)["bytes"]
 
         def copied(n: int) -> None:
@@ -493,7 +522,7 @@ class Loader:
             self.allocator.free(coll.name, part, "growing")
         res.growing.clear()
         for seg, device, cols in staged:
-            worker = self.roomiest(self.segment_bytes(coll, seg, res.fields))
+            worker = self.roomiest(self.segment_bytes(coll, seg, res.fields))[0]
             if worker.device != device:  # sealed rows leave the coordinator
                 cols = {name: tuple(t.to(worker.device) if isinstance(t, torch.Tensor) else t
                                     for t in pair) for name, pair in cols.items()}
@@ -514,6 +543,19 @@ class Loader:
                 self._put_layout(res, rs, seg)
             self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
+            if res.replica_number > 1:  # the other copies from the segment just written
+                self.replicate(res, seg, worker)
+
+    def replicate(self, res: Resident, seg: SealedSegment, first: Worker) -> None:
+        """The replicas of a segment whose first copy is on ``first``, read from disk onto
+        the roomiest other workers."""
+        need = self.segment_bytes(res.collection, seg, res.fields)
+        others = [w for w in self.workers if w is not first]
+        for i in roomiest(need, [w.free_bytes for w in others], res.replica_number - 1,
+                          [w.name for w in others]):
+            w = others[i]
+            with w.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") as r:
+                self._load_sealed(res, seg, r, w, replica=True)
 
     # -- a transient host copy ------------------------------------------------------------
     @staticmethod
@@ -537,6 +579,7 @@ class Loader:
     # -- release --------------------------------------------------------------------------
     def drop(self, res: Resident) -> None:
         res.segments.clear()
+        res.replicas.clear()
         res.growing.clear()
         res.index_parts.clear()
         self.workers.free(res.collection.name)

@@ -43,6 +43,20 @@ def place(sizes: Mapping[int, int], free: Sequence[int], replicas: int = 1,
     return out
 
 
+def roomiest(need: int, free: Sequence[int], copies: int = 1,
+             names: Sequence[str] | None = None, what: str = "") -> tuple[int, ...]:
+    """Where one segment made resident after a load's plan goes (a seal, a refresh): the
+    ``copies`` workers with the most free bytes (the first listed, on a tie), or 1400
+    naming each worker's free bytes when fewer than ``copies`` have ``need``."""
+    if copies > len(free):
+        raise ParamError(f"replica_number={copies} needs that many workers; this engine "
+                         f"has {len(free)}")
+    fits = sorted((w for w in range(len(free)) if free[w] >= need), key=lambda w: (-free[w], w))
+    if len(fits) < copies:
+        raise _nowhere(need * copies, free, names, what)
+    return tuple(fits[:copies])
+
+
 def _nowhere(total: int, free: Sequence[int], names: Sequence[str] | None,
              what: str) -> InsufficientMemory:
     """1400 for a load of ``total`` bytes that does not fit: on one worker as on one

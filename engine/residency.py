@@ -77,7 +77,7 @@ class Residency:
         if intent.loaded:
             try:
                 self._start(coll, intent.load_fields, intent.skip_dynamic,
-                            intent.partitions, _async=True)
+                            intent.partitions, _async=True, replicas=intent.replicas)
             except MilvusException as e:
                 self._errors[coll.name] = e
 
@@ -110,12 +110,10 @@ class Residency:
         fields = self.check_load_fields(coll, load_fields)
         self.forget_if_failed(coll)
         res = self._resident.get(coll.name)
-        if replica_number != 1:
-            if res is not None:
-                raise ParamError("can't change the replica number for loaded collection: "
-                                 "release it first")
-            raise ParamError(f"replica_number={replica_number} needs that many devices; "
-                             "this engine serves a collection from one device")
+        replicas = check_replicas(replica_number, self.workers)
+        if res is not None and res.replica_number != replicas:
+            raise ParamError("can't change the replica number for loaded collection: "
+                             "release it first")
         if res is not None:
             if res.load_fields != fields or res.skip_dynamic != skip_dynamic:
                 raise ParamError("can't change the load field list for loaded collection: "
@@ -124,19 +122,24 @@ class Residency:
             if res.partitions == set(coll.partitions):
                 return res
             return self._expand(coll, res, set(coll.partitions), None)
-        return self._start(coll, fields, skip_dynamic, None, _async)
+        return self._start(coll, fields, skip_dynamic, None, _async, replicas)
 
     def load_partitions(self, coll: Collection, names: list[str], load_fields: Any,
-                        skip_dynamic: bool) -> Resident:
+                        skip_dynamic: bool, replica_number: Any = 1) -> Resident:
         for p in names:
             if p not in coll.partitions:
                 raise PartitionNotFound(p)
         fields = self.check_load_fields(coll, load_fields)
+        replicas = check_replicas(replica_number, self.workers)
         self.forget_if_failed(coll)
         res = self._resident.get(coll.name)
         wanted = set(names)
         if res is None:
-            return self._start(coll, fields, skip_dynamic, sorted(wanted), _async=False)
+            return self._start(coll, fields, skip_dynamic, sorted(wanted), _async=False,
+                               replicas=replicas)
+        if res.replica_number != replicas and replica_number not in (None, 1):
+            raise ParamError("can't change the replica number for loaded collection: "
+                             "release it first")
         if res.load_fields != fields and load_fields is not None:
             raise ParamError("can't change the load field list for loaded collection: "
                              "release the collection first")
@@ -149,24 +152,27 @@ class Residency:
         """Load more partitions of a loaded collection, all or nothing: the bigger load is
         planned first and refused (1400, what is loaded stays loaded) unless it fits in
         what is free plus what the collection holds now; then the copy is reloaded."""
-        bigger = Resident(coll, res.fields, res.load_fields, res.skip_dynamic, partitions)
+        bigger = Resident(coll, res.fields, res.load_fields, res.skip_dynamic, partitions,
+                          res.replica_number)
         self.loader.plan(bigger, holds=True)  # 1400 unless it fits once the copy is dropped
         fields, skip = res.load_fields, res.skip_dynamic
         self._drop(coll.name)
-        return self._start(coll, fields, skip, listed, _async=False)
+        return self._start(coll, fields, skip, listed, _async=False,
+                           replicas=bigger.replica_number)
 
     def _start(self, coll: Collection, fields: Any, skip_dynamic: bool,
-               partitions: Any, _async: bool) -> Resident:
+               partitions: Any, _async: bool, replicas: int = 1) -> Resident:
         fields = tuple(fields) if fields else None
         names = loaded_names(coll.schema, list(fields) if fields else None, skip_dynamic)
         parts = set(partitions) if partitions else set(coll.partitions)
-        res = Resident(coll, names, fields, skip_dynamic, parts)
+        res = Resident(coll, names, fields, skip_dynamic, parts, replicas)
         res.plan = self.loader.plan(res)
         self.loader.reserve(res)
         self._resident[coll.name] = res
         try:  # a restored load has its intent already: nothing is written
             coll.set_load_intent(LoadIntent(True, fields, skip_dynamic,
-                                            tuple(sorted(parts)) if partitions else None))
+                                            tuple(sorted(parts)) if partitions else None,
+                                            replicas))
         except WriteFailed:
             del self._resident[coll.name]
             self.loader.close_reservations(res)
@@ -183,7 +189,8 @@ class Residency:
         intent = coll.manifest.load
         if intent.loaded:
             self.finish(self._start(coll, intent.load_fields, intent.skip_dynamic,
-                                    intent.partitions, _async=False))
+                                    intent.partitions, _async=False,
+                                    replicas=intent.replicas))
 
     def finish(self, res: Resident) -> None:
         """Wait for a load (outside the lock); raise its error after forgetting it."""
@@ -237,12 +244,12 @@ class Residency:
             self.release(coll)
             return
         coll.set_load_intent(LoadIntent(True, res.load_fields, res.skip_dynamic,
-                                        tuple(sorted(keep))))
+                                        tuple(sorted(keep)), res.replica_number))
         res.partitions = keep  # a background load stops copying them from here on
         for p in set(names) - keep:
             # in place: a background load may be adding segments of kept partitions
             for seg_id in [k for k, s in list(res.segments.items()) if s.partition == p]:
-                res.segments.pop(seg_id, None)
+                res.forget_segment(seg_id)
             res.growing.pop(p, None)
             self.workers.free(coll.name, p)
 
@@ -321,10 +328,10 @@ class Residency:
         elif isinstance(change, Deleted):
             seg = change.segment
             if isinstance(seg, SealedSegment):
-                target = res.segments.get(seg.id)
+                targets = res.copies(seg.id)
             else:
-                target = res.growing.get(seg.partition)
-            if target is not None:
+                targets = [t for t in (res.growing.get(seg.partition),) if t is not None]
+            for target in targets:
                 target.mark_deleted(change.hit)
         elif isinstance(change, Sealed):
             self.loader.apply_seal(res, change)
@@ -341,7 +348,7 @@ class Residency:
             return StagedIndexes([], {})
         targets = self.loader.scalar_targets(res, entries)
         built = [(rs, name, t, scalar.build(t, rs))
-                 for rs in res.segments.values() for name, t in targets]
+                 for rs in res.every_copy() for name, t in targets]
         staged = StagedIndexes(built, {})
         try:  # each worker reserves what its segments' indexes take, all or nothing
             for w in self.workers:
@@ -362,7 +369,7 @@ class Residency:
         intent = coll.manifest.load
         try:
             self._start(coll, res.load_fields, res.skip_dynamic, intent.partitions,
-                        _async=False)
+                        _async=False, replicas=res.replica_number)
             failed = self._resident[coll.name].error
         except MilvusException as e:
             failed = e
@@ -380,6 +387,18 @@ class Residency:
             coll.set_load_intent(NOT_LOADED)
         except WriteFailed:
             pass  # the intent restores the load at the next open, which is harmless
+
+
+def check_replicas(replica_number: Any, workers: Workers) -> int:
+    """A load's replica_number (None or 0: 1), checked against the workers there are."""
+    n = 1 if replica_number in (None, 0) else replica_number
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ParamError(f"replica_number must be a positive integer, got {replica_number!r}")
+    if n > len(workers):
+        raise ParamError(f"replica_number={n} needs that many workers; this engine serves "
+                         f"from {len(workers)} ({', '.join(workers.names)}): start it with "
+                         "more devices (devices=[...]) or load with fewer replicas")
+    return n
 
 
 class StagedIndexes:

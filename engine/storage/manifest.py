@@ -39,18 +39,21 @@ class LoadIntent:
     load_fields: tuple[str, ...] | None = None  # as the user gave them, sorted; None: all
     skip_dynamic: bool = False
     partitions: tuple[str, ...] | None = None   # sorted; None: every partition
+    replicas: int = 1                           # copies of each sealed segment
 
     def to_dict(self) -> dict:
         return {"loaded": self.loaded,
                 "load_fields": None if self.load_fields is None else list(self.load_fields),
                 "skip_dynamic": self.skip_dynamic,
-                "partitions": None if self.partitions is None else list(self.partitions)}
+                "partitions": None if self.partitions is None else list(self.partitions),
+                "replicas": self.replicas}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoadIntent":
         lf, parts = d.get("load_fields"), d.get("partitions")
         return cls(bool(d["loaded"]), None if lf is None else tuple(lf),
-                   bool(d.get("skip_dynamic")), None if parts is None else tuple(parts))
+                   bool(d.get("skip_dynamic")), None if parts is None else tuple(parts),
+                   int(d.get("replicas", 1)))
 
 
 NOT_LOADED = LoadIntent()

@@ -694,9 +694,9 @@ def _gate_loader(monkeypatch):
     gate = threading.Event()
     real = Loader._load_sealed
 
-    def gated(self, res, seg, *args):
+    def gated(self, res, seg, *args, **kwargs):
         gate.wait(30)
-        return real(self, res, seg, *args)
+        return real(self, res, seg, *args, **kwargs)
 
     monkeypatch.setattr(Loader, "_load_sealed", gated)
     return gate

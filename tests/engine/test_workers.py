@@ -122,3 +122,52 @@ def test_another_database_shares_the_workers(tmp_path):
     assert "other/c" in info["collections"]
     assert all(w["collections"].get("other/c") for w in info["workers"])
     c.close()
+
+
+def test_replicas_on_distinct_workers_spread_searches_and_take_deletes(tmp_path):
+    one = _client(tmp_path, "one", ["cpu"])
+    _fill(one, "IVF_FLAT")
+    one.load_collection("c")
+    c = _client(tmp_path, "d", ["cpu", "cpu", "cpu"])
+    _fill(c, "IVF_FLAT")
+    with pytest.raises(MilvusException, match="replica_number=4 needs that many workers"):
+        c.load_collection("c", replica_number=4)
+    c.load_collection("c", replica_number=2)
+    res = c._db.residency.get("c")
+    for seg_id in res.segments:
+        holders = {c._db.workers.holding(rs.allocator).name for rs in res.copies(seg_id)}
+        assert len(holders) == 2                        # two copies, two workers
+    assert c.memory_info("c")["bytes"] > 1.9 * one.memory_info("c")["bytes"] - 2000
+    with pytest.raises(MilvusException, match="can't change the replica number"):
+        c.load_collection("c", replica_number=3)
+    # deletes and rows sealed after the load reach every copy; searches alternate copies
+    for cl in (one, c):
+        cl.delete("c", filter="id in [7, 8, 9]")
+        cl.insert("c", basic_rows(150, dim=16, start=7000, seed=3))
+        cl.flush("c")
+    assert all(len(res.copies(s)) == 2 for s in res.segments)
+    first, second = _searches(c), _searches(c)
+    assert first == second == _searches(one)
+    seen = [{id(s) for s in res.all_segments(growing=False)} for _ in range(2)]
+    assert not seen[0] & seen[1]                        # the next search takes the other copy
+    c.release_collection("c")
+    assert all(w["used_bytes"] == 0 for w in c.memory_info()["workers"])
+    one.close()
+    c.close()
+
+
+def test_replicas_come_back_after_a_reopen(tmp_path):
+    c = _client(tmp_path, "d", ["cpu", "cpu"])
+    _fill(c, "FLAT")
+    c.load_collection("c", replica_number=2)
+    want = _searches(c)
+    c.close()
+    c = _client(tmp_path, "d", ["cpu", "cpu"])
+    c._db.residency.finish(c._db.residency.get("c"))
+    res = c._db.residency.get("c")
+    assert res.replica_number == 2 and all(len(res.copies(s)) == 2 for s in res.segments)
+    assert _searches(c) == want
+    c.close()
+    c = _client(tmp_path, "d", ["cpu"])   # fewer workers than replicas: NotLoad, told why
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    c.close()
