@@ -1,10 +1,10 @@
-"""``python -m bench <insert|load|search|kernels|filter|serve|grpc|roofline> ...``"""
+"""``python -m bench <insert|load|search|kernels|filter|serve|grpc|roofline|scale> ...``"""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import filter, grpc, insert, kernels, load, roofline, search, serve
+from . import filter, grpc, insert, kernels, load, roofline, scale, search, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_parser(sub)
     grpc.add_parser(sub)
     roofline.add_parser(sub)
+    scale.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
     return 0

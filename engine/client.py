@@ -27,6 +27,9 @@ class MilvusClient:
     ``devices`` (instead of ``device``) serves from several in-process workers, one per
     entry (``["cuda:0", "cuda:1"]``, or ``["cpu", "cpu"]``): sealed segments are placed
     across them by bytes, each with ``memory_limit`` of its own (``engine/workers.py``).
+    ``ray_workers=N`` adds N Ray actors as workers (``engine/cluster.py``; the cluster at
+    ``ray_address``, or one this process starts): they hold the sealed segments, read from
+    ``uri`` (which every node must see at that path), while this process coordinates.
     ``verify_checksums=False`` skips checking segment files against their checksums when
     they are read (a benchmark's comparison; damage then goes unnoticed).
     """
@@ -34,6 +37,7 @@ class MilvusClient:
     def __init__(self, uri: str = "./data", user: str = "", password: str = "",
                  db_name: str = "", token: str = "", timeout: float | None = None, *,
                  device: str = "auto", devices: list[str] | None = None,
+                 ray_workers: int = 0, ray_address: str | None = None,
                  memory_limit: int | None = None,
                  segment_max_bytes: int = DEFAULT_SEAL_BYTES, verify_checksums: bool = True,
                  **kwargs: Any) -> None:
@@ -50,8 +54,16 @@ class MilvusClient:
         else:
             resolved = [resolve_device(device)]
         self.device = resolved[0]
+        remote = None
+        if ray_workers:
+            if isinstance(ray_workers, bool) or not isinstance(ray_workers, int) \
+                    or ray_workers < 0:
+                raise ParamError(f"ray_workers must be a number of workers, got {ray_workers!r}")
+            from .cluster import ray_workers as start
+
+            remote = start(ray_workers, self.device, memory_limit, ray_address)
         self._dbs = Databases(uri, resolved, memory_limit, segment_max_bytes,
-                              verify_checksums)
+                              verify_checksums, remote)
         try:
             self._db = self._dbs.get(db_name)
         except BaseException:

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import torch
 from safetensors import SafetensorError
 
+from .collection_files import CollectionFiles, column_stems
 from .changes import Change, Deleted, Inserted, Rewritten, Sealed, Trained
 from .columns import REPLACED_KEYS, Batch, absent_column, concat, take, without_replaced
 from .errors import WriteFailed
@@ -41,15 +42,7 @@ _NOT_SEALED = ("Nothing was sealed: the rows stay in memory and in the write-ahe
                "disk space and flush again")
 
 
-def column_stems(schema: CollectionSchema) -> dict[str, str]:
-    """Column name -> the stem of its files: ``f<field id>`` (ids as describe_collection
-    gives them), ``meta`` for the dynamic field. No file is named after a user's string."""
-    stems = {f.name: f"f{100 + i}" for i, f in enumerate(schema.fields)}
-    stems[DYNAMIC_FIELD] = "meta"
-    return stems
-
-
-class Collection:
+class Collection(CollectionFiles):
     def __init__(self, path: Path, manifest: Manifest, seal_bytes: int) -> None:
         self.path = path
         self.mf = ManifestFile(path, manifest)
@@ -150,24 +143,6 @@ class Collection:
         if self.pk.is_fixed and not isinstance(keys, torch.Tensor):
             return torch.from_numpy(keys.to_numpy(zero_copy_only=False).astype("int64"))
         return keys
-
-    def segment_dir(self, seg_id: int) -> Path:
-        return self.path / "segments" / f"{seg_id:08d}"
-
-    def _layout_path(self, seg_id: int, field: str) -> Path:
-        index = self.vector_index(field)[1]
-        return layout_path(self.segment_dir(seg_id), self.stems[field], index.layout_suffix)
-
-    def file_sums(self, seg: dict | int, column: str, fixed: bool | None = None) -> dict | None:
-        """The recorded checksums of one column file of a segment (its manifest entry or
-        id), or None when verification is off."""
-        if not self.verify:
-            return None
-        meta = seg if isinstance(seg, dict) else self.segment_meta(seg)
-        if fixed is None:
-            f = self.schema.field(column)
-            fixed = f is not None and f.is_fixed
-        return meta["files"].get(shard_path(Path(), self.stems[column], fixed).name)
 
     # -- writes -----------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -344,11 +319,6 @@ class Collection:
         return seg
 
     # -- indexes --------------------------------------------------------------------------
-    def vector_index(self, field: str) -> tuple[dict, VectorIndex]:
-        """The manifest entry of ``field``'s vector index and the index type serving it."""
-        entry = self.manifest.index_on(field)
-        return entry, registry.get(entry["engine_type"])
-
     def layout_index(self) -> tuple[dict, VectorIndex] | None:
         """The vector index that decides the order sealed rows are stored in (at most one
         per collection: rows have one order), or None."""
@@ -619,13 +589,6 @@ class Collection:
         """Replace the collection properties (saved once; refused: WriteFailed)."""
         with self.mf.change("The collection properties were not changed") as m:
             m.properties = dict(properties)
-
-    def segment_meta(self, seg_id: int) -> dict:
-        return self.manifest.segment(seg_id)
-
-    @property
-    def partitions(self) -> list[str]:
-        return list(self.manifest.partitions)
 
     def close(self) -> None:
         self.wal.close()

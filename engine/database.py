@@ -23,7 +23,7 @@ from .catalog import DataDir
 from .collection import Collection, read_manifest
 from .errors import (AliasConflict, AliasNotFound, CollectionNotFound,
                      IndexCannotBeDropped, MilvusException, ParamError, PartitionNotFound,
-                     StorageError, WriteFailed)
+                     StorageError, WorkerLost, WriteFailed)
 from . import properties as collection_properties
 from .index import IndexSpec, registry, scalar
 from .loader import LoadState
@@ -282,8 +282,13 @@ class Database:
                 keys = writes.keys_of(coll, ids)
             else:
                 want = {self.partition(coll, partition)} if partition else set(coll.partitions)
-                keys = writes.matching_keys(coll, self.residency.get(coll.name), filter,
-                                            want, params)
+                try:
+                    keys = writes.matching_keys(coll, self.residency.get(coll.name), filter,
+                                                want, params)
+                except WorkerLost as e:  # matched again without it (from disk, in part)
+                    self.residency.worker_lost(e.worker)
+                    keys = writes.matching_keys(coll, self.residency.get(coll.name), filter,
+                                                want, params)
             if len(keys) == 0:
                 return 0
             part = self.partition(coll, partition) if partition else ""
@@ -298,25 +303,36 @@ class Database:
             self.residency.apply(coll, coll.flush())
 
     # -- reads ----------------------------------------------------------------------------
+    def _reading(self, read: Any) -> Any:
+        """A read under the shared lock; if a Ray worker is found gone under it, the lost
+        segments are served from replicas or re-placed (under the lock alone) and the
+        read is tried once more: it then answers from the replicas, or 101 while the
+        segments load again, never a result that misses them."""
+        for attempt in (0, 1):
+            try:
+                with self.lock.read():
+                    self._denied("reading")
+                    return read()
+            except WorkerLost as e:
+                if attempt:
+                    raise
+                with self.lock:
+                    self.residency.worker_lost(e.worker)
+
     def search(self, name: str, req: reads.SearchRequest) -> list[list[dict]]:
-        with self.lock.read():
-            self._denied("reading")
-            return reads.search(self.residency, self.get(name), req)
+        return self._reading(lambda: reads.search(self.residency, self.get(name), req))
 
     def hybrid_search(self, name: str, requests: list, ranker: Any, limit: int,
                       output_fields: Any, partition_names: list[str] | None,
                       options: dict) -> list[list[dict]]:
-        with self.lock.read():
-            self._denied("reading")
-            return hybrid.hybrid_search(self.residency, self.get(name), requests, ranker, limit,
-                                        output_fields, partition_names, options)
+        return self._reading(lambda: hybrid.hybrid_search(
+            self.residency, self.get(name), requests, ranker, limit, output_fields,
+            partition_names, options))
 
     def query(self, name: str, filter: str, output_fields: Any, ids: Any,
               partition_names: list[str] | None, options: dict) -> list[dict]:
-        with self.lock.read():
-            self._denied("reading")
-            return reads.query(self.residency, self.get(name), filter, output_fields, ids,
-                               partition_names, options)
+        return self._reading(lambda: reads.query(self.residency, self.get(name), filter,
+                                                 output_fields, ids, partition_names, options))
 
     # -- indexes --------------------------------------------------------------------------
     def create_index(self, name: str, index_params: Any) -> None:

@@ -35,8 +35,11 @@ PROPERTIES = ("database.max.collections", "database.force.deny.writing",
 
 class Databases:
     def __init__(self, root: Any, devices: list, memory_limit: int | None, seal_bytes: int,
-                 verify: bool) -> None:
-        self.default = Database(root, Workers.local(devices, memory_limit), seal_bytes, verify)
+                 verify: bool, remote: list | None = None) -> None:
+        workers = Workers.local(devices, memory_limit)
+        if remote:
+            workers = Workers([*workers, *remote])
+        self.default = Database(root, workers, seal_bytes, verify)
         self._args = (seal_bytes, verify)
         self._lock = threading.Lock()  # the table of databases; each has its own lock
         self._dbs: dict[str, Database] = {DEFAULT: self.default}
@@ -198,6 +201,7 @@ class Databases:
             if name != DEFAULT:
                 db.close()
         self.default.close()
+        self.default.workers.close()
 
 
 def _checked(properties: dict | None) -> dict[str, str]:

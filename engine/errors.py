@@ -43,6 +43,18 @@ class CollectionNotLoaded(MilvusException):
         super().__init__(f"collection not loaded[collection={name}]: {hint}")
 
 
+class WorkerLost(MilvusException):
+    """A Ray worker died under a call: the database re-places its segments (or serves
+    them from replicas) and retries once."""
+
+    default_code = 65535
+
+    def __init__(self, worker: str, during: str = "a call") -> None:
+        self.worker = worker
+        super().__init__(f"worker {worker} is gone ({during}): its segments are being "
+                         "placed on the other workers; no partial result is returned")
+
+
 class PartitionNotFound(MilvusException):
     default_code = 200
 

@@ -98,6 +98,7 @@ class Resident:
     reservations: dict[str, Reservation] = field(default_factory=dict)  # per worker
     copied: int = 0
     cancelled: bool = False
+    replacing: bool = False      # a lost worker's segments are being placed again
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -107,7 +108,7 @@ class Resident:
 
     @property
     def progress(self) -> int:
-        if self.state == LoadState.Loaded or self.planned == 0:
+        if (self.state == LoadState.Loaded and not self.replacing) or self.planned == 0:
             return 100 if self.state == LoadState.Loaded else 0
         return min(99, int(100 * self.copied / self.planned))
 
@@ -201,19 +202,27 @@ class Loader:
                                                          self.device.type == "cpu")
         sizes = {s.id: self.segment_bytes(coll, s, res.fields)
                  for s in coll.sealed if s.partition in res.partitions}
-        ws = list(self.workers)
+        ws = self.workers.sealed_holders
+        if ws[0] is not self.workers.coordinator:  # the coordinator holds no sealed rows
+            ws = [self.workers.coordinator, *ws]
         free = [w.free_bytes + (w.allocator.collection_info(coll.name)["bytes"] if holds
                                 else 0) for w in ws]
-        placed = place(sizes, free, res.replica_number, [central] + [0] * (len(ws) - 1),
-                       [w.name for w in ws], f"collection {coll.name}"
+        if ws[1:] and ws[1].remote:  # nothing sealed goes to the coordinator: its room
+            if central > free[0]:    # is for the central parts alone
+                place({}, free[:1], 1, [central], [ws[0].name], f"collection {coll.name}")
+            ws_place, free_place, planned = ws[1:], free[1:], [0] * (len(ws) - 1)
+        else:
+            ws_place, free_place, planned = ws, free, [central] + [0] * (len(ws) - 1)
+        placed = place(sizes, free_place, res.replica_number, planned,
+                       [w.name for w in ws_place], f"collection {coll.name}"
                        if len(res.partitions) == len(coll.partitions)
                        else f"partitions {sorted(res.partitions)} of {coll.name}")
-        per = {w.name: 0 for w in ws}
+        per = {w.name: 0 for w in self.workers}
         per[ws[0].name] = central
         for seg_id, where in placed.items():
             for w in where:
-                per[ws[w].name] += sizes[seg_id]
-        return LoadPlan({seg_id: tuple(ws[w] for w in where)
+                per[ws_place[w].name] += sizes[seg_id]
+        return LoadPlan({seg_id: tuple(ws_place[w] for w in where)
                          for seg_id, where in placed.items()}, sum(per.values()), per)
 
     def reserve(self, res: Resident) -> None:
@@ -311,7 +320,7 @@ class Loader:
         """Where a segment made resident after the load's plan goes (a seal, a refresh):
         the ``copies`` distinct workers with the most free bytes (the first listed, on a
         tie); 1400 naming each worker's free bytes when fewer have ``need``."""
-        ws = list(self.workers)
+        ws = self.workers.sealed_holders
         return [ws[i] for i in roomiest(need, [w.free_bytes for w in ws], copies,
                                         [w.name for w in ws])]
 
@@ -342,6 +351,8 @@ class Loader:
         worker = worker or self.workers.coordinator
         if budget is None:
             budget = res.reservations.get(worker.name, res.reservation)
+        if worker.remote:
+            return self._load_remote(res, seg, budget, worker, replica)
         device = worker.device
         h2d = self.h2d(device)
         rs = ResidentSegment(coll.name, seg.partition, str(seg.id), seg.num_rows,
@@ -404,6 +415,27 @@ class Loader:
         if indexes:
             self._build_layouts(res, rs)
             self.put_scalar_indexes(res, rs)
+
+    def _load_remote(self, res: Resident, seg: SealedSegment, budget: Any, worker: Worker,
+                     replica: bool) -> None:
+        """A sealed segment read from the data directory by the Ray worker ``worker``
+        itself; the coordinator keeps a ``RemoteSegment`` for it."""
+        from .cluster import RemoteSegment, _call
+
+        coll = res.collection
+        name = getattr(worker.allocator, "prefix", "") + coll.name  # as owners are named
+        files = coll.snapshot()
+        files.name = name
+        _call(worker.allocator.actor.load, files, res.fields, seg,
+              getattr(budget, "token", None))
+        rs = RemoteSegment(worker, name, seg, self.device)
+        if replica:
+            res.replicas.setdefault(seg.id, []).append(rs)
+        else:
+            res.segments[seg.id] = rs
+        res.copied += self.segment_bytes(coll, seg, res.fields)
+        if res.cancelled:
+            raise LoadCancelled()
 
     def _placed(self, coll: Collection, seg: SealedSegment, name: str, place: str,
                 rs: ResidentSegment, h2d: HostToDevice, rows: torch.Tensor | None = None
@@ -523,6 +555,13 @@ class Loader:
         res.growing.clear()
         for seg, device, cols in staged:
             worker = self.roomiest(self.segment_bytes(coll, seg, res.fields))[0]
+            if worker.remote:  # read from the segment just written, by the worker
+                with worker.allocator.reserve(self.segment_bytes(coll, seg, res.fields),
+                                              f"segment {seg.id} of {coll.name}") as r:
+                    self._load_sealed(res, seg, r, worker)
+                if res.replica_number > 1:
+                    self.replicate(res, seg, worker)
+                continue
             if worker.device != device:  # sealed rows leave the coordinator
                 cols = {name: tuple(t.to(worker.device) if isinstance(t, torch.Tensor) else t
                                     for t in pair) for name, pair in cols.items()}
@@ -550,7 +589,7 @@ class Loader:
         """The replicas of a segment whose first copy is on ``first``, read from disk onto
         the roomiest other workers."""
         need = self.segment_bytes(res.collection, seg, res.fields)
-        others = [w for w in self.workers if w is not first]
+        others = [w for w in self.workers.sealed_holders if w is not first]
         for i in roomiest(need, [w.free_bytes for w in others], res.replica_number - 1,
                           [w.name for w in others]):
             w = others[i]

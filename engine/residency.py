@@ -13,6 +13,7 @@ outside it.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from .allocator import Reservation
@@ -22,7 +23,7 @@ from .columns import Batch, without_replaced
 from .errors import (CollectionNotLoaded, FieldNotFound, IndexNotFound, InsufficientMemory,
                      MilvusException, ParamError, PartitionNotFound, PartitionNotLoaded,
                      WriteFailed)
-from .loader import Loader, LoadState, Resident
+from .loader import Loader, LoadPlan, LoadState, Resident
 from .names import check_names
 from .index import scalar
 from .resident import device_bytes, loaded_names
@@ -47,7 +48,7 @@ class Residency:
     def loaded(self, coll: Collection) -> Resident:
         """The collection's resident copy, Loaded (else 101, with progress while loading)."""
         res = self._resident.get(coll.name)
-        if res is not None and res.state == LoadState.Loading:
+        if res is not None and (res.state == LoadState.Loading or res.replacing):
             raise CollectionNotLoaded(coll.name, loading=res.progress)
         if res is None or res.state != LoadState.Loaded:
             raise CollectionNotLoaded(coll.name)
@@ -281,11 +282,69 @@ class Residency:
         res = self._resident.get(coll.name)
         if res is None or (partition and partition not in res.partitions):
             return {"state": LoadState.NotLoad}
-        if res.state == LoadState.Loading:
+        if res.state == LoadState.Loading or res.replacing:
             return {"state": LoadState.Loading, "progress": res.progress}
         if res.state == LoadState.Loaded:
             return {"state": LoadState.Loaded}
         return {"state": LoadState.NotLoad}
+
+    # -- a lost worker --------------------------------------------------------------------
+    def worker_lost(self, name: str) -> None:
+        """A Ray worker died (found by a call to it; the caller holds the lock). Its
+        copies are forgotten; a segment with a copy elsewhere is served from it at once;
+        the others are read again from disk onto the live workers in the background, the
+        collection showing Loading with progress meanwhile (reads answer 101 then, never
+        a result without them). Deletes made meanwhile are on disk and come with them."""
+        w = self.workers.by_name(name)
+        if w is None:
+            return
+        root = getattr(w.allocator, "parent", w.allocator)
+        root.dead = True
+        for res in list(self._resident.values()):
+            if res.replacing or res.state != LoadState.Loaded:
+                continue
+            lost = []
+            for seg_id in list(res.segments):
+                live = [rs for rs in res.copies(seg_id)
+                        if getattr(rs, "worker", None) is None or rs.worker.name != name]
+                if len(live) == len(res.copies(seg_id)):
+                    continue
+                if live:
+                    res.segments[seg_id] = live[0]
+                    res.replicas[seg_id] = live[1:]
+                else:
+                    res.forget_segment(seg_id)
+                    lost.append(seg_id)
+            if lost:
+                self._replace(res, [s for s in res.collection.sealed if s.id in lost])
+
+    def _replace(self, res: Resident, segs: list[SealedSegment]) -> None:
+        coll = res.collection
+        res.replacing, res.copied = True, 0
+        res.plan = LoadPlan({}, sum(self.loader.segment_bytes(coll, s, res.fields)
+                                    for s in segs), {})
+
+        def body() -> None:
+            try:
+                for seg in segs:
+                    self.loader.load_segment(res, seg)
+                with self.lock:
+                    for seg in segs:  # deletes applied while it was read
+                        for rs in res.copies(seg.id):
+                            rs.put_deleted(seg.deleted.clone())
+                    res.replacing = False
+            except Exception as e:  # noqa: BLE001 - kept for the next call to say
+                with self.lock:
+                    self._drop(coll.name)
+                    msg = e.message if isinstance(e, MilvusException) else str(e)
+                    self._errors[coll.name] = MilvusException(
+                        f"collection {coll.name} was released: a worker was lost and its "
+                        f"segments could not be placed on the others ({msg}); its rows are "
+                        "safe on disk: load it again once there is room", code=getattr(
+                            e, "code", 65535))
+
+        threading.Thread(target=body, daemon=True,
+                         name=f"hotset-replace-{coll.name}").start()
 
     # -- writes ---------------------------------------------------------------------------
     def room_for(self, coll: Collection, partition: str, batch: Batch | None) -> Reservation:
@@ -347,11 +406,15 @@ class Residency:
         if res is None or res.state != LoadState.Loaded:
             return StagedIndexes([], {})
         targets = self.loader.scalar_targets(res, entries)
-        built = [(rs, name, t, scalar.build(t, rs))
-                 for rs in res.every_copy() for name, t in targets]
+        built = [(rs, name, t, scalar.build(t, rs)) for rs in res.every_copy()
+                 if not getattr(rs, "remote", False) for name, t in targets]
         staged = StagedIndexes(built, {})
+        if targets:  # Ray workers build theirs once the index is saved
+            staged.remote = [(w, coll, entries) for w in self.workers if w.remote]
         try:  # each worker reserves what its segments' indexes take, all or nothing
             for w in self.workers:
+                if w.remote:
+                    continue
                 need = sum(device_bytes(o, rs.device) for rs, _, _, b in built
                            if rs.allocator is w.allocator for o in scalar.objects_of(b))
                 staged.reservations[w.name] = w.allocator.reserve(
@@ -408,11 +471,19 @@ class StagedIndexes:
 
     def __init__(self, built: list, reservations: dict[str, Reservation]) -> None:
         self.built, self.reservations = built, reservations
+        self.remote: list = []  # (Ray worker, collection, index entries)
 
     def commit(self) -> None:
         by_allocator = {id(r.allocator): r for r in self.reservations.values()}
         for rs, name, t, b in self.built:
             rs.put_index(name, t, b, by_allocator.get(id(rs.allocator)))
+        for w, coll, entries in self.remote:
+            from .cluster import _call
+
+            name = getattr(w.allocator, "prefix", "") + coll.name
+            files = coll.snapshot()
+            files.name = name
+            _call(w.allocator.actor.add_indexes, name, files, entries)
 
     def __enter__(self) -> "StagedIndexes":
         return self

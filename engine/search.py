@@ -119,7 +119,53 @@ def build_rows(seg: ResidentSegment, idx: torch.Tensor, columns: dict[str, list]
 def fetch_rows(schema: CollectionSchema, seg: ResidentSegment, idx: torch.Tensor,
                spec: OutputSpec) -> list[dict]:
     """Row dicts for rows ``idx`` (int64, CPU) of ``seg``."""
-    return build_rows(seg, idx, fetch_columns(schema, seg, idx, spec), list(spec.fields), spec)
+    return fetch(schema, seg, idx, spec, list(spec.fields), True)[1]
+
+
+def fetch(schema: CollectionSchema, seg: Any, idx: torch.Tensor, spec: OutputSpec,
+          names: list[str], rows: bool) -> tuple[dict[str, list], list[dict] | None]:
+    """The output columns of rows ``idx`` of ``seg`` and, if ``rows``, their row dicts of
+    ``names``: read where the segment is (a segment on a Ray worker answers there)."""
+    if getattr(seg, "remote", False):
+        return seg.fetch(schema, idx, spec, names, rows)
+    cols = fetch_columns(schema, seg, idx, spec)
+    return cols, build_rows(seg, idx, cols, names, spec) if rows else None
+
+
+def segment_rows(seg: Any, flt: Filter | None, ids: Any, pk: str) -> torch.Tensor:
+    """Rows of ``seg`` (int64, CPU) that are live, pass ``flt`` and, with ``ids``, hold one
+    of those primary keys."""
+    if getattr(seg, "remote", False):
+        return seg.rows(flt, ids, pk)
+    mask = _segment_mask(seg, flt)
+    if mask is None:
+        mask = torch.ones(seg.num_rows, dtype=torch.bool, device=seg.device)
+    if ids is not None:
+        mask = mask & match_keys(seg.column(pk), ids).to(mask.device)
+    return torch.nonzero(mask).flatten().cpu()
+
+
+def segment_count(seg: Any, flt: Filter | None) -> int:
+    if getattr(seg, "remote", False):
+        return seg.count(flt)
+    mask = _segment_mask(seg, flt)
+    return seg.num_rows if mask is None else int(mask.sum())
+
+
+def segment_keys(seg: Any, pk: str, idx: torch.Tensor) -> Any:
+    """The primary keys of rows ``idx`` of ``seg``: int64 numpy or an Arrow array."""
+    if getattr(seg, "remote", False):
+        return seg.keys(pk, idx)
+    col = seg.column(pk)
+    if isinstance(col, torch.Tensor):
+        return col[idx.to(col.device)].cpu().numpy()
+    return col.take(pa.array(idx.numpy()))
+
+
+def scan_segment(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
+                 flt: Filter | None, plan: "Plan") -> tuple[torch.Tensor, torch.Tensor]:
+    """A local segment's (nq, k) internal distances and rows (the search a worker runs)."""
+    return _scan(q, seg, field_name, limit, _segment_mask(seg, flt), plan)
 
 
 def _segment_mask(seg: ResidentSegment, flt: Filter | None) -> torch.Tensor | None:
@@ -179,6 +225,11 @@ def _on(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def on_device(plan: "Plan", device: torch.device) -> "Plan":
+    """``plan`` with its probe on ``device`` (a worker's)."""
+    return dataclasses.replace(plan, probe=_on(plan.probe, device))
+
+
 def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
           mask: torch.Tensor, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
     """One segment's top-k, scanned on its worker's device, returned on ``q``'s (the
@@ -186,7 +237,7 @@ def _scan(q: torch.Tensor, seg: ResidentSegment, field_name: str, limit: int,
     home = q.device if isinstance(q, torch.Tensor) else None
     if home is not None and home != seg.device:
         d, i = _scan(q.to(seg.device), seg, field_name, limit, mask,
-                     dataclasses.replace(plan, probe=_on(plan.probe, seg.device)))
+                     on_device(plan, seg.device))
         return d.to(home), i.to(home)
     x = seg.column(field_name)
     has = seg.validity(field_name)  # a nullable vector: null rows are never hits
@@ -211,11 +262,18 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     if not segs:
         return [[] for _ in range(nq)]
     ds, ids, owners = [], [], []
+    # segments on Ray workers first: their scans run while the local ones do
+    remote = {si: seg.scan(queries, field_name, limit, flt, plan)
+              for si, seg in enumerate(segs) if getattr(seg, "remote", False) and seg.num_rows}
     for si, seg in enumerate(segs):
-        if seg.num_rows == 0:
+        if seg.num_rows == 0 or si in remote:
             continue
-        d, i = _scan(queries, seg, field_name, limit, _segment_mask(seg, flt),
-                     plan)  # (nq, k), (nq, k)
+        d, i = scan_segment(queries, seg, field_name, limit, flt, plan)  # (nq, k), (nq, k)
+        ds.append(d)
+        ids.append(i)
+        owners.append(si)
+    for si, pending in remote.items():
+        d, i = pending.result(queries.device)
         ds.append(d)
         ids.append(i)
         owners.append(si)
@@ -287,10 +345,10 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
         else:
             uniq, inv = torch.unique(row_h[where], return_inverse=True)
             inv = inv.numpy()
-        cols = fetch_columns(schema, segs[si], uniq, out_spec)
+        cols, built = fetch(schema, segs[si], uniq, out_spec, names, has_entity)
         pks[where] = _objects(cols[pk])[inv]
         if has_entity:
-            ents[where] = _objects(build_rows(segs[si], uniq, cols, names, out_spec))[inv]
+            ents[where] = _objects(built)[inv]
     dists = dist[valid].tolist()
     if has_entity:  # a dict of its own per hit: the same row may win for several queries
         flat = [{pk: p, "distance": d, "entity": dict(e)}
@@ -324,12 +382,7 @@ def _query_rows(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filt
     for seg in segs:
         if seg.num_rows == 0:
             continue
-        mask = _segment_mask(seg, flt)
-        if mask is None:
-            mask = torch.ones(seg.num_rows, dtype=torch.bool, device=seg.device)
-        if ids is not None:
-            mask = mask & match_keys(seg.column(schema.primary.name), ids).to(mask.device)
-        idx = torch.nonzero(mask).flatten().cpu()
+        idx = segment_rows(seg, flt, ids, schema.primary.name)
         if idx.numel():
             picks.append((seg, idx))
     if limit is None and not offset:
@@ -355,21 +408,9 @@ def _query_rows(schema: CollectionSchema, segs: list[ResidentSegment], flt: Filt
 
 def _keys_of(schema: CollectionSchema, picks: list) -> Any:
     """The primary keys of the picked rows, concatenated: int64 numpy or an Arrow array."""
-    pk = schema.primary.name
-    parts = []
-    for seg, idx in picks:
-        col = seg.column(pk)
-        if isinstance(col, torch.Tensor):
-            parts.append(col[idx.to(col.device)].cpu().numpy())
-        else:
-            parts.append(col.take(pa.array(idx.numpy())))
+    parts = [segment_keys(seg, schema.primary.name, idx) for seg, idx in picks]
     return np.concatenate(parts) if isinstance(parts[0], np.ndarray) else pa.concat_arrays(parts)
 
 
 def count(segs: list[ResidentSegment], flt: Filter | None) -> int:
-    total = 0
-    for seg in segs:
-        if seg.num_rows:
-            mask = _segment_mask(seg, flt)
-            total += seg.num_rows if mask is None else int(mask.sum())
-    return total
+    return sum(segment_count(seg, flt) for seg in segs if seg.num_rows)

@@ -27,6 +27,7 @@ from .errors import ParamError
 class Worker:
     name: str
     allocator: Any  # DeviceAllocator, or a database's AllocatorView of one
+    remote: bool = False  # a Ray actor (``cluster.py``): its allocator is a proxy
 
     @property
     def device(self) -> torch.device:
@@ -62,7 +63,7 @@ class Workers(Sequence[Worker]):
 
     def view(self, database: str) -> "Workers":
         """The same workers as one more database sees them (its owners tagged)."""
-        return Workers([Worker(w.name, AllocatorView(_root(w.allocator), database))
+        return Workers([Worker(w.name, AllocatorView(_root(w.allocator), database), w.remote)
                         for w in self._all])
 
     def __getitem__(self, i):  # type: ignore[override]
@@ -81,6 +82,33 @@ class Workers(Sequence[Worker]):
     @property
     def names(self) -> list[str]:
         return [w.name for w in self._all]
+
+    @property
+    def sealed_holders(self) -> list[Worker]:
+        """The workers sealed segments are placed on: every one, or only the Ray workers
+        when there are some (the coordinator then keeps the growing rows alone)."""
+        remote = [w for w in self._all if w.remote]
+        if remote:
+            return [w for w in remote if not self.gone(w)]
+        return list(self._all)
+
+    @staticmethod
+    def gone(w: Worker) -> bool:
+        """A Ray worker found dead (``cluster.RemoteAllocator.dead``)."""
+        return bool(getattr(_root(w.allocator), "dead", False))
+
+    def by_name(self, name: str) -> Worker | None:
+        return next((w for w in self._all if w.name == name), None)
+
+    def close(self) -> None:
+        """Stop the Ray actors these workers started (their segments go with them)."""
+        remote = [w for w in self._all if w.remote]
+        if remote:
+            import ray
+
+            for w in remote:
+                if not self.gone(w):
+                    ray.kill(_root(w.allocator).actor)
 
     def holding(self, allocator: Any) -> Worker:
         return next(w for w in self._all if w.allocator is allocator)

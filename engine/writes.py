@@ -71,7 +71,8 @@ def matching_keys(coll: Collection, res: Resident | None, filter: str, want: set
     partitions are filtered where they are; the others (all of them when the collection
     is not loaded) on a transient host copy of the filter's fields, so a delete by filter
     works in any load state (API.md rule 1)."""
-    loaded = res.partitions if res is not None and res.state == LoadState.Loaded else set()
+    loaded = res.partitions if res is not None and res.state == LoadState.Loaded \
+        and not res.replacing else set()
     flt = compile_filter(filter, coll.schema, set(res.fields) if loaded else None, params)
     segs = res.all_segments(want & loaded) if loaded else []
     if want - loaded:

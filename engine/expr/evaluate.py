@@ -69,6 +69,13 @@ class Filter:
     fields: frozenset  # stored field names the filter reads
     refs: dict         # FieldRef node -> Ref
 
+    def __reduce__(self):
+        """Pickled (for a Ray worker) with its references tied to the nodes themselves:
+        ``refs`` is keyed by node identity, which unpickling changes."""
+        return _unpickle_filter, (self.text, self.root, self.fields,
+                                  [(n, self.refs[id(n)]) for n in _field_refs(self.root)
+                                   if id(n) in self.refs])
+
     def mask(self, seg: ColumnSource) -> torch.Tensor:
         """(n,) bool on ``seg.device``: rows for which the expression is known true."""
         try:
@@ -81,6 +88,21 @@ class Filter:
             raise ParamError(f"cannot evaluate expression {self.text}: integer division or "
                              "modulo by zero") from None
         return val if known is None else val & known
+
+
+def _field_refs(node: Any) -> list:
+    """Every FieldRef node under ``node``."""
+    if isinstance(node, ast.FieldRef):
+        return [node]
+    if isinstance(node, (tuple, list)):
+        return [r for n in node for r in _field_refs(n)]
+    if isinstance(node, ast.Node):
+        return [r for f in dataclasses.fields(node) for r in _field_refs(getattr(node, f.name))]
+    return []
+
+
+def _unpickle_filter(text: str, root: ast.Node, fields: frozenset, pairs: list) -> Filter:
+    return Filter(text, root, fields, {id(n): ref for n, ref in pairs})
 
 
 def compile_filter(text: str, schema: CollectionSchema, loaded: set[str] | None = None,

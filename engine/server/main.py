@@ -22,6 +22,12 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default="./data")
     p.add_argument("--token", default=None, help="require 'Authorization: Bearer <token>'")
     p.add_argument("--device", default="auto")
+    p.add_argument("--devices", default=None,
+                   help="serve from several in-process workers, e.g. cuda:0,cuda:1")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="sealed segments on Ray actors: a cluster ADDRESS, 'auto' (this "
+                        "node's), or nothing (start a local one)")
+    p.add_argument("--ray-workers", type=int, default=2, help="Ray actors (with --ray)")
     p.add_argument("--memory-limit", type=int, default=None)
     p.add_argument("--max-body", type=int, default=64 << 20, help="largest request body, bytes")
     p.add_argument("--insecure", action="store_true",
@@ -53,7 +59,11 @@ def serve(args) -> int:
     from .rest import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    client = MilvusClient(args.data, device=args.device, memory_limit=args.memory_limit)
+    client = MilvusClient(
+        args.data, device=args.device, memory_limit=args.memory_limit,
+        devices=args.devices.split(",") if args.devices else None,
+        ray_workers=args.ray_workers if args.ray else 0,
+        ray_address=None if args.ray in (None, "local") else args.ray)
     if client.device.type == "cuda":
         import torch
 
@@ -73,8 +83,8 @@ def serve(args) -> int:
     async def main() -> None:
         mux = await asyncio.start_server(handler(grpc_port, http_port), args.host, args.port)
         logging.getLogger("hotset.serve").info(
-            "serving %s on %s:%d (Milvus gRPC and RESTful v2 on one port)", args.data,
-            args.host, args.port)
+            "serving %s on %s:%d (Milvus gRPC and RESTful v2 on one port), workers: %s",
+            args.data, args.host, args.port, ", ".join(client._dbs.default.workers.names))
         try:
             await rest.serve(sockets=[http_sock])
         finally:

@@ -55,7 +55,8 @@ TABLE: list[tuple[str, str, str, str]] = [
     ("Databases: create, list, describe, alter properties, drop; `using_database`, "
      "`db_name=`, `dbName`", WORKS, WORKS, WORKS),
     ("A database that does not exist", refused(800), refused(800), refused(800)),
-    ("`replica_number` > 1", refused(1100), refused(1100), refused(1100)),
+    ("`replica_number` above the workers there are (one here)", refused(1100), refused(1100),
+     refused(1100)),
     ("`mmap.enabled` in index params", refused(1100), refused(1100), refused(1100)),
     ("`add_collection_field` (nullable, optional default), `get_partition_stats`", WORKS,
      WORKS, WORKS),

@@ -1,0 +1,327 @@
+"""Workers as Ray actors: sealed segments served from other processes and machines.
+
+A ``RayWorker`` actor owns one device (``num_gpus=1`` on a GPU cluster, the CPU in tests)
+and a ``DeviceAllocator`` of its own. It reads the sealed segments placed on it from the
+data directory itself (``FilesSnapshot``: every node must see the directory at the same
+path, a shared filesystem), builds their layouts and scalar indexes, and answers the
+per-segment steps of a read: scan (the coordinator's probe, filter and limit; top-k back),
+matching rows, count, primary keys, output fields; deletes reach it as they are applied.
+
+On the coordinator, ``ray_workers`` gives the ``Worker``s (their allocators are
+``RemoteAllocator`` proxies: reserve, free, report) and ``RemoteSegment`` stands in for a
+segment held by an actor. Reservations are taken on every worker before a load copies
+anything, as on local workers, so a load that does not fit is refused whole (1400).
+
+Ray is an optional dependency (``pip install 'hotset[cluster]'``), imported here only.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import torch
+
+from .allocator import DeviceAllocator, Reservation
+from .collection_files import FilesSnapshot
+from .device import resolve_device
+from .errors import MilvusException, ParamError, WorkerLost
+from .loader import Loader, Resident
+from .segment import SealedSegment
+from .workers import Worker, Workers
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ParamError("Ray workers need Ray: pip install 'hotset[cluster]' "
+                         f"(import failed: {e})") from None
+    return ray
+
+
+class RayWorker:
+    """The actor's body (made a Ray actor class by ``ray_workers``)."""
+
+    def __init__(self, name: str, device: str, memory_limit: int | None,
+                 threads: int | None = None) -> None:
+        if threads:  # CPU workers share the node's cores instead of each taking them all
+            torch.set_num_threads(threads)
+        self.allocator = DeviceAllocator(resolve_device(device), memory_limit)
+        self.worker = Worker(name, self.allocator)
+        self.loader = Loader(Workers([self.worker]), lock=None)
+        self.residents: dict[str, Resident] = {}  # collection (as owners name it) -> segments
+        self.held: dict[int, Reservation] = {}
+        self._tokens = itertools.count(1)
+
+    # -- the allocator, for the coordinator's RemoteAllocator ---------------------------
+    def device(self) -> str:
+        return str(self.allocator.device)
+
+    def free_bytes(self) -> int:
+        return self.allocator.free_bytes
+
+    def reserve(self, nbytes: int, what: str) -> int:
+        token = next(self._tokens)
+        self.held[token] = self.allocator.reserve(nbytes, what)
+        return token
+
+    def close(self, token: int) -> None:
+        r = self.held.pop(token, None)
+        if r is not None:
+            r.close()
+
+    def free(self, collection: str, partition: str | None = None,
+             segment: str | None = None) -> None:
+        self.allocator.free(collection, partition, segment)
+        res = self.residents.get(collection)
+        if res is None:
+            return
+        for seg_id, rs in list(res.segments.items()):
+            if (partition is None or rs.partition == partition) and \
+                    (segment is None or str(seg_id) == segment):
+                res.forget_segment(seg_id)
+        if not res.segments:
+            del self.residents[collection]
+
+    def collection_info(self, name: str) -> dict:
+        return self.allocator.collection_info(name)
+
+    def memory_info(self) -> dict:
+        return self.allocator.memory_info()
+
+    # -- segments -------------------------------------------------------------------------
+    def load(self, files: FilesSnapshot, fields: list[str], seg: SealedSegment,
+             token: int | None) -> None:
+        """Read one sealed segment from the data directory onto this worker's device,
+        drawing from the reservation ``token``; on failure nothing of it stays."""
+        res = self.residents.get(files.name)
+        if res is None:
+            res = self.residents[files.name] = Resident(files, fields, None, False,
+                                                        set(files.partitions))
+        res.collection = files  # the newest manifest (indexes made since)
+        try:
+            self.loader._load_sealed(res, seg, self.held.get(token), self.worker)
+        except BaseException:
+            self.free(files.name, segment=str(seg.id))
+            raise
+
+    def _seg(self, collection: str, seg_id: int):
+        return self.residents[collection].segments[seg_id]
+
+    def scan(self, collection: str, seg_id: int, q: torch.Tensor, field: str, limit: int,
+             flt: Any, plan: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        from . import search
+
+        seg = self._seg(collection, seg_id)
+        d, i = search.scan_segment(q.to(seg.device), seg, field, limit, flt,
+                                   search.on_device(plan, seg.device))
+        return d.cpu(), i.cpu()
+
+    def rows(self, collection: str, seg_id: int, flt: Any, ids: Any, pk: str) -> torch.Tensor:
+        from . import search
+
+        return search.segment_rows(self._seg(collection, seg_id), flt, ids, pk)
+
+    def count(self, collection: str, seg_id: int, flt: Any) -> int:
+        from . import search
+
+        return search.segment_count(self._seg(collection, seg_id), flt)
+
+    def keys(self, collection: str, seg_id: int, pk: str, idx: torch.Tensor) -> Any:
+        from . import search
+
+        return search.segment_keys(self._seg(collection, seg_id), pk, idx)
+
+    def fetch(self, collection: str, seg_id: int, schema: Any, idx: torch.Tensor, spec: Any,
+              names: list[str], rows: bool) -> tuple:
+        from . import search
+
+        return search.fetch(schema, self._seg(collection, seg_id), idx, spec, names, rows)
+
+    def mark_deleted(self, collection: str, seg_id: int, hit: torch.Tensor) -> None:
+        self._seg(collection, seg_id).mark_deleted(hit)
+
+    def put_deleted(self, collection: str, seg_id: int, deleted: torch.Tensor) -> None:
+        seg = self._seg(collection, seg_id)
+        seg.put_deleted(deleted.to(seg.device))
+
+    def add_indexes(self, collection: str, files: FilesSnapshot, entries: list[dict]) -> None:
+        """Build scalar and JSON-path indexes made while loaded on this worker's copies."""
+        res = self.residents.get(collection)
+        if res is None:
+            return
+        res.collection = files
+        targets = self.loader.scalar_targets(res, entries)
+        from .index import scalar
+
+        for rs in res.segments.values():
+            for name, t in targets:
+                rs.put_index(name, t, scalar.build(t, rs))
+
+
+class RemoteAllocator:
+    """A Ray worker's allocator as the coordinator's loader and reports use it. ``dead``
+    once the worker was found gone: placement passes it by, reports show it empty."""
+
+    def __init__(self, actor: Any, device: torch.device, name: str) -> None:
+        self.actor = actor
+        self.device = device
+        self.name = name
+        self.dead = False
+
+    @property
+    def free_bytes(self) -> int:
+        return 0 if self.dead else _call(self.actor.free_bytes, who=self.name)
+
+    def reserve(self, nbytes: int, what: str) -> "RemoteReservation":
+        return RemoteReservation(self, _call(self.actor.reserve, int(nbytes), what,
+                                             who=self.name))
+
+    def free(self, collection: str, partition: str | None = None,
+             segment: str | None = None, part: str | None = None) -> None:
+        _gone_is_freed(self.actor.free, collection, partition, segment)
+
+    def collection_info(self, name: str) -> dict:
+        if self.dead:
+            return {"bytes": 0, "parts": {}}
+        return _call(self.actor.collection_info, name, who=self.name)
+
+    def memory_info(self) -> dict:
+        if self.dead:
+            return {"device": f"{self.device} (gone)", "capacity_bytes": 0, "used_bytes": 0,
+                    "reserved_bytes": 0, "free_bytes": 0, "collections": {}}
+        return _call(self.actor.memory_info, who=self.name)
+
+
+class RemoteReservation:
+    def __init__(self, allocator: RemoteAllocator, token: int) -> None:
+        self.allocator, self.token, self.closed = allocator, token, False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            _gone_is_freed(self.allocator.actor.close, self.token)
+
+    def __enter__(self) -> "RemoteReservation":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _call(method: Any, *args: Any, who: str = "a Ray worker") -> Any:
+    """A worker call, waited for: a Milvus error raised there is raised here as it was;
+    a worker that died is ``WorkerLost`` (its segments are never searched half)."""
+    ray = _ray()
+    try:
+        return ray.get(method.remote(*args))
+    except ray.exceptions.RayTaskError as e:
+        cause = e.as_instanceof_cause()
+        if isinstance(cause, MilvusException):
+            raise MilvusException(cause.message, code=cause.code) from None
+        raise
+    except ray.exceptions.RayActorError as e:
+        raise WorkerLost(who, type(e).__name__) from None
+
+
+def _gone_is_freed(method: Any, *args: Any) -> None:
+    """Give memory back on a worker; one that died holds none (its process is gone)."""
+    ray = _ray()
+    try:
+        ray.get(method.remote(*args))
+    except ray.exceptions.RayActorError:
+        pass
+
+
+class Pending:
+    """A scan running on a Ray worker: ``result`` waits for it."""
+
+    def __init__(self, ref: Any, who: str) -> None:
+        self.ref, self.who = ref, who
+
+    def result(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        ray = _ray()
+        try:
+            d, i = ray.get(self.ref)
+        except ray.exceptions.RayActorError as e:
+            raise WorkerLost(self.who, f"{type(e).__name__} during a search") from None
+        return d.to(device), i.to(device)
+
+
+class RemoteSegment:
+    """A sealed segment held by a Ray worker, as the coordinator's reads see it."""
+
+    remote = True
+
+    def __init__(self, worker: Worker, collection: str, seg: SealedSegment,
+                 device: torch.device) -> None:
+        self.worker, self.collection = worker, collection
+        self.seg_id, self.partition, self.num_rows = seg.id, seg.partition, seg.num_rows
+        self.device = device  # where its results are merged (the coordinator's)
+        self.allocator = worker.allocator
+        self._actor = worker.allocator.actor
+
+    def scan(self, q: torch.Tensor, field: str, limit: int, flt: Any, plan: Any) -> Pending:
+        return Pending(self._actor.scan.remote(self.collection, self.seg_id, q.cpu(), field,
+                                               limit, flt, plan), self.worker.name)
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        return _call(method, self.collection, self.seg_id, *args, who=self.worker.name)
+
+    def rows(self, flt: Any, ids: Any, pk: str) -> torch.Tensor:
+        return self._call(self._actor.rows, flt, ids, pk)
+
+    def count(self, flt: Any) -> int:
+        return self._call(self._actor.count, flt)
+
+    def keys(self, pk: str, idx: torch.Tensor) -> Any:
+        return self._call(self._actor.keys, pk, idx)
+
+    def fetch(self, schema: Any, idx: torch.Tensor, spec: Any, names: list[str],
+              rows: bool) -> tuple:
+        return self._call(self._actor.fetch, schema, idx, spec, names, rows)
+
+    def mark_deleted(self, hit: torch.Tensor) -> None:
+        """A delete on a worker found gone is kept by the collection on disk: the copy
+        re-placed from it carries it."""
+        if not self.allocator_root.dead:
+            try:
+                self._call(self._actor.mark_deleted, hit.cpu())
+            except WorkerLost:
+                self.allocator_root.dead = True
+
+    def put_deleted(self, deleted: torch.Tensor) -> None:
+        self._call(self._actor.put_deleted, deleted.cpu())
+
+    @property
+    def allocator_root(self) -> "RemoteAllocator":
+        a = self.allocator
+        return a.parent if hasattr(a, "parent") else a
+
+
+def ray_workers(count: int, device: torch.device, memory_limit: int | None,
+                address: str | None = None) -> list[Worker]:
+    """``count`` Ray actors, one device each (``num_gpus=1`` when ``device`` is CUDA),
+    connected to the Ray cluster at ``address`` (None: the one this process started or
+    joined already; "auto": the local node's)."""
+    ray = _ray()
+    if not ray.is_initialized():
+        if address is None:  # a local cluster of our own: just the actors, on loopback
+            ray.init(num_cpus=count + 1, include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1", object_store_memory=256 << 20)
+        else:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    gpus = 1 if device.type == "cuda" else 0
+    # CPU workers take no Ray CPU slot (a node's count would cap how many start) and split
+    # the node's cores between them instead
+    actor = ray.remote(num_cpus=0, num_gpus=gpus, max_restarts=0)(RayWorker)
+    dev = "cuda" if gpus else "cpu"
+    threads = None if gpus else max(1, (os.cpu_count() or 1) // count)
+    out = []
+    for i in range(count):
+        name = f"ray/{i}"
+        handle = actor.remote(name, dev, memory_limit, threads)
+        out.append(Worker(name, RemoteAllocator(handle, torch.device(dev), name), remote=True))
+    _ray().get([w.allocator.actor.device.remote() for w in out])  # started, or raise here
+    return out

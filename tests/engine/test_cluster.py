@@ -1,0 +1,150 @@
+"""engine/cluster.py: Ray actors as workers, on a local Ray cluster this module starts
+(loopback only, bounded: 3 CPUs, a small object store). Sealed segments are read by the
+actors from the data directory and searched there; results equal one device's (filters,
+deletes and inserts after load, partial loads, FLAT and IVF_FLAT); a load that fits
+nowhere is refused whole; release frees every worker; a killed actor is a clear error,
+never a partial result."""
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
+
+from engine import LoadState, MilvusClient  # noqa: E402
+from engine.errors import MilvusException  # noqa: E402
+
+from ..conftest import basic_rows  # noqa: E402
+from .test_workers import _fill, _searches  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1", object_store_memory=80 * 2**20)
+    yield
+    ray.shutdown()
+
+
+def _client(tmp_path, name, **kw):
+    return MilvusClient(str(tmp_path / name), device="cpu", **kw)
+
+
+def _holders(c):
+    res = c._db.residency.get("c")
+    return [rs.worker.name for rs in res.every_copy()]
+
+
+@pytest.mark.parametrize("index", ["FLAT", "IVF_FLAT"])
+def test_ray_workers_answer_as_one_device(tmp_path, index):
+    got = {}
+    for name, kw in (("one", {}), ("ray", {"ray_workers": 2})):
+        c = _client(tmp_path, name, **kw)
+        _fill(c, index)
+        c.load_collection("c")
+        c.insert("c", basic_rows(20, dim=16, start=10_000, seed=7))  # growing, after load
+        c.delete("c", filter="id in [10001, 5, 300]")                # sealed and growing
+        got[name] = _searches(c)
+        if name == "ray":
+            assert sorted(_holders(c)) == ["ray/0", "ray/0", "ray/1", "ray/1"]
+            workers = {w["name"]: w for w in c.memory_info()["workers"]}
+            assert workers["ray/0"]["collections"]["c"]["bytes"] > 0
+            # the coordinator holds the growing rows (and, for IVF, the centroids) only
+            res = c._db.residency.get("c")
+            assert c._db.workers.coordinator.allocator.collection_info("c")["bytes"] == \
+                sum(c._db.workers.coordinator.allocator.held(o) for o in
+                    c._db.workers.coordinator.allocator._bytes
+                    if o.collection == "c" and o.segment in ("growing", "index"))
+            assert res.growing
+            c.release_collection("c")
+            assert all(w["used_bytes"] == 0 for w in c.memory_info()["workers"])
+        c.close()
+    assert got["one"] == got["ray"]
+
+
+def test_seals_indexes_and_partial_loads_reach_the_workers(tmp_path):
+    c = _client(tmp_path, "d", ray_workers=2, memory_limit=10**9)  # equal budgets
+    _fill(c, "FLAT", segments=2)
+    c.load_collection("c", load_fields=["id", "vec", "age", "title"])
+    c.insert("c", basic_rows(150, dim=16, start=5000, seed=30))
+    c.flush("c")                                          # sealed after the load
+    assert sorted(_holders(c)) == ["ray/0", "ray/0", "ray/1"]
+    p = MilvusClient.prepare_index_params()
+    p.add_index("age", "STL_SORT")
+    c.create_index("c", p)                                # built by the workers too
+    hits = c.query("c", filter="age >= 40 and id >= 5000", output_fields=["age", "title"])
+    want = [r for r in basic_rows(150, dim=16, start=5000, seed=30) if r["age"] >= 40]
+    assert sorted(h["id"] for h in hits) == [r["id"] for r in want]
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 448
+    for w in c.memory_info()["workers"][1:]:             # each worker holds the new index
+        assert any(p.startswith("index/") for p in w["collections"]["c"]["parts"]), w
+    with pytest.raises(MilvusException, match="score"):
+        c.query("c", filter="score > 1")                  # not loaded: refused
+    c.close()
+
+
+def test_a_load_that_fits_no_worker_is_refused_whole(tmp_path):
+    c = _client(tmp_path, "d", ray_workers=2, memory_limit=30_000)
+    _fill(c, "FLAT", segments=5)
+    with pytest.raises(MilvusException) as e:
+        c.load_collection("c")
+    assert e.value.code == 1400 and "ray/0 " in e.value.message and "ray/1 " in e.value.message
+    assert all(w["used_bytes"] == 0 for w in c.memory_info()["workers"])
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    c.close()
+
+
+def test_replicas_on_ray_workers(tmp_path):
+    c = _client(tmp_path, "d", ray_workers=2)
+    _fill(c, "IVF_FLAT", segments=2)
+    c.load_collection("c", replica_number=2)
+    assert sorted(_holders(c)) == ["ray/0", "ray/0", "ray/1", "ray/1"]
+    first, second = _searches(c), _searches(c)          # one copy, then the other
+    assert first == second
+    c.close()
+
+
+def _wait_loaded(c, name="c", timeout=60):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = c.get_load_state(name)
+        if state["state"] == LoadState.Loaded:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"still {state}")
+
+
+def test_a_killed_worker_is_re_placed_with_no_lost_rows(tmp_path):
+    one = _client(tmp_path, "one")
+    c = _client(tmp_path, "d", ray_workers=2)
+    for cl in (one, c):
+        _fill(cl, "IVF_FLAT")
+        cl.load_collection("c")
+    want_before = _searches(one)
+    assert _searches(c) == want_before
+    ray.kill(c._db.workers.by_name("ray/0").allocator.actor)
+    for cl in (one, c):  # an acknowledged delete while the worker is gone
+        cl.delete("c", filter="id in [11, 170, 320, 480]")
+    q = np.zeros((1, 16), dtype=np.float32).tolist()
+    try:  # found gone: re-placed in the background; meanwhile 101, never a partial answer
+        c.search("c", data=q, limit=3)
+    except MilvusException as e:
+        assert e.code == 101 and "loading" in e.message
+    _wait_loaded(c)
+    assert sorted(_holders(c)) == ["ray/1"] * 4
+    assert _searches(c) == _searches(one)
+    assert [w["name"] for w in c.memory_info()["workers"] if w["used_bytes"]] == ["cpu", "ray/1"]
+    one.close()
+    c.close()
+
+
+def test_a_killed_worker_with_replicas_is_served_from_them(tmp_path):
+    c = _client(tmp_path, "d", ray_workers=2)
+    _fill(c, "FLAT")
+    c.load_collection("c", replica_number=2)
+    want = _searches(c)
+    ray.kill(c._db.workers.by_name("ray/1").allocator.actor)
+    assert _searches(c) == want                          # the other copies answer at once
+    assert c.get_load_state("c") == {"state": LoadState.Loaded}
+    assert sorted(_holders(c)) == ["ray/0"] * 4
+    c.close()
