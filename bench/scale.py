@@ -97,14 +97,12 @@ def run(args) -> None:
                 started_ray = True
         rows = [_measure(path, "baseline", 1, args, queries)]
         rows += [_measure(path, args.kind, n, args, queries) for n in args.workers]
-        base = rows[0]
-        base_ids = base["_ids"]
+        base = dict(rows[0])
         for r in rows:
-            r["same_hits"] = r.pop("_ids") == base_ids
+            r["same_hits"] = r.pop("_ids") == base["_ids"]
             for batch in (1, args.batch):
-                r[f"overhead_us_b{batch}"] = 1e6 * (r[f"s_per_q_b{batch}"] -
+                r[f"overhead_us_b{batch}"] = 1e6 * (r.pop(f"s_per_q_b{batch}") -
                                                     base[f"s_per_q_b{batch}"])
-                r.pop(f"s_per_q_b{batch}")
             r[f"qps_b{args.batch}_vs_1"] = r[f"qps_b{args.batch}"] / base[f"qps_b{args.batch}"]
         emit("scale", rows, args.json, {"rows": args.rows, "dim": args.dim,
                                         "segments": args.segments, "nlist": args.nlist,

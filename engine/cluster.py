@@ -109,14 +109,18 @@ class RayWorker:
     def _seg(self, collection: str, seg_id: int):
         return self.residents[collection].segments[seg_id]
 
-    def scan(self, collection: str, seg_id: int, q: torch.Tensor, field: str, limit: int,
-             flt: Any, plan: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def scan(self, collection: str, seg_ids: list[int], q: torch.Tensor, field: str,
+             limit: int, flt: Any, plan: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each of these segments' top-k for the batch ``q``."""
         from . import search
 
-        seg = self._seg(collection, seg_id)
-        d, i = search.scan_segment(q.to(seg.device), seg, field, limit, flt,
-                                   search.on_device(plan, seg.device))
-        return d.cpu(), i.cpu()
+        out = []
+        for seg_id in seg_ids:
+            seg = self._seg(collection, seg_id)
+            d, i = search.scan_segment(q.to(seg.device), seg, field, limit, flt,
+                                       search.on_device(plan, seg.device))
+            out.append((d.cpu(), i.cpu()))
+        return out
 
     def rows(self, collection: str, seg_id: int, flt: Any, ids: Any, pk: str) -> torch.Tensor:
         from . import search
@@ -133,11 +137,13 @@ class RayWorker:
 
         return search.segment_keys(self._seg(collection, seg_id), pk, idx)
 
-    def fetch(self, collection: str, seg_id: int, schema: Any, idx: torch.Tensor, spec: Any,
-              names: list[str], rows: bool) -> tuple:
+    def fetch(self, collection: str, picks: list[tuple[int, torch.Tensor]], schema: Any,
+              spec: Any, names: list[str], rows: bool) -> list[tuple]:
+        """Output columns (and row dicts) of rows of several segments here."""
         from . import search
 
-        return search.fetch(schema, self._seg(collection, seg_id), idx, spec, names, rows)
+        return [search.fetch(schema, self._seg(collection, seg_id), idx, spec, names, rows)
+                for seg_id, idx in picks]
 
     def mark_deleted(self, collection: str, seg_id: int, hit: torch.Tensor) -> None:
         self._seg(collection, seg_id).mark_deleted(hit)
@@ -234,19 +240,29 @@ def _gone_is_freed(method: Any, *args: Any) -> None:
         pass
 
 
-class Pending:
-    """A scan running on a Ray worker: ``result`` waits for it."""
+class Gathered:
+    """One call started on each worker holding some of ``segs`` (``start(actor,
+    collection, its segments)``); ``wait`` gives one answer a segment, in their order."""
 
-    def __init__(self, ref: Any, who: str) -> None:
-        self.ref, self.who = ref, who
+    def __init__(self, segs: list["RemoteSegment"], start: Any) -> None:
+        self.segs = segs
+        by: dict[int, list] = {}
+        for s in segs:
+            by.setdefault(id(s._actor), []).append(s)
+        self.calls = [(mine, start(mine[0]._actor, mine[0].collection, mine))
+                      for mine in by.values()]
 
-    def result(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def wait(self) -> list:
         ray = _ray()
-        try:
-            d, i = ray.get(self.ref)
-        except ray.exceptions.RayActorError as e:
-            raise WorkerLost(self.who, f"{type(e).__name__} during a search") from None
-        return d.to(device), i.to(device)
+        got: dict[int, Any] = {}
+        for mine, ref in self.calls:
+            try:
+                answers = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                raise WorkerLost(mine[0].worker.name,
+                                 f"{type(e).__name__} during a read") from None
+            got.update({id(s): a for s, a in zip(mine, answers)})
+        return [got[id(s)] for s in self.segs]
 
 
 class RemoteSegment:
@@ -262,9 +278,22 @@ class RemoteSegment:
         self.allocator = worker.allocator
         self._actor = worker.allocator.actor
 
-    def scan(self, q: torch.Tensor, field: str, limit: int, flt: Any, plan: Any) -> Pending:
-        return Pending(self._actor.scan.remote(self.collection, self.seg_id, q.cpu(), field,
-                                               limit, flt, plan), self.worker.name)
+    @staticmethod
+    def scan_many(segs: list["RemoteSegment"], q: torch.Tensor, field: str, limit: int,
+                  flt: Any, plan: Any) -> "Gathered":
+        """Start the scans of ``segs``, one call a worker; ``wait`` gives their top-k in
+        the order of ``segs``."""
+        qc = q.cpu()
+        return Gathered(segs, lambda actor, coll, mine: actor.scan.remote(
+            coll, [s.seg_id for s in mine], qc, field, limit, flt, plan))
+
+    @staticmethod
+    def fetch_many(picks: list[tuple["RemoteSegment", torch.Tensor]], schema: Any, spec: Any,
+                   names: list[str], rows: bool) -> "Gathered":
+        """Start reading output rows of several segments, one call a worker."""
+        idx = {id(s): i for s, i in picks}
+        return Gathered([s for s, _ in picks], lambda actor, coll, mine: actor.fetch.remote(
+            coll, [(s.seg_id, idx[id(s)]) for s in mine], schema, spec, names, rows))
 
     def _call(self, method: Any, *args: Any) -> Any:
         return _call(method, self.collection, self.seg_id, *args, who=self.worker.name)
@@ -280,7 +309,8 @@ class RemoteSegment:
 
     def fetch(self, schema: Any, idx: torch.Tensor, spec: Any, names: list[str],
               rows: bool) -> tuple:
-        return self._call(self._actor.fetch, schema, idx, spec, names, rows)
+        return _call(self._actor.fetch, self.collection, [(self.seg_id, idx)], schema, spec,
+                     names, rows, who=self.worker.name)[0]
 
     def mark_deleted(self, hit: torch.Tensor) -> None:
         """A delete on a worker found gone is kept by the collection on disk: the copy

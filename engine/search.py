@@ -262,9 +262,11 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     if not segs:
         return [[] for _ in range(nq)]
     ds, ids, owners = [], [], []
-    # segments on Ray workers first: their scans run while the local ones do
-    remote = {si: seg.scan(queries, field_name, limit, flt, plan)
-              for si, seg in enumerate(segs) if getattr(seg, "remote", False) and seg.num_rows}
+    # segments on Ray workers first (one call a worker): they scan while the local ones do
+    remote = [si for si, seg in enumerate(segs) if getattr(seg, "remote", False)
+              and seg.num_rows]
+    asked = segs[remote[0]].scan_many([segs[si] for si in remote], queries, field_name,
+                                      limit, flt, plan) if remote else None
     for si, seg in enumerate(segs):
         if seg.num_rows == 0 or si in remote:
             continue
@@ -272,10 +274,9 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
         ds.append(d)
         ids.append(i)
         owners.append(si)
-    for si, pending in remote.items():
-        d, i = pending.result(queries.device)
-        ds.append(d)
-        ids.append(i)
+    for si, (d, i) in zip(remote, asked.wait() if asked else []):
+        ds.append(d.to(queries.device))
+        ids.append(i.to(queries.device))
         owners.append(si)
     if not ds:
         return [[] for _ in range(nq)]
@@ -339,13 +340,22 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
         seg_h = seg_of[valid]
         groups = [(si, (seg_h == si).nonzero().squeeze(1).numpy())
                   for si in torch.unique(seg_h).tolist()]
+    picked = []
     for si, where in groups:
         if valid.shape[0] == 1:  # one query: its winners are distinct rows
             uniq, inv = row_h[where], slice(None)
         else:
             uniq, inv = torch.unique(row_h[where], return_inverse=True)
             inv = inv.numpy()
-        cols, built = fetch(schema, segs[si], uniq, out_spec, names, has_entity)
+        picked.append((si, where, uniq, inv))
+    # segments on Ray workers are asked at once (one call a worker), then local ones read
+    far = [(si, uniq) for si, _, uniq, _ in picked if getattr(segs[si], "remote", False)]
+    asked = dict(zip([si for si, _ in far], segs[far[0][0]].fetch_many(
+        [(segs[si], uniq) for si, uniq in far], schema, out_spec, names,
+        has_entity).wait())) if far else {}
+    for si, where, uniq, inv in picked:
+        cols, built = asked[si] if si in asked else \
+            fetch(schema, segs[si], uniq, out_spec, names, has_entity)
         pks[where] = _objects(cols[pk])[inv]
         if has_entity:
             ents[where] = _objects(built)[inv]

@@ -214,3 +214,24 @@ def test_run_batches_times_the_best_of_repeated_passes():
     run_batches(fn, np.zeros((4, 2)), 2, min_seconds=10.0, max_passes=2,
                 clock=lambda: now[0])
     assert calls == [2, 2, 2, 2, 2]  # warm-up + 2 passes of 2 batches: capped
+
+
+def test_bench_scale_local_workers_find_the_same_hits():
+    got = _bench("scale", "--rows", "3000", "--dim", "16", "--segments", "4", "--nlist", "16",
+                 "--nq", "60", "--nq1", "5", "--batch", "30", "--workers", "1,2",
+                 "--kind", "local")
+    rows = got["results"]
+    assert [r["workers"] for r in rows] == ["1 (in-process)", "1 (local)", "2 (local)"]
+    assert all(r["same_hits"] and r["qps_b30"] > 0 and r["load_s"] > 0 for r in rows)
+
+
+def test_bench_scale_ray_actors_find_the_same_hits():
+    import pytest
+
+    pytest.importorskip("ray")
+    got = _bench("scale", "--rows", "3000", "--dim", "16", "--segments", "4", "--nlist", "16",
+                 "--nq", "60", "--nq1", "5", "--batch", "30", "--workers", "2",
+                 "--kind", "ray")
+    rows = got["results"]
+    assert [r["workers"] for r in rows] == ["1 (in-process)", "2 (ray)"]
+    assert all(r["same_hits"] for r in rows) and rows[1]["overhead_us_b1"] != 0
