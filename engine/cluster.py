@@ -231,6 +231,27 @@ def _call(method: Any, *args: Any, who: str = "a Ray worker") -> Any:
         raise WorkerLost(who, type(e).__name__) from None
 
 
+def dead_workers(workers: list[Worker], timeout: float = 10.0) -> list[str]:
+    """The names of the Ray workers among ``workers`` whose actor is gone (pinged at
+    once; one busy past ``timeout`` counts as alive)."""
+    ray = _ray()
+    refs = [(w.name, _root_actor(w).device.remote()) for w in workers]
+    gone = []
+    for name, ref in refs:
+        try:
+            ray.get(ref, timeout=timeout)
+        except ray.exceptions.RayActorError:
+            gone.append(name)
+        except ray.exceptions.GetTimeoutError:
+            pass
+    return gone
+
+
+def _root_actor(w: Worker) -> Any:
+    a = w.allocator
+    return (a.parent if hasattr(a, "parent") else a).actor
+
+
 def _gone_is_freed(method: Any, *args: Any) -> None:
     """Give memory back on a worker; one that died holds none (its process is gone)."""
     ray = _ray()

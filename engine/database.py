@@ -303,6 +303,21 @@ class Database:
             self.residency.apply(coll, coll.flush())
 
     # -- reads ----------------------------------------------------------------------------
+    def _find_lost_workers(self) -> None:
+        """Ping the Ray workers (a load state is what a client polls to see the cluster's
+        health): one found gone has its segments re-placed now, so the state says
+        Loading rather than Loaded over a worker that is not there."""
+        live = [w for w in self.workers if w.remote and not self.workers.gone(w)]
+        if not live:
+            return
+        from .cluster import dead_workers
+
+        gone = dead_workers(live)
+        if gone:
+            with self.lock:
+                for name in gone:
+                    self.residency.worker_lost(name)
+
     def _reading(self, read: Any) -> Any:
         """A read under the shared lock; if a Ray worker is found gone under it, the lost
         segments are served from replicas or re-placed (under the lock alone) and the
@@ -457,6 +472,7 @@ class Database:
         """The load state of a collection, or the least advanced of some partitions (what
         Milvus's GetLoadState answers for several)."""
         partitions = check_names("partition", partitions) if partitions else [""]
+        self._find_lost_workers()
         with self.lock.read():  # polled often: it must not wait behind searches
             name = self.resolve(name)
             coll = self.collections.get(name)

@@ -138,6 +138,18 @@ def test_a_killed_worker_is_re_placed_with_no_lost_rows(tmp_path):
     c.close()
 
 
+def test_a_killed_worker_shows_in_the_load_state(tmp_path):
+    c = _client(tmp_path, "d", ray_workers=2)
+    _fill(c, "FLAT", segments=2, per=3000)
+    c.load_collection("c")
+    ray.kill(c._db.workers.by_name("ray/1").allocator.actor)
+    state = c.get_load_state("c")                   # no read needed to find it gone
+    assert state["state"] in (LoadState.Loading, LoadState.Loaded)
+    _wait_loaded(c)
+    assert sorted(_holders(c)) == ["ray/0"] * 2
+    c.close()
+
+
 def test_a_killed_worker_with_replicas_is_served_from_them(tmp_path):
     c = _client(tmp_path, "d", ray_workers=2)
     _fill(c, "FLAT")
