@@ -110,8 +110,9 @@ class RayWorker:
         return self.residents[collection].segments[seg_id]
 
     def scan(self, collection: str, seg_ids: list[int], q: torch.Tensor, field: str,
-             limit: int, flt: Any, plan: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each of these segments' top-k for the batch ``q``."""
+             limit: int, flt: Any, plan: Any, pk: str) -> list[tuple]:
+        """Each of these segments' top-k for the batch ``q``: distances, rows, and the
+        primary keys of the rows found (in the order of ``rows[rows >= 0]``)."""
         from . import search
 
         out = []
@@ -119,7 +120,10 @@ class RayWorker:
             seg = self._seg(collection, seg_id)
             d, i = search.scan_segment(q.to(seg.device), seg, field, limit, flt,
                                        search.on_device(plan, seg.device))
-            out.append((d.cpu(), i.cpu()))
+            i = i.cpu()
+            keys = search.segment_keys(seg, pk, i[i >= 0])
+            out.append((d.cpu(), i, keys.tolist() if hasattr(keys, "tolist")
+                        else keys.to_pylist()))
         return out
 
     def rows(self, collection: str, seg_id: int, flt: Any, ids: Any, pk: str) -> torch.Tensor:
@@ -301,12 +305,12 @@ class RemoteSegment:
 
     @staticmethod
     def scan_many(segs: list["RemoteSegment"], q: torch.Tensor, field: str, limit: int,
-                  flt: Any, plan: Any) -> "Gathered":
-        """Start the scans of ``segs``, one call a worker; ``wait`` gives their top-k in
-        the order of ``segs``."""
+                  flt: Any, plan: Any, pk: str) -> "Gathered":
+        """Start the scans of ``segs``, one call a worker; ``wait`` gives their top-k (and
+        the winners' keys) in the order of ``segs``."""
         qc = q.cpu()
         return Gathered(segs, lambda actor, coll, mine: actor.scan.remote(
-            coll, [s.seg_id for s in mine], qc, field, limit, flt, plan))
+            coll, [s.seg_id for s in mine], qc, field, limit, flt, plan, pk))
 
     @staticmethod
     def fetch_many(picks: list[tuple["RemoteSegment", torch.Tensor]], schema: Any, spec: Any,

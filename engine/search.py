@@ -266,7 +266,8 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     remote = [si for si, seg in enumerate(segs) if getattr(seg, "remote", False)
               and seg.num_rows]
     asked = segs[remote[0]].scan_many([segs[si] for si in remote], queries, field_name,
-                                      limit, flt, plan) if remote else None
+                                      limit, flt, plan, pk) if remote else None
+    known: dict[int, tuple] = {}  # a Ray worker's winners' keys, sent with its top-k
     for si, seg in enumerate(segs):
         if seg.num_rows == 0 or si in remote:
             continue
@@ -274,7 +275,8 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
         ds.append(d)
         ids.append(i)
         owners.append(si)
-    for si, (d, i) in zip(remote, asked.wait() if asked else []):
+    for si, (d, i, keys) in zip(remote, asked.wait() if asked else []):
+        known[si] = (i[i >= 0].numpy(), keys)
         ds.append(d.to(queries.device))
         ids.append(i.to(queries.device))
         owners.append(si)
@@ -300,7 +302,7 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
                           spec.all_dynamic)
     with _gc_paused():
         return _assemble(schema, segs, valid, rows, seg_of, only, dist, out_spec,
-                         keep_pk=pk in spec.fields)
+                         keep_pk=pk in spec.fields, known=known)
 
 
 @contextlib.contextmanager
@@ -320,12 +322,14 @@ def _gc_paused():
 
 def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torch.Tensor,
               rows: torch.Tensor, seg_of: torch.Tensor | None, only: int | None,
-              dist: torch.Tensor, out_spec: OutputSpec, keep_pk: bool) -> list[list[dict]]:
+              dist: torch.Tensor, out_spec: OutputSpec, keep_pk: bool,
+              known: dict | None = None) -> list[list[dict]]:
     """(nq, k) winners -> one list of hit dicts per query. Works on the flat array of valid
     hits (query-major): each segment's rows are fetched once (unique rows only) and spread
     to their hits with numpy indexing, so the per-hit Python work is building its dict.
     ``seg_of`` (nq, k) says which segment each winner is in, or is None when every winner
-    is in segment ``only``."""
+    is in segment ``only``. ``known``: segment -> (rows, keys) its worker sent with its
+    top-k, so hits that need nothing but their key ask it nothing more."""
     pk = schema.primary.name
     counts = valid.sum(1).tolist()
     row_h = rows[valid]
@@ -349,13 +353,22 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
             inv = inv.numpy()
         picked.append((si, where, uniq, inv))
     # segments on Ray workers are asked at once (one call a worker), then local ones read
-    far = [(si, uniq) for si, _, uniq, _ in picked if getattr(segs[si], "remote", False)]
+    known = known or {}
+    if not has_entity:
+        for j, (si, where, uniq, inv) in enumerate(picked):
+            if si in known:
+                picked[j] = (si, where, uniq, inv, _lookup(*known[si], uniq.numpy()))
+    far = [(si, uniq) for si, _, uniq, _, *got in picked
+           if getattr(segs[si], "remote", False) and not got]
     asked = dict(zip([si for si, _ in far], segs[far[0][0]].fetch_many(
         [(segs[si], uniq) for si, uniq in far], schema, out_spec, names,
         has_entity).wait())) if far else {}
-    for si, where, uniq, inv in picked:
-        cols, built = asked[si] if si in asked else \
-            fetch(schema, segs[si], uniq, out_spec, names, has_entity)
+    for si, where, uniq, inv, *got in picked:
+        if got:
+            cols, built = {pk: got[0]}, None
+        else:
+            cols, built = asked[si] if si in asked else \
+                fetch(schema, segs[si], uniq, out_spec, names, has_entity)
         pks[where] = _objects(cols[pk])[inv]
         if has_entity:
             ents[where] = _objects(built)[inv]
@@ -370,6 +383,13 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
         out.append(flat[start:start + c])
         start += c
     return out
+
+
+def _lookup(rows: np.ndarray, keys: list, want: np.ndarray) -> list:
+    """The keys of rows ``want`` (each one of ``rows``, whose keys are ``keys``)."""
+    order = np.argsort(rows, kind="stable")
+    at = order[np.searchsorted(rows[order], want)]
+    return [keys[i] for i in at.tolist()]
 
 
 def _objects(values: list) -> np.ndarray:
