@@ -453,14 +453,17 @@ class Residency:
 
 
 def check_replicas(replica_number: Any, workers: Workers) -> int:
-    """A load's replica_number (None or 0: 1), checked against the workers there are."""
+    """A load's replica_number (None or 0: 1), checked against the workers that hold
+    sealed segments."""
     n = 1 if replica_number in (None, 0) else replica_number
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ParamError(f"replica_number must be a positive integer, got {replica_number!r}")
-    if n > len(workers):
+    holders = workers.sealed_holders
+    if n > len(holders):
         raise ParamError(f"replica_number={n} needs that many workers; this engine serves "
-                         f"from {len(workers)} ({', '.join(workers.names)}): start it with "
-                         "more devices (devices=[...]) or load with fewer replicas")
+                         f"sealed segments from {len(holders)} "
+                         f"({', '.join(w.name for w in holders)}): start it with more "
+                         "devices or workers, or load with fewer replicas")
     return n
 
 
