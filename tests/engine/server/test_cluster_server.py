@@ -7,9 +7,8 @@ pytest.importorskip("ray", reason="the cluster extra is not installed")
 pymilvus = pytest.importorskip("pymilvus", reason="the gRPC tests need pymilvus")
 pytest.importorskip("httpx", reason="the server harness needs httpx")
 
-from pymilvus import MilvusClient  # noqa: E402
-
 from . import test_grpc as page, test_rest as curl  # noqa: E402
+from .test_grpc import client  # noqa: E402,F401  (pymilvus on this module's server)
 from .harness import Server  # noqa: E402
 
 
@@ -18,13 +17,6 @@ def srv(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("ray") / "data", "--ray", "--ray-workers", "2")
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def client(srv):
-    c = MilvusClient(uri=srv.url, token="root:Milvus")
-    yield c
-    c.close()
 
 
 def test_load_and_release_flows(srv, client, capsys):
