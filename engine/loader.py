@@ -230,6 +230,8 @@ class Loader:
         held: dict[str, Reservation] = {}
         try:
             for w in self.workers:
+                if self.workers.gone(w):  # a lost Ray worker: nothing is placed on it
+                    continue
                 held[w.name] = w.allocator.reserve(res.plan.per_worker[w.name],
                                                    f"collection {res.collection.name}")
         except BaseException:

@@ -134,6 +134,9 @@ def test_a_killed_worker_is_re_placed_with_no_lost_rows(tmp_path):
     assert sorted(_holders(c)) == ["ray/1"] * 4
     assert _searches(c) == _searches(one)
     assert [w["name"] for w in c.memory_info()["workers"] if w["used_bytes"]] == ["cpu", "ray/1"]
+    c.release_collection("c")                            # and loads again without it
+    c.load_collection("c")
+    assert _searches(c) == _searches(one)
     one.close()
     c.close()
 
