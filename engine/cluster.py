@@ -239,7 +239,7 @@ def dead_workers(workers: list[Worker], timeout: float = 10.0) -> list[str]:
     """The names of the Ray workers among ``workers`` whose actor is gone (pinged at
     once; one busy past ``timeout`` counts as alive)."""
     ray = _ray()
-    refs = [(w.name, _root_actor(w).device.remote()) for w in workers]
+    refs = [(w.name, w.root.actor.device.remote()) for w in workers]
     gone = []
     for name, ref in refs:
         try:
@@ -249,11 +249,6 @@ def dead_workers(workers: list[Worker], timeout: float = 10.0) -> list[str]:
         except ray.exceptions.GetTimeoutError:
             pass
     return gone
-
-
-def _root_actor(w: Worker) -> Any:
-    a = w.allocator
-    return (a.parent if hasattr(a, "parent") else a).actor
 
 
 def _gone_is_freed(method: Any, *args: Any) -> None:
@@ -301,7 +296,7 @@ class RemoteSegment:
         self.seg_id, self.partition, self.num_rows = seg.id, seg.partition, seg.num_rows
         self.device = device  # where its results are merged (the coordinator's)
         self.allocator = worker.allocator
-        self._actor = worker.allocator.actor
+        self._actor = worker.root.actor
 
     @staticmethod
     def scan_many(segs: list["RemoteSegment"], q: torch.Tensor, field: str, limit: int,
@@ -340,19 +335,23 @@ class RemoteSegment:
     def mark_deleted(self, hit: torch.Tensor) -> None:
         """A delete on a worker found gone is kept by the collection on disk: the copy
         re-placed from it carries it."""
-        if not self.allocator_root.dead:
+        if not self.worker.root.dead:
             try:
                 self._call(self._actor.mark_deleted, hit.cpu())
             except WorkerLost:
-                self.allocator_root.dead = True
+                self.worker.root.dead = True
 
     def put_deleted(self, deleted: torch.Tensor) -> None:
         self._call(self._actor.put_deleted, deleted.cpu())
 
-    @property
-    def allocator_root(self) -> "RemoteAllocator":
-        a = self.allocator
-        return a.parent if hasattr(a, "parent") else a
+
+
+def files_for(worker: Worker, coll: Any) -> FilesSnapshot:
+    """What a Ray worker is handed to read a collection's segments: its files now, named
+    as the worker's allocator tags the collection's owners."""
+    files = coll.snapshot()
+    files.name = worker.owner_name(coll.name)
+    return files
 
 
 def ray_workers(count: int, device: torch.device, memory_limit: int | None,

@@ -422,15 +422,13 @@ class Loader:
                      replica: bool) -> None:
         """A sealed segment read from the data directory by the Ray worker ``worker``
         itself; the coordinator keeps a ``RemoteSegment`` for it."""
-        from .cluster import RemoteSegment, _call
+        from .cluster import RemoteSegment, _call, files_for
 
         coll = res.collection
-        name = getattr(worker.allocator, "prefix", "") + coll.name  # as owners are named
-        files = coll.snapshot()
-        files.name = name
-        _call(worker.allocator.actor.load, files, res.fields, seg,
-              getattr(budget, "token", None))
-        rs = RemoteSegment(worker, name, seg, self.device)
+        files = files_for(worker, coll)
+        _call(worker.root.actor.load, files, res.fields, seg, getattr(budget, "token", None),
+              who=worker.name)
+        rs = RemoteSegment(worker, files.name, seg, self.device)
         if replica:
             res.replicas.setdefault(seg.id, []).append(rs)
         else:

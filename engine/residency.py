@@ -298,8 +298,7 @@ class Residency:
         w = self.workers.by_name(name)
         if w is None:
             return
-        root = getattr(w.allocator, "parent", w.allocator)
-        root.dead = True
+        w.root.dead = True
         for res in list(self._resident.values()):
             if res.replacing or res.state != LoadState.Loaded:
                 continue
@@ -481,12 +480,10 @@ class StagedIndexes:
         for rs, name, t, b in self.built:
             rs.put_index(name, t, b, by_allocator.get(id(rs.allocator)))
         for w, coll, entries in self.remote:
-            from .cluster import _call
+            from .cluster import _call, files_for
 
-            name = getattr(w.allocator, "prefix", "") + coll.name
-            files = coll.snapshot()
-            files.name = name
-            _call(w.allocator.actor.add_indexes, name, files, entries)
+            files = files_for(w, coll)
+            _call(w.root.actor.add_indexes, files.name, files, entries)
 
     def __enter__(self) -> "StagedIndexes":
         return self

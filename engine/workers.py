@@ -37,6 +37,16 @@ class Worker:
     def free_bytes(self) -> int:
         return self.allocator.free_bytes
 
+    @property
+    def root(self) -> Any:
+        """The allocator itself, under a database's view of it (a Ray worker's: the
+        ``cluster.RemoteAllocator`` with its actor and ``dead`` flag)."""
+        return _root(self.allocator)
+
+    def owner_name(self, collection: str) -> str:
+        """A collection's name as this worker's allocator tags its owners."""
+        return getattr(self.allocator, "prefix", "") + collection
+
     def __repr__(self) -> str:
         return f"<Worker {self.name}>"
 
@@ -63,7 +73,7 @@ class Workers(Sequence[Worker]):
 
     def view(self, database: str) -> "Workers":
         """The same workers as one more database sees them (its owners tagged)."""
-        return Workers([Worker(w.name, AllocatorView(_root(w.allocator), database), w.remote)
+        return Workers([Worker(w.name, AllocatorView(w.root, database), w.remote)
                         for w in self._all])
 
     def __getitem__(self, i):  # type: ignore[override]
@@ -95,7 +105,7 @@ class Workers(Sequence[Worker]):
     @staticmethod
     def gone(w: Worker) -> bool:
         """A Ray worker found dead (``cluster.RemoteAllocator.dead``)."""
-        return bool(getattr(_root(w.allocator), "dead", False))
+        return bool(getattr(w.root, "dead", False))
 
     def by_name(self, name: str) -> Worker | None:
         return next((w for w in self._all if w.name == name), None)
@@ -108,7 +118,7 @@ class Workers(Sequence[Worker]):
 
             for w in remote:
                 if not self.gone(w):
-                    ray.kill(_root(w.allocator).actor)
+                    ray.kill(w.root.actor)
 
     def holding(self, allocator: Any) -> Worker:
         return next(w for w in self._all if w.allocator is allocator)

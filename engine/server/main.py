@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="sealed segments on Ray actors: a cluster ADDRESS, 'auto' (this "
                         "node's), or nothing (start a local one)")
-    p.add_argument("--ray-workers", type=int, default=2, help="Ray actors (with --ray)")
+    p.add_argument("--ray-workers", type=int, default=None,
+                   help="Ray actors (with --ray; 2 if not given)")
     p.add_argument("--memory-limit", type=int, default=None)
     p.add_argument("--max-body", type=int, default=64 << 20, help="largest request body, bytes")
     p.add_argument("--insecure", action="store_true",
@@ -36,6 +37,9 @@ def add_parser(sub) -> None:
 
 
 def serve(args) -> int:
+    if args.ray_workers is not None and (args.ray is None or args.ray_workers < 1):
+        print("--ray-workers needs --ray and at least one worker", file=sys.stderr)
+        return 2
     if not args.token and not _is_loopback(args.host) and not args.insecure:
         print(f"refusing to listen on {args.host} without --token: anyone who can reach it "
               "could read and delete your data. Give --token user:pass, or --insecure if you "
@@ -62,7 +66,7 @@ def serve(args) -> int:
     client = MilvusClient(
         args.data, device=args.device, memory_limit=args.memory_limit,
         devices=args.devices.split(",") if args.devices else None,
-        ray_workers=args.ray_workers if args.ray else 0,
+        ray_workers=(args.ray_workers or 2) if args.ray else 0,
         ray_address=None if args.ray in (None, "local") else args.ray)
     if client.device.type == "cuda":
         import torch

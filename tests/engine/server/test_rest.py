@@ -293,6 +293,15 @@ def test_refuses_public_interface_without_token(tmp_path):
     assert out.returncode == 2 and "without --token" in out.stderr
 
 
+@pytest.mark.parametrize("flags", [["--ray-workers", "3"], ["--ray", "--ray-workers", "0"]])
+def test_refuses_ray_workers_it_would_not_start(tmp_path, flags):
+    out = subprocess.run([sys.executable, "-m", "engine", "serve", "--data",
+                          str(tmp_path / "d"), "--port", "1", *flags], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and "--ray-workers needs --ray" in out.stderr
+
+
 def test_sigterm_flushes_and_releases(tmp_path):
     s = Server(tmp_path / "d")
     s.ok("collections/create", {"collectionName": "f", "dimension": 5})
