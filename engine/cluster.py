@@ -16,8 +16,12 @@ Ray is an optional dependency (``pip install 'hotset[cluster]'``), imported here
 """
 from __future__ import annotations
 
+import fcntl
 import itertools
+import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +33,9 @@ from .errors import MilvusException, ParamError, WorkerLost
 from .loader import Loader, Resident
 from .segment import SealedSegment
 from .workers import Worker, Workers
+
+
+log = logging.getLogger(__name__)
 
 
 def _ray():
@@ -362,8 +369,7 @@ def ray_workers(count: int, device: torch.device, memory_limit: int | None,
     ray = _ray()
     if not ray.is_initialized():
         if address is None:  # a local cluster of our own: just the actors, on loopback
-            ray.init(num_cpus=count + 1, include_dashboard=False, log_to_driver=False,
-                     _node_ip_address="127.0.0.1", object_store_memory=256 << 20)
+            start_local_cluster(count + 1, 256 << 20)
         else:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
     gpus = 1 if device.type == "cuda" else 0
@@ -379,3 +385,41 @@ def ray_workers(count: int, device: torch.device, memory_limit: int | None,
         out.append(Worker(name, RemoteAllocator(handle, torch.device(dev), name), remote=True))
     _ray().get([w.allocator.actor.device.remote() for w in out])  # started, or raise here
     return out
+
+
+def start_local_cluster(cpus: int, object_store_bytes: int) -> None:
+    """Start a Ray cluster of this process's own, on loopback only.
+
+    Starts on one machine take turns (a lock file in the temp directory): local clusters
+    share Ray's files there and the token file a first start writes (~/.ray/auth_token),
+    and on a loaded two-core machine a start has been seen to miss Ray's fixed 30 s for
+    its node to register. Such a start is tried once more; a second failure is raised
+    with the ends of the raylet's and the GCS's logs, which say why."""
+    ray = _ray()
+    with open(os.path.join(tempfile.gettempdir(), "hotset-ray-start.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for attempt in (1, 2):
+            try:
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1", object_store_memory=object_store_bytes)
+                return
+            except Exception as e:  # Ray raises a bare Exception for a node that timed out
+                logs = _start_logs()
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(e):
+                    raise RuntimeError(f"the local Ray cluster did not start: {e}\n{logs}") from e
+                log.warning("the local Ray cluster did not start (%s); trying once more.\n%s",
+                            e, logs)
+
+
+def _start_logs(lines: int = 15) -> str:
+    """The last lines of the latest local Ray session's raylet and GCS logs."""
+    folder = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
+    out = []
+    for name in ("raylet.err", "raylet.out", "gcs_server.err", "gcs_server.out"):
+        try:
+            tail = (folder / name).read_text(errors="replace").splitlines()[-lines:]
+        except OSError as e:
+            tail = [f"(unreadable: {e.strerror})"]
+        out.append(f"--- {folder / name}:\n" + "\n".join(tail))
+    return "\n".join(out)

@@ -10,6 +10,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed")
 
 from engine import LoadState, MilvusClient  # noqa: E402
+from engine.cluster import start_local_cluster  # noqa: E402
 from engine.errors import MilvusException  # noqa: E402
 
 from ..conftest import basic_rows  # noqa: E402
@@ -18,8 +19,7 @@ from .test_workers import _fill, _searches  # noqa: E402
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1", object_store_memory=80 * 2**20)
+    start_local_cluster(3, 80 << 20)
     yield
     ray.shutdown()
 
@@ -163,3 +163,36 @@ def test_a_killed_worker_with_replicas_is_served_from_them(tmp_path):
     assert c.get_load_state("c") == {"state": LoadState.Loaded}
     assert sorted(_holders(c)) == ["ray/0"] * 4
     c.close()
+
+
+class _FlakyRay:
+    """Stands in for the ray module: ``init`` times out as Ray does ``failures`` times."""
+
+    def __init__(self, failures, message="The current node timed out during startup."):
+        self.failures, self.message, self.calls = failures, message, []
+
+    def init(self, **kw):
+        self.calls.append("init")
+        if len(self.calls) // 2 < self.failures:
+            raise Exception(self.message)
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+
+
+@pytest.mark.parametrize("failures, message, calls", [
+    (0, "timed out during startup", ["init"]),
+    (1, "timed out during startup", ["init", "shutdown", "init"]),
+    (2, "timed out during startup", ["init", "shutdown", "init", "shutdown"]),
+    (1, "some other failure", ["init", "shutdown"]),
+])
+def test_a_local_start_that_times_out_is_tried_once_more(monkeypatch, failures, message, calls):
+    fake = _FlakyRay(failures, message)
+    monkeypatch.setattr("engine.cluster._ray", lambda: fake)
+    if calls[-1] == "shutdown":  # failed for good: said plainly, with Ray's logs
+        with pytest.raises(RuntimeError, match="did not start") as e:
+            start_local_cluster(2, 80 << 20)
+        assert "raylet.err" in str(e.value) and message in str(e.value)
+    else:
+        start_local_cluster(2, 80 << 20)
+    assert fake.calls == calls
