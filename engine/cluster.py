@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,33 @@ def dead_workers(workers: list[Worker], timeout: float = 10.0) -> list[str]:
         except ray.exceptions.GetTimeoutError:
             pass
     return gone
+
+
+class Heartbeat:
+    """Pings the Ray workers every ``interval`` seconds from a daemon thread, so that a
+    worker that dies is found, and its segments served from replicas or re-placed, while
+    no read reaches it; ``on_lost`` is handed the names of those found dead."""
+
+    def __init__(self, workers: Workers, interval: float, on_lost: Any) -> None:
+        self.workers, self.interval, self.on_lost = workers, float(interval), on_lost
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="hotset-heartbeat")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                live = self.workers.live_remote()
+                gone = dead_workers(live, timeout=self.interval) if live else []
+                if gone and not self._stop.is_set():
+                    self.on_lost(gone)
+            except Exception:  # noqa: BLE001 - the next beat tries again; said in the log
+                log.exception("the Ray workers' heartbeat failed; trying again in %.1f s",
+                              self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _gone_is_freed(method: Any, *args: Any) -> None:

@@ -62,6 +62,7 @@ class Database:
         self.device = workers.coordinator.device
         self.name = name
         self.properties: dict[str, str] = {}  # set by databases.py; enforced here
+        self.on_workers_lost = self.lose_workers
         self._dir = DataDir(root)
         try:
             self.allocator = workers.coordinator.allocator
@@ -307,16 +308,22 @@ class Database:
         """Ping the Ray workers (a load state is what a client polls to see the cluster's
         health): one found gone has its segments re-placed now, so the state says
         Loading rather than Loaded over a worker that is not there."""
-        live = [w for w in self.workers if w.remote and not self.workers.gone(w)]
+        live = self.workers.live_remote()
         if not live:
             return
         from .cluster import dead_workers
 
         gone = dead_workers(live)
         if gone:
-            with self.lock:
-                for name in gone:
-                    self.residency.worker_lost(name)
+            self.on_workers_lost(gone)
+
+    def lose_workers(self, names: list[str]) -> None:
+        """Ray workers found dead: serve their segments from replicas or re-place them
+        (``Residency.worker_lost``). ``on_workers_lost`` is this, or, for databases that
+        share workers, what tells every one of them (``databases.py``)."""
+        with self.lock:
+            for name in names:
+                self.residency.worker_lost(name)
 
     def _reading(self, read: Any) -> Any:
         """A read under the shared lock; if a Ray worker is found gone under it, the lost
@@ -331,8 +338,7 @@ class Database:
             except WorkerLost as e:
                 if attempt:
                     raise
-                with self.lock:
-                    self.residency.worker_lost(e.worker)
+                self.on_workers_lost([e.worker])
 
     def search(self, name: str, req: reads.SearchRequest) -> list[list[dict]]:
         return self._reading(lambda: reads.search(self.residency, self.get(name), req))

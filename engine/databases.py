@@ -28,6 +28,7 @@ from .names import check_name, shown
 from .storage.files import fsync_path
 
 DEFAULT = "default"
+HEARTBEAT_S = 5.0  # how often Ray workers are pinged when nothing else reaches them
 MAX_DATABASES = 64  # Milvus's default rootCoord.maxDatabaseNum
 PROPERTIES = ("database.max.collections", "database.force.deny.writing",
               "database.force.deny.reading", "database.replica.number")
@@ -35,11 +36,14 @@ PROPERTIES = ("database.max.collections", "database.force.deny.writing",
 
 class Databases:
     def __init__(self, root: Any, devices: list, memory_limit: int | None, seal_bytes: int,
-                 verify: bool, remote: list | None = None) -> None:
+                 verify: bool, remote: list | None = None,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
         workers = Workers.local(devices, memory_limit)
         if remote:
             workers = Workers([*workers, *remote])
         self.default = Database(root, workers, seal_bytes, verify)
+        self.default.on_workers_lost = self.lose_workers
+        self._heartbeat = None
         self._args = (seal_bytes, verify)
         self._lock = threading.Lock()  # the table of databases; each has its own lock
         self._dbs: dict[str, Database] = {DEFAULT: self.default}
@@ -55,10 +59,25 @@ class Databases:
         except BaseException:
             self.close()
             raise
+        if remote:
+            from .cluster import Heartbeat
+
+            self._heartbeat = Heartbeat(workers, heartbeat_s, self.lose_workers)
 
     def _open(self, name: str, folder: Path) -> Database:
         seal_bytes, verify = self._args
-        return Database(folder, self.default.workers.view(name), seal_bytes, verify, name=name)
+        db = Database(folder, self.default.workers.view(name), seal_bytes, verify, name=name)
+        db.on_workers_lost = self.lose_workers
+        return db
+
+    def lose_workers(self, names: list[str]) -> None:
+        """Ray workers found dead, by a read, a load state or the heartbeat: every
+        database serves its segments that were on them from replicas or re-places them
+        (the workers are shared; each database's lock is taken in turn)."""
+        with self._lock:
+            dbs = list(self._dbs.values())
+        for db in dbs:
+            db.lose_workers(names)
 
     # -- lookups ----------------------------------------------------------------------------
     def get(self, name: str | None) -> Database:
@@ -197,6 +216,8 @@ class Databases:
         self.default._dir.set_databases(table, undone)
 
     def close(self) -> None:
+        if self._heartbeat is not None:  # before the actors are stopped on purpose
+            self._heartbeat.stop()
         for name, db in list(self._dbs.items()):
             if name != DEFAULT:
                 db.close()

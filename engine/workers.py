@@ -97,10 +97,13 @@ class Workers(Sequence[Worker]):
     def sealed_holders(self) -> list[Worker]:
         """The workers sealed segments are placed on: every one, or only the Ray workers
         when there are some (the coordinator then keeps the growing rows alone)."""
-        remote = [w for w in self._all if w.remote]
-        if remote:
-            return [w for w in remote if not self.gone(w)]
+        if any(w.remote for w in self._all):
+            return self.live_remote()
         return list(self._all)
+
+    def live_remote(self) -> list[Worker]:
+        """The Ray workers not yet found dead."""
+        return [w for w in self._all if w.remote and not self.gone(w)]
 
     @staticmethod
     def gone(w: Worker) -> bool:

@@ -165,6 +165,40 @@ def test_a_killed_worker_with_replicas_is_served_from_them(tmp_path):
     c.close()
 
 
+def test_the_heartbeat_finds_a_killed_worker_for_every_database(tmp_path):
+    """Nothing reads and nothing polls: the heartbeat finds the dead actor and both
+    databases, which share the workers, re-place the segments they had on it."""
+    import time
+
+    c = _client(tmp_path, "d", ray_workers=2, heartbeat_s=0.2)
+    c.create_database("other")
+    other = c.in_database("other")
+    for cl in (c, other):
+        _fill(cl, "FLAT", segments=2)
+        cl.load_collection("c")
+    want = _searches(c)
+    ray.kill(c._db.workers.by_name("ray/1").allocator.actor)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        residents = [cl._db.residency.get("c") for cl in (c, other)]
+        if all(not r.replacing and sorted(_holders(cl)) == ["ray/0", "ray/0"]
+               for cl, r in zip((c, other), residents)):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"not re-placed: {_holders(c)} {_holders(other)}")
+    assert _searches(c) == want == _searches(other)
+    beat = c._dbs._heartbeat
+    c.close()
+    assert not beat._thread.is_alive()
+
+
+def test_a_heartbeat_must_be_a_positive_number(tmp_path):
+    for bad in (0, -1, "5", True, float("nan")):
+        with pytest.raises(MilvusException, match="heartbeat_s"):
+            _client(tmp_path, "d", ray_workers=1, heartbeat_s=bad)
+
+
 class _FlakyRay:
     """Stands in for the ray module: ``init`` times out as Ray does ``failures`` times."""
 
