@@ -118,21 +118,23 @@ class RayWorker:
         return self.residents[collection].segments[seg_id]
 
     def scan(self, collection: str, seg_ids: list[int], q: torch.Tensor, field: str,
-             limit: int, flt: Any, plan: Any, pk: str) -> list[tuple]:
-        """Each of these segments' top-k for the batch ``q``: distances, rows, and the
-        primary keys of the rows found (in the order of ``rows[rows >= 0]``)."""
+             limit: int, flt: Any, plan: Any, out: tuple) -> list[tuple]:
+        """Each of these segments' top-k for the batch ``q``: distances, rows, and what
+        the coordinator will show of the rows found, read here in the same call: their
+        distinct row numbers (sorted) with ``search.fetch(*out)``'s columns and rows."""
         from . import search
 
-        out = []
+        schema, spec, names, built = out
+        answers = []
         for seg_id in seg_ids:
             seg = self._seg(collection, seg_id)
             d, i = search.scan_segment(q.to(seg.device), seg, field, limit, flt,
                                        search.on_device(plan, seg.device))
             i = i.cpu()
-            keys = search.segment_keys(seg, pk, i[i >= 0])
-            out.append((d.cpu(), i, keys.tolist() if hasattr(keys, "tolist")
-                        else keys.to_pylist()))
-        return out
+            found = torch.unique(i[i >= 0])
+            answers.append((d.cpu(), i, found.numpy(),
+                            *search.fetch(schema, seg, found, spec, names, built)))
+        return answers
 
     def rows(self, collection: str, seg_id: int, flt: Any, ids: Any, pk: str) -> torch.Tensor:
         from . import search
@@ -335,12 +337,13 @@ class RemoteSegment:
 
     @staticmethod
     def scan_many(segs: list["RemoteSegment"], q: torch.Tensor, field: str, limit: int,
-                  flt: Any, plan: Any, pk: str) -> "Gathered":
-        """Start the scans of ``segs``, one call a worker; ``wait`` gives their top-k (and
-        the winners' keys) in the order of ``segs``."""
+                  flt: Any, plan: Any, out: tuple) -> "Gathered":
+        """Start the scans of ``segs``, one call a worker; ``wait`` gives their top-k
+        and the output (``out``: ``search.fetch``'s arguments) of the rows in it, in the
+        order of ``segs``."""
         qc = q.cpu()
         return Gathered(segs, lambda actor, coll, mine: actor.scan.remote(
-            coll, [s.seg_id for s in mine], qc, field, limit, flt, plan, pk))
+            coll, [s.seg_id for s in mine], qc, field, limit, flt, plan, out))
 
     @staticmethod
     def fetch_many(picks: list[tuple["RemoteSegment", torch.Tensor]], schema: Any, spec: Any,

@@ -32,6 +32,10 @@ from .segment import match_keys
 from .storage.segments import ShardRows
 
 MAX_TOPK = 16384
+# a search of at most this many queries x limit asks Ray workers for the output fields of
+# their top-k with the scan (one round trip, for latency); a larger one asks for the
+# merged winners' fields after (a second round trip, but no worker sends rows that lose)
+FETCH_WITH_SCAN = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,13 +265,21 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     nq = len(queries)  # a (nq, d) tensor, or a sparse field's CSR rows
     if not segs:
         return [[] for _ in range(nq)]
+    out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
+                          spec.all_dynamic)
+    names, has_entity = _shown(out_spec, keep_pk=pk in spec.fields)
     ds, ids, owners = [], [], []
     # segments on Ray workers first (one call a worker): they scan while the local ones do
     remote = [si for si, seg in enumerate(segs) if getattr(seg, "remote", False)
               and seg.num_rows]
-    asked = segs[remote[0]].scan_many([segs[si] for si in remote], queries, field_name,
-                                      limit, flt, plan, pk) if remote else None
-    known: dict[int, tuple] = {}  # a Ray worker's winners' keys, sent with its top-k
+    asked = None
+    if remote:  # small batches: the output of their top-k comes back with it (one round
+        # trip); large ones: their keys only, the winners' fields asked for after the merge
+        out = (schema, out_spec, names, has_entity) if nq * limit <= FETCH_WITH_SCAN else \
+            (schema, OutputSpec((pk,), (), False), [], False)
+        asked = segs[remote[0]].scan_many([segs[si] for si in remote], queries, field_name,
+                                          limit, flt, plan, out)
+    known: dict[int, tuple] = {}  # a Ray worker's found rows and their output
     for si, seg in enumerate(segs):
         if seg.num_rows == 0 or si in remote:
             continue
@@ -275,8 +287,8 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
         ds.append(d)
         ids.append(i)
         owners.append(si)
-    for si, (d, i, keys) in zip(remote, asked.wait() if asked else []):
-        known[si] = (i[i >= 0].numpy(), keys)
+    for si, (d, i, *found) in zip(remote, asked.wait() if asked else []):
+        known[si] = found
         ds.append(d.to(queries.device))
         ids.append(i.to(queries.device))
         owners.append(si)
@@ -298,8 +310,6 @@ def search(res: Resident, segs: list[ResidentSegment], field_name: str, plan: Pl
     dist = best if metric in DISTANCE_METRICS else -best
     if round_decimal >= 0:
         dist = torch.round(dist.double(), decimals=round_decimal)  # 0.123, not 0.12300000339
-    out_spec = OutputSpec((pk, *[f for f in spec.fields if f != pk]), spec.dynamic_keys,
-                          spec.all_dynamic)
     with _gc_paused():
         return _assemble(schema, segs, valid, rows, seg_of, only, dist, out_spec,
                          keep_pk=pk in spec.fields, known=known)
@@ -320,6 +330,12 @@ def _gc_paused():
             gc.enable()
 
 
+def _shown(out_spec: OutputSpec, keep_pk: bool) -> tuple[list[str], bool]:
+    """The fields a hit's entity shows, and whether it has one at all."""
+    names = [f for f in out_spec.fields if keep_pk or f != out_spec.fields[0]]
+    return names, bool(names) or out_spec.all_dynamic or bool(out_spec.dynamic_keys)
+
+
 def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torch.Tensor,
               rows: torch.Tensor, seg_of: torch.Tensor | None, only: int | None,
               dist: torch.Tensor, out_spec: OutputSpec, keep_pk: bool,
@@ -328,16 +344,16 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
     hits (query-major): each segment's rows are fetched once (unique rows only) and spread
     to their hits with numpy indexing, so the per-hit Python work is building its dict.
     ``seg_of`` (nq, k) says which segment each winner is in, or is None when every winner
-    is in segment ``only``. ``known``: segment -> (rows, keys) its worker sent with its
-    top-k, so hits that need nothing but their key ask it nothing more."""
+    is in segment ``only``. ``known``: segment -> (rows, columns, row dicts) its Ray
+    worker sent with its top-k (the rows it found, sorted; row dicts None when it sent
+    keys only): hits it covers ask it nothing more."""
     pk = schema.primary.name
     counts = valid.sum(1).tolist()
     row_h = rows[valid]
     n = int(row_h.numel())
     pks = np.empty(n, dtype=object)
     ents = np.empty(n, dtype=object)
-    names = [f for f in out_spec.fields if keep_pk or f != pk]
-    has_entity = bool(names) or out_spec.all_dynamic or bool(out_spec.dynamic_keys)
+    names, has_entity = _shown(out_spec, keep_pk)
     if seg_of is None:
         groups = [(only, slice(None))]
     else:
@@ -354,10 +370,10 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
         picked.append((si, where, uniq, inv))
     # segments on Ray workers are asked at once (one call a worker), then local ones read
     known = known or {}
-    if not has_entity:
-        for j, (si, where, uniq, inv) in enumerate(picked):
-            if si in known:
-                picked[j] = (si, where, uniq, inv, _lookup(*known[si], uniq.numpy()))
+    for j, (si, where, uniq, inv) in enumerate(picked):
+        found = known.get(si)
+        if found is not None and (found[2] is not None or not has_entity):
+            picked[j] = (si, where, uniq, inv, _among(*found, uniq.numpy()))
     far = [(si, uniq) for si, _, uniq, _, *got in picked
            if getattr(segs[si], "remote", False) and not got]
     asked = dict(zip([si for si, _ in far], segs[far[0][0]].fetch_many(
@@ -365,7 +381,7 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
         has_entity).wait())) if far else {}
     for si, where, uniq, inv, *got in picked:
         if got:
-            cols, built = {pk: got[0]}, None
+            cols, built = got[0]
         else:
             cols, built = asked[si] if si in asked else \
                 fetch(schema, segs[si], uniq, out_spec, names, has_entity)
@@ -385,11 +401,13 @@ def _assemble(schema: CollectionSchema, segs: list[ResidentSegment], valid: torc
     return out
 
 
-def _lookup(rows: np.ndarray, keys: list, want: np.ndarray) -> list:
-    """The keys of rows ``want`` (each one of ``rows``, whose keys are ``keys``)."""
-    order = np.argsort(rows, kind="stable")
-    at = order[np.searchsorted(rows[order], want)]
-    return [keys[i] for i in at.tolist()]
+def _among(rows: np.ndarray, cols: dict, built: list | None,
+           want: np.ndarray) -> tuple[dict, np.ndarray | None]:
+    """The columns and row dicts of rows ``want``, out of those of ``rows`` (sorted,
+    distinct; ``want`` among them)."""
+    at = np.searchsorted(rows, want)
+    return ({k: _objects(v)[at] for k, v in cols.items()},
+            None if built is None else _objects(built)[at])
 
 
 def _objects(values: list) -> np.ndarray:

@@ -102,6 +102,33 @@ def test_replicas_on_ray_workers(tmp_path):
     c.close()
 
 
+@pytest.mark.parametrize("with_scan", [True, False])
+def test_output_fields_come_with_the_scan_for_small_batches(tmp_path, monkeypatch, with_scan):
+    """Up to FETCH_WITH_SCAN queries x limit, a Ray worker sends its top-k's output with
+    the scan (one round trip: no fetch after); above it, the winners' fields are fetched
+    after the merge. The hits are the same either way, and the same as one device's."""
+    import engine.search
+    from engine.cluster import RemoteSegment
+
+    if not with_scan:
+        monkeypatch.setattr(engine.search, "FETCH_WITH_SCAN", 0)
+    fetches = []
+    real = RemoteSegment.fetch_many
+    monkeypatch.setattr(RemoteSegment, "fetch_many",
+                        staticmethod(lambda *a: fetches.append(1) or real(*a)))
+    q = np.random.default_rng(4).standard_normal((3, 16)).astype(np.float32).tolist()
+    got = {}
+    for name, kw in (("one", {}), ("ray", {"ray_workers": 2})):
+        c = _client(tmp_path, name, **kw)
+        _fill(c, "FLAT")
+        c.load_collection("c")
+        got[name] = [c.search("c", data=q, limit=6, filter="age > 3", output_fields=out)
+                     for out in (["*"], ["title", "vec"], ["id"], [])]
+        c.close()
+    assert got["one"] == got["ray"]
+    assert len(fetches) == (0 if with_scan else 3)  # every search but the keys-only one
+
+
 def _wait_loaded(c, name="c", timeout=60):
     import time
 
