@@ -421,13 +421,14 @@ def ray_workers(count: int, device: torch.device, memory_limit: int | None,
 def start_local_cluster(cpus: int, object_store_bytes: int) -> None:
     """Start a Ray cluster of this process's own, on loopback only.
 
-    Starts on one machine take turns (a lock file in the temp directory): local clusters
-    share Ray's files there and the token file a first start writes (~/.ray/auth_token),
-    and on a loaded two-core machine a start has been seen to miss Ray's fixed 30 s for
-    its node to register. Such a start is tried once more; a second failure is raised
+    Starts by one user on one machine take turns (a lock file of theirs in the temp
+    directory): local clusters share Ray's files there and the token file a first start
+    writes (~/.ray/auth_token), and on a loaded two-core machine a start has been seen
+    to miss Ray's fixed 30 s for its node to register. Such a start is tried once more; a second failure is raised
     with the ends of the raylet's and the GCS's logs, which say why."""
     ray = _ray()
-    with open(os.path.join(tempfile.gettempdir(), "hotset-ray-start.lock"), "w") as lock:
+    lock_path = os.path.join(tempfile.gettempdir(), f"hotset-ray-start-{os.getuid()}.lock")
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for attempt in (1, 2):
             try:
