@@ -231,18 +231,29 @@ class RemoteReservation:
 
 
 def _call(method: Any, *args: Any, who: str = "a Ray worker") -> Any:
-    """A worker call, waited for: a Milvus error raised there is raised here as it was;
-    a worker that died is ``WorkerLost`` (its segments are never searched half)."""
+    """A worker call, waited for (``_got``)."""
+    return _got(method.remote(*args), who)
+
+
+def _got(ref: Any, who: str) -> Any:
+    """A started worker call's answer: a Milvus error raised there is raised here as it
+    was; a worker that died is ``WorkerLost`` (its segments are never searched half)."""
     ray = _ray()
     try:
-        return ray.get(method.remote(*args))
+        return ray.get(ref)
     except ray.exceptions.RayTaskError as e:
-        cause = e.as_instanceof_cause()
-        if isinstance(cause, MilvusException):
-            raise MilvusException(cause.message, code=cause.code) from None
-        raise
+        if isinstance(e.cause, MilvusException):
+            raise e.cause.with_traceback(None) from None
+        log.error("a call on worker %s failed: %s", who, e)
+        raise MilvusException(f"worker {who} failed with {type(e.cause).__name__}: its "
+                              "log and the server's say why; nothing of the call was kept",
+                              code=65535) from None
     except ray.exceptions.RayActorError as e:
         raise WorkerLost(who, type(e).__name__) from None
+    except ray.exceptions.RayError as e:  # the object store, a node's raylet: said in the log
+        log.error("a call on worker %s failed in Ray: %s", who, e)
+        raise MilvusException(f"worker {who} could not be reached ({type(e).__name__}): the "
+                              "server's log says why; try again", code=65535) from None
 
 
 def dead_workers(workers: list[Worker], timeout: float = 10.0) -> list[str]:
@@ -310,14 +321,9 @@ class Gathered:
                       for mine in by.values()]
 
     def wait(self) -> list:
-        ray = _ray()
         got: dict[int, Any] = {}
         for mine, ref in self.calls:
-            try:
-                answers = ray.get(ref)
-            except ray.exceptions.RayActorError as e:
-                raise WorkerLost(mine[0].worker.name,
-                                 f"{type(e).__name__} during a read") from None
+            answers = _got(ref, mine[0].worker.name)
             got.update({id(s): a for s, a in zip(mine, answers)})
         return [got[id(s)] for s in self.segs]
 

@@ -20,6 +20,18 @@ class MilvusException(Exception):
     def __str__(self) -> str:
         return f"<{type(self).__name__}: (code={self.code}, message={self.message})>"
 
+    def __reduce__(self):
+        """Pickled as what it is, whatever its class's constructor takes: an error raised
+        on a Ray worker reaches the coordinator as the same class, code and message."""
+        return _remade, (type(self), self.message, self.code, dict(self.__dict__))
+
+
+def _remade(cls: type, message: str, code: int, state: dict) -> MilvusException:
+    err = cls.__new__(cls)
+    MilvusException.__init__(err, message, code)
+    err.__dict__.update(state)
+    return err
+
 
 class CollectionNotFound(MilvusException):
     default_code = 100
