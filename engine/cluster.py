@@ -390,6 +390,37 @@ class RemoteSegment:
 
 
 
+class RemoteLoads:
+    """Sealed segments being read by Ray workers, all started at once: each actor works
+    through the ones placed on it in order while the others work through theirs, so a
+    load takes as long as its busiest worker, not the sum of them."""
+
+    def __init__(self) -> None:
+        self.pending: dict[Any, tuple] = {}  # call -> (segment, worker, replica, files name)
+
+    def start(self, files: FilesSnapshot, fields: list[str], seg: SealedSegment,
+              token: int | None, worker: Worker, replica: bool) -> None:
+        ref = worker.root.actor.load.remote(files, fields, seg, token)
+        self.pending[ref] = (seg, worker, replica, files.name)
+
+    def finished(self, wait: float | None) -> list[tuple]:
+        """The loads that have finished, each (segment, worker, replica, files name),
+        waiting up to ``wait`` seconds for the first (None: as long as it takes; 0: not
+        at all); a load that failed raises as its worker raised it (``_got``)."""
+        if not self.pending:
+            return []
+        ray, refs = _ray(), list(self.pending)
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not done and wait != 0:
+            done, _ = ray.wait(refs, num_returns=1, timeout=wait)
+        out = []
+        for ref in done:
+            seg, worker, replica, name = self.pending.pop(ref)
+            _got(ref, worker.name)
+            out.append((seg, worker, replica, name))
+        return out
+
+
 def files_for(worker: Worker, coll: Any) -> FilesSnapshot:
     """What a Ray worker is handed to read a collection's segments: its files now, named
     as the worker's allocator tags the collection's owners."""

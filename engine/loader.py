@@ -277,15 +277,24 @@ class Loader:
             for name, parts in trained.items():
                 if name in res.fields:
                     self.put_index(res, name, parts)
+            remote = self._remote_loads()
             for seg in todo:
                 if res.cancelled:
                     raise LoadCancelled()
                 if seg.partition not in res.partitions:
                     continue  # its partition was released while this load ran
                 for i, w in enumerate(res.plan.placement[seg.id]):
-                    self._load_sealed(res, seg, worker=w, replica=i > 0)
+                    if w.remote:  # started here, read by the worker while others are
+                        self._start_remote(res, remote, seg, w, replica=i > 0)
+                    else:
+                        self._load_sealed(res, seg, worker=w, replica=i > 0)
                 if seg.partition not in res.partitions:  # released while it was copied
                     self.drop_segment(res, seg)
+                self._finish_remote(res, remote, wait=0)
+            while remote is not None and remote.pending:
+                if res.cancelled:
+                    raise LoadCancelled()
+                self._finish_remote(res, remote, wait=0.1)
             self._acquire(res)
             try:  # growing rows, segments sealed and rows deleted meanwhile
                 if res.cancelled:
@@ -421,21 +430,44 @@ class Loader:
     def _load_remote(self, res: Resident, seg: SealedSegment, budget: Any, worker: Worker,
                      replica: bool) -> None:
         """A sealed segment read from the data directory by the Ray worker ``worker``
-        itself; the coordinator keeps a ``RemoteSegment`` for it."""
-        from .cluster import RemoteSegment, _call, files_for
-
-        coll = res.collection
-        files = files_for(worker, coll)
-        _call(worker.root.actor.load, files, res.fields, seg, getattr(budget, "token", None),
-              who=worker.name)
-        rs = RemoteSegment(worker, files.name, seg, self.device)
-        if replica:
-            res.replicas.setdefault(seg.id, []).append(rs)
-        else:
-            res.segments[seg.id] = rs
-        res.copied += self.segment_bytes(coll, seg, res.fields)
+        itself, waited for; the coordinator keeps a ``RemoteSegment`` for it."""
+        remote = self._remote_loads()
+        self._start_remote(res, remote, seg, worker, replica, budget)
+        self._finish_remote(res, remote, wait=None)
         if res.cancelled:
             raise LoadCancelled()
+
+    def _remote_loads(self) -> Any:
+        """Where loads on Ray workers are started and collected (None without them)."""
+        if not any(w.remote for w in self.workers):
+            return None
+        from .cluster import RemoteLoads
+
+        return RemoteLoads()
+
+    def _start_remote(self, res: Resident, remote: Any, seg: SealedSegment, worker: Worker,
+                      replica: bool, budget: Any = None) -> None:
+        from .cluster import files_for
+
+        if budget is None:
+            budget = res.reservations.get(worker.name, res.reservation)
+        remote.start(files_for(worker, res.collection), res.fields, seg,
+                     getattr(budget, "token", None), worker, replica)
+
+    def _finish_remote(self, res: Resident, remote: Any, wait: float | None) -> None:
+        """Keep a ``RemoteSegment`` for each load a Ray worker has finished (waiting up
+        to ``wait`` seconds for one), counted in the load's progress."""
+        from .cluster import RemoteSegment
+
+        for seg, worker, replica, name in remote.finished(wait) if remote else []:
+            rs = RemoteSegment(worker, name, seg, self.device)
+            if replica:
+                res.replicas.setdefault(seg.id, []).append(rs)
+            else:
+                res.segments[seg.id] = rs
+            res.copied += self.segment_bytes(res.collection, seg, res.fields)
+            if seg.partition not in res.partitions:  # released while it was read
+                self.drop_segment(res, seg)
 
     def _placed(self, coll: Collection, seg: SealedSegment, name: str, place: str,
                 rs: ResidentSegment, h2d: HostToDevice, rows: torch.Tensor | None = None

@@ -102,6 +102,71 @@ def test_replicas_on_ray_workers(tmp_path):
     c.close()
 
 
+def test_workers_read_their_segments_at_the_same_time(tmp_path, monkeypatch):
+    """A load starts every Ray worker's segments before it waits for any: at some moment
+    loads are outstanding on both workers (one at a time would never be)."""
+    from engine.cluster import RemoteLoads
+
+    most = []
+    real = RemoteLoads.finished
+
+    def finished(self, wait):
+        most.append({w.name for _, w, _, _ in self.pending.values()})
+        return real(self, wait)
+
+    monkeypatch.setattr(RemoteLoads, "finished", finished)
+    c = _client(tmp_path, "d", ray_workers=2)
+    _fill(c, "FLAT", segments=8)
+    c.load_collection("c")
+    assert {"ray/0", "ray/1"} in most
+    assert c.get_load_state("c") == {"state": LoadState.Loaded}
+    assert sorted(_holders(c)) == ["ray/0"] * 4 + ["ray/1"] * 4
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 1197
+    c.close()
+
+
+def test_a_damaged_segment_rolls_back_every_worker(tmp_path):
+    """One worker's segment fails its checksum while the other worker's loads go on: the
+    load is refused with the file named and nothing of it stays on any worker."""
+    from engine.errors import StorageError
+    from engine.storage.segments import shard_header
+
+    from ..conftest import column_file
+    from .storage.test_corruption import _flip
+
+    c = _client(tmp_path, "d", ray_workers=2)
+    _fill(c, "FLAT", segments=6)
+    coll = c._db.collections["c"]
+    path = coll.segment_dir(coll.sealed[3].id) / column_file(c, "c", "vec")
+    good = _flip(path, shard_header(path)[0] + 100)
+    with pytest.raises(StorageError) as e:
+        c.load_collection("c")
+    assert str(path) in e.value.message
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    assert all(w["used_bytes"] == 0 for w in c.memory_info()["workers"])
+    path.write_bytes(good)
+    c.load_collection("c")
+    assert c.query("c", filter="", output_fields=["count(*)"])[0]["count(*)"] == 897
+    c.close()
+
+
+def test_a_worker_failure_that_is_no_milvus_error_shows_no_python_text(monkeypatch):
+    """Only the worker and the exception's class reach the caller; the traceback goes to
+    the log."""
+    from engine.cluster import _got
+
+    def failed(ref):
+        raise ray.exceptions.RayTaskError(
+            "RayWorker.load", "Traceback (most recent call last):\n  File x", KeyError("k"),
+            pid=1, ip="127.0.0.1")
+
+    monkeypatch.setattr(ray, "get", failed)
+    with pytest.raises(MilvusException) as e:
+        _got(None, "ray/0")
+    assert e.value.code == 65535 and "worker ray/0 failed with KeyError" in e.value.message
+    assert "Traceback" not in e.value.message and "'k'" not in e.value.message
+
+
 @pytest.mark.parametrize("with_scan", [True, False])
 def test_output_fields_come_with_the_scan_for_small_batches(tmp_path, monkeypatch, with_scan):
     """Up to FETCH_WITH_SCAN queries x limit, a Ray worker sends its top-k's output with
