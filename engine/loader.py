@@ -299,14 +299,11 @@ class Loader:
             try:  # growing rows, segments sealed and rows deleted meanwhile
                 if res.cancelled:
                     raise LoadCancelled()
-                for seg in coll.sealed:
-                    if seg.partition not in res.partitions:
-                        continue
-                    if seg.id not in res.segments:  # sealed after the plan
-                        self.load_segment(res, seg)
-                    else:
-                        for rs in res.copies(seg.id):
-                            rs.put_deleted(self.h2d(rs.device).to_device(seg.deleted.clone()))
+                mine = [s for s in coll.sealed if s.partition in res.partitions]
+                for seg in mine:
+                    for rs in res.copies(seg.id):
+                        rs.put_deleted(self.h2d(rs.device).to_device(seg.deleted.clone()))
+                self.load_segments(res, [s for s in mine if s.id not in res.segments])
                 for part, g in coll.growing.items():
                     if part in res.partitions:
                         self._load_growing(res, part, g)
@@ -335,20 +332,35 @@ class Loader:
         return [ws[i] for i in roomiest(need, [w.free_bytes for w in ws], copies,
                                         [w.name for w in ws])]
 
-    def load_segment(self, res: Resident, seg: SealedSegment) -> None:
-        """Make one more sealed segment of a Loaded collection resident (a refresh, a
-        segment sealed while it loaded): its copies, read from disk onto the roomiest
-        workers."""
-        need = self.segment_bytes(res.collection, seg, res.fields)
-        workers = self.roomiest(need, res.replica_number)
+    def load_segments(self, res: Resident, segs: list[SealedSegment]) -> None:
+        """Make more sealed segments of a Loaded collection resident (a refresh, segments
+        sealed while it loaded, a lost worker's segments re-placed): each segment's copies
+        reserved on the roomiest workers as they stand after the segments before it, then
+        read from disk, Ray workers' all started at once. On failure none of them stays."""
+        held: list[Any] = []
         try:
-            for i, w in enumerate(workers):
-                with w.allocator.reserve(need, f"segment {seg.id} of {res.collection.name}") \
-                        as r:
-                    self._load_sealed(res, seg, r, w, replica=i > 0)
+            placed = []
+            for seg in segs:
+                need = self.segment_bytes(res.collection, seg, res.fields)
+                for i, w in enumerate(self.roomiest(need, res.replica_number)):
+                    held.append(w.allocator.reserve(
+                        need, f"segment {seg.id} of {res.collection.name}"))
+                    placed.append((seg, w, held[-1], i > 0))
+            remote = self._remote_loads()
+            for seg, w, budget, replica in placed:
+                if w.remote:
+                    self._start_remote(res, remote, seg, w, replica, budget)
+                else:
+                    self._load_sealed(res, seg, budget, w, replica=replica)
+            while remote is not None and remote.pending:
+                self._finish_remote(res, remote, wait=None)
         except BaseException:
-            self.drop_segment(res, seg)
+            for seg in segs:  # a Ray worker runs calls in order: its loads end before this
+                self.drop_segment(res, seg)
             raise
+        finally:
+            for r in held:
+                r.close()
 
     def _acquire(self, res: Resident) -> None:
         if not self.lock.acquire(abandon=lambda: res.cancelled):  # a release may hold it

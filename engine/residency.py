@@ -221,9 +221,8 @@ class Residency:
 
     def refresh(self, coll: Collection) -> None:
         res = self.loaded(coll)
-        for seg in coll.adopt_new_segments():
-            if seg.partition in res.partitions:
-                self.loader.load_segment(res, seg)
+        self.loader.load_segments(res, [s for s in coll.adopt_new_segments()
+                                        if s.partition in res.partitions])
 
     # -- release --------------------------------------------------------------------------
     def _drop(self, name: str) -> None:
@@ -325,8 +324,7 @@ class Residency:
 
         def body() -> None:
             try:
-                for seg in segs:
-                    self.loader.load_segment(res, seg)
+                self.loader.load_segments(res, segs)
                 with self.lock:
                     for seg in segs:  # deletes applied while it was read
                         for rs in res.copies(seg.id):

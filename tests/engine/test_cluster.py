@@ -233,6 +233,63 @@ def test_a_killed_worker_is_re_placed_with_no_lost_rows(tmp_path):
     c.close()
 
 
+def test_a_lost_workers_segments_are_read_by_the_others_at_the_same_time(tmp_path,
+                                                                        monkeypatch):
+    """Re-placement reserves each lost segment on the roomiest survivor, then starts
+    them all: both survivors read at once, and the rows come back whole."""
+    from engine.cluster import RemoteLoads
+
+    most = []
+    real = RemoteLoads.finished
+
+    def finished(self, wait):
+        most.append({w.name for _, w, _, _ in self.pending.values()})
+        return real(self, wait)
+
+    c = _client(tmp_path, "d", ray_workers=3, memory_limit=10**9)  # equal budgets
+    _fill(c, "FLAT", segments=6)
+    c.load_collection("c")
+    want = _searches(c)
+    assert sorted(_holders(c)) == ["ray/0"] * 2 + ["ray/1"] * 2 + ["ray/2"] * 2
+    monkeypatch.setattr(RemoteLoads, "finished", finished)
+    ray.kill(c._db.workers.by_name("ray/0").allocator.actor)
+    c.get_load_state("c")                                # finds it gone, re-places
+    _wait_loaded(c)
+    assert {"ray/1", "ray/2"} in most
+    assert sorted(_holders(c)) == ["ray/1"] * 3 + ["ray/2"] * 3
+    assert _searches(c) == want
+    c.close()
+
+
+def test_a_re_placement_that_fails_keeps_nothing_on_any_worker(tmp_path):
+    """One of the lost worker's segments fails its checksum while the survivors read the
+    others: the collection is released whole, on every worker, with the file named."""
+    import time
+
+    from engine.storage.segments import shard_header
+
+    from ..conftest import column_file
+    from .storage.test_corruption import _flip
+
+    c = _client(tmp_path, "d", ray_workers=3, memory_limit=10**9)
+    _fill(c, "FLAT", segments=6)
+    c.load_collection("c")
+    res, coll = c._db.residency.get("c"), c._db.collections["c"]
+    lost = sorted(s for s in res.segments if res.segments[s].worker.name == "ray/0")
+    path = coll.segment_dir(lost[-1]) / column_file(c, "c", "vec")
+    _flip(path, shard_header(path)[0] + 100)
+    ray.kill(c._db.workers.by_name("ray/0").allocator.actor)
+    c.get_load_state("c")                                # finds it gone, re-places
+    deadline = time.time() + 60
+    while (err := c.take_load_error("c")) is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert err is not None and "could not be placed" in err.message
+    assert str(path) in err.message
+    assert c.get_load_state("c") == {"state": LoadState.NotLoad}
+    assert all(w["used_bytes"] == 0 for w in c.memory_info()["workers"])
+    c.close()
+
+
 def test_a_killed_worker_shows_in_the_load_state(tmp_path):
     c = _client(tmp_path, "d", ray_workers=2)
     _fill(c, "FLAT", segments=2, per=3000)
