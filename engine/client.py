@@ -30,7 +30,7 @@ class MilvusClient:
     ``ray_workers=N`` adds N Ray actors as workers (``engine/cluster.py``; the cluster at
     ``ray_address``, or one this process starts): they hold the sealed segments, read from
     ``uri`` (which every node must see at that path), while this process coordinates.
-    They are pinged every ``heartbeat_s`` seconds: one that died has its segments served
+    They are pinged every ``heartbeat_s`` seconds (5 by default): one that died has its segments served
     from replicas or read again onto the others without waiting for a call to find it.
     ``verify_checksums=False`` skips checking segment files against their checksums when
     they are read (a benchmark's comparison; damage then goes unnoticed).
@@ -40,7 +40,7 @@ class MilvusClient:
                  db_name: str = "", token: str = "", timeout: float | None = None, *,
                  device: str = "auto", devices: list[str] | None = None,
                  ray_workers: int = 0, ray_address: str | None = None,
-                 heartbeat_s: float = HEARTBEAT_S, memory_limit: int | None = None,
+                 heartbeat_s: float | None = None, memory_limit: int | None = None,
                  segment_max_bytes: int = DEFAULT_SEAL_BYTES, verify_checksums: bool = True,
                  **kwargs: Any) -> None:
         if str(uri).startswith(("http://", "https://", "tcp://", "grpc://")):
@@ -57,19 +57,26 @@ class MilvusClient:
             resolved = [resolve_device(device)]
         self.device = resolved[0]
         remote = None
-        if ray_workers:
+        if not ray_workers:
+            given = [k for k, v in (("ray_address", ray_address), ("heartbeat_s", heartbeat_s))
+                     if v is not None]
+            if given:
+                raise ParamError(f"{' and '.join(given)} apply to Ray workers only: pass "
+                                 "ray_workers=N with them, or leave them out")
+        else:
             if isinstance(ray_workers, bool) or not isinstance(ray_workers, int) \
                     or ray_workers < 0:
                 raise ParamError(f"ray_workers must be a number of workers, got {ray_workers!r}")
             from .cluster import ray_workers as start
 
+            heartbeat_s = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
             if isinstance(heartbeat_s, bool) or not isinstance(heartbeat_s, (int, float)) \
                     or not 0 < heartbeat_s < float("inf"):
                 raise ParamError(f"heartbeat_s must be a positive number of seconds, got "
                                  f"{heartbeat_s!r}")
             remote = start(ray_workers, self.device, memory_limit, ray_address)
         self._dbs = Databases(uri, resolved, memory_limit, segment_max_bytes,
-                              verify_checksums, remote, heartbeat_s)
+                              verify_checksums, remote, heartbeat_s or HEARTBEAT_S)
         try:
             self._db = self._dbs.get(db_name)
         except BaseException:

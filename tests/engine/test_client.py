@@ -410,6 +410,18 @@ def test_uri_must_be_a_directory(tmp_path):
         MilvusClient(str(tmp_path / "x"), device="cuda:7" if torch.cuda.is_available() else "cuda")
 
 
+@pytest.mark.parametrize("kw,named", [({"heartbeat_s": 1.0}, "heartbeat_s"),
+                                      ({"ray_address": "auto"}, "ray_address"),
+                                      ({"ray_workers": 0, "heartbeat_s": 2}, "heartbeat_s")])
+def test_ray_settings_without_ray_workers_are_refused(tmp_path, kw, named):
+    """Settings of Ray workers given to a client that has none would do nothing: refused,
+    and the data directory is not created."""
+    with pytest.raises(MilvusException, match=f"{named} apply to Ray workers only") as e:
+        MilvusClient(str(tmp_path / "d"), device="cpu", **kw)
+    assert e.value.code == 1100
+    assert not (tmp_path / "d").exists()
+
+
 def test_directory_lock_blocks_second_writer(tmp_path):
     import subprocess
     import sys
