@@ -284,17 +284,11 @@ class Loader:
                 if seg.partition not in res.partitions:
                     continue  # its partition was released while this load ran
                 for i, w in enumerate(res.plan.placement[seg.id]):
-                    if w.remote:  # started here, read by the worker while others are
-                        self._start_remote(res, remote, seg, w, replica=i > 0)
-                    else:
-                        self._load_sealed(res, seg, worker=w, replica=i > 0)
+                    self._load_copy(res, remote, seg, w, replica=i > 0)
                 if seg.partition not in res.partitions:  # released while it was copied
                     self.drop_segment(res, seg)
                 self._finish_remote(res, remote, wait=0)
-            while remote is not None and remote.pending:
-                if res.cancelled:
-                    raise LoadCancelled()
-                self._finish_remote(res, remote, wait=0.1)
+            self._finish_all(res, remote)
             self._acquire(res)
             try:  # growing rows, segments sealed and rows deleted meanwhile
                 if res.cancelled:
@@ -348,12 +342,8 @@ class Loader:
                     placed.append((seg, w, held[-1], i > 0))
             remote = self._remote_loads()
             for seg, w, budget, replica in placed:
-                if w.remote:
-                    self._start_remote(res, remote, seg, w, replica, budget)
-                else:
-                    self._load_sealed(res, seg, budget, w, replica=replica)
-            while remote is not None and remote.pending:
-                self._finish_remote(res, remote, wait=None)
+                self._load_copy(res, remote, seg, w, replica, budget)
+            self._finish_all(res, remote)
         except BaseException:
             for seg in segs:  # a Ray worker runs calls in order: its loads end before this
                 self.drop_segment(res, seg)
@@ -445,9 +435,25 @@ class Loader:
         itself, waited for; the coordinator keeps a ``RemoteSegment`` for it."""
         remote = self._remote_loads()
         self._start_remote(res, remote, seg, worker, replica, budget)
-        self._finish_remote(res, remote, wait=None)
+        self._finish_all(res, remote)
         if res.cancelled:
             raise LoadCancelled()
+
+    def _load_copy(self, res: Resident, remote: Any, seg: SealedSegment, worker: Worker,
+                   replica: bool, budget: Any = None) -> None:
+        """One copy of a sealed segment onto ``worker``: read here, or started on a Ray
+        worker, which reads it while the others read theirs (``_finish_all`` collects)."""
+        if worker.remote:
+            self._start_remote(res, remote, seg, worker, replica, budget)
+        else:
+            self._load_sealed(res, seg, budget, worker, replica=replica)
+
+    def _finish_all(self, res: Resident, remote: Any) -> None:
+        """Wait for every load started on Ray workers, stopping at a release."""
+        while remote is not None and remote.pending:
+            if res.cancelled:
+                raise LoadCancelled()
+            self._finish_remote(res, remote, wait=0.1)
 
     def _remote_loads(self) -> Any:
         """Where loads on Ray workers are started and collected (None without them)."""
