@@ -5,13 +5,16 @@ rooms it hands work to.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .databases import HEARTBEAT_S, Databases
 from .device import resolve_device
 from .errors import DataError, ParamError
+from .hybrid import OPTIONS as HYBRID_OPTIONS
 from .index import IndexParams
-from .reads import SearchRequest
+from .keywords import CONSISTENCY, checked
+from .reads import QUERY_OPTIONS, SEARCH_OPTIONS, SearchRequest
 from .schema import DYNAMIC_FIELD, CollectionSchema, DataType
 from .search import OutputSpec
 from .storage.wal import Kind
@@ -43,6 +46,10 @@ class MilvusClient:
                  heartbeat_s: float | None = None, memory_limit: int | None = None,
                  segment_max_bytes: int = DEFAULT_SEAL_BYTES, verify_checksums: bool = True,
                  **kwargs: Any) -> None:
+        if user or password or token:
+            raise ParamError("an embedded client has no users: user, password and token "
+                             "apply to a server (`python -m engine serve --token ...`, reached "
+                             "with pymilvus); leave them out here")
         if str(uri).startswith(("http://", "https://", "tcp://", "grpc://")):
             raise ParamError(
                 f"uri {uri!r} is a server address; engine.MilvusClient opens a data directory "
@@ -400,5 +407,36 @@ class MilvusClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+
+# What each method reads through ``**kwargs`` besides its named parameters; any other
+# keyword is refused (keywords.checked). prepare_index_params and add_collection_field
+# hand theirs to add_index and add_field, which check them.
+READS: dict[str, tuple[str, ...]] = {
+    "create_schema": ("description",),
+    "create_collection": ("enable_dynamic_field", "max_length", "properties", *CONSISTENCY),
+    "delete": ("pks", "filter_params"),
+    "search": (*SEARCH_OPTIONS, *CONSISTENCY),
+    "hybrid_search": (*HYBRID_OPTIONS, *CONSISTENCY),
+    "query": (*QUERY_OPTIONS, *CONSISTENCY),
+    "get": CONSISTENCY,
+    "get_load_state": ("partition_names",),
+    "load_partitions": ("load_fields", "skip_load_dynamic_field", "replica_number"),
+}
+FORWARDED = ("prepare_index_params", "add_collection_field")
+
+
+def _check_keywords(cls: type) -> None:
+    for name, attr in list(vars(cls).items()):
+        method = attr.__func__ if isinstance(attr, staticmethod) else attr
+        if name in FORWARDED or not callable(method) or (
+                name.startswith("_") and name != "__init__"):
+            continue
+        if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(method).parameters.values()):
+            wrapped = checked(method, READS.get(name, ()))
+            setattr(cls, name, staticmethod(wrapped) if isinstance(attr, staticmethod)
+                    else wrapped)
+
+
+_check_keywords(MilvusClient)
 
 __all__ = ["MilvusClient", "DataError", "DYNAMIC_FIELD"]

@@ -32,6 +32,7 @@ from .residency import Residency
 from .search import MAX_TOPK
 
 MAX_REQUESTS = 1024
+OPTIONS = ("offset", "round_decimal")  # what hybrid_search reads of its options
 
 
 @dataclass(frozen=True)

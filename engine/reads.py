@@ -28,6 +28,11 @@ MAX_NQ = 16384
 UNSUPPORTED_SEARCH = ("group_by_fields", "search_aggregation", "order_by_fields",
                       "rank_group_scorer")
 GROUPING = ("group_by_field", "group_size", "strict_group_size")
+# The options search and query read (SearchRequest.options, query's options); the
+# unsupported ones are read to be refused with their own message.
+SEARCH_OPTIONS = ("metric_type", "offset", "round_decimal", "ignore_growing", "filter_params",
+                  "ranker", "function_score", *GROUPING, *UNSUPPORTED_SEARCH)
+QUERY_OPTIONS = ("limit", "offset", "filter_params", "ignore_growing")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ from typing import Any
 from ...client import MilvusClient
 from ...errors import ParamError
 from ...hybrid import AnnSearchRequest
-from ...names import shown
 from ...index import IndexParams
+from ...keywords import refuse_unknown
 from ...loader import LoadState
 from ...schema import DataType
 from . import models as m
@@ -61,14 +61,6 @@ def index_params(defs: list[m.IndexDef]) -> IndexParams:
 
 _COLLECTION_PARAMS = ("max_length", "consistencyLevel")
 _SEARCH_PARAMS = ("metricType", "params")
-
-
-def refuse_unknown(given: dict, known: tuple, where: str) -> None:
-    """A key Hotset does not read is 1100 naming it, never silently dropped."""
-    for key in given:
-        if key not in known:
-            raise ParamError(f"{where} {shown(key)} is not supported by Hotset: leave it out "
-                             f"(supported: {', '.join(known)})")
 
 
 def create_collection(c: MilvusClient, b: m.CreateCollection) -> None:
